@@ -1,0 +1,1 @@
+"""kubelite's controllers (replicaset, deployment, garbage collector, node lifecycle) and their manager."""

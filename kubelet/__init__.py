@@ -1,0 +1,1 @@
+"""kubelite's node agent: runs the pods bound to its node through the runtime and reports their status."""

@@ -1,0 +1,1 @@
+"""Scheduler plugins, one file per plugin, as kube-scheduler has them."""
