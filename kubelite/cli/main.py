@@ -1,14 +1,69 @@
-"""Entry point of the ``kubelite`` console script: parse the sub-command and dispatch to it."""
+"""Entry point of the ``kubelite`` console script: find the sub-command and hand it the arguments.
+
+Each sub-command lives in its own module with a ``main(argv: list[str]) -> int``; modules are imported
+only when their command runs, so ``kubelite get pods`` starts fast.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
+
+# command -> "module:function" (function(argv) -> exit code)
+COMMANDS: dict[str, str] = {
+    # cluster
+    "up": "kubelite.cli.up:main",
+    "down": "kubelite.cli.up:down",
+    # components, each also `python -m <component>`
+    "apiserver": "kubelite.cli.components:apiserver",
+    "scheduler": "kubelite.cli.components:scheduler",
+    "controller-manager": "kubelite.cli.components:controller_manager",
+    "kubelet": "kubelite.cli.components:kubelet",
+    # kubectl-like
+    "apply": "kubelite.cli.apply:main",
+    "create": "kubelite.cli.apply:create",
+    "replace": "kubelite.cli.apply:replace",
+    "get": "kubelite.cli.get:main",
+    "describe": "kubelite.cli.describe:main",
+    "delete": "kubelite.cli.delete:main",
+    "label": "kubelite.cli.edit:label",
+    "annotate": "kubelite.cli.edit:annotate",
+    "patch": "kubelite.cli.edit:patch",
+    "version": "kubelite.cli.version:main",
+    "logs": "kubelite.cli.logs:main",
+    "exec": "kubelite.cli.logs:exec_",
+    "scale": "kubelite.cli.workloads:scale",
+    "rollout": "kubelite.cli.workloads:rollout",
+    "set": "kubelite.cli.workloads:set_",
+    "cordon": "kubelite.cli.nodes:cordon",
+    "uncordon": "kubelite.cli.nodes:uncordon",
+    "drain": "kubelite.cli.nodes:drain",
+    "taint": "kubelite.cli.nodes:taint",
+    # node-local
+    "runtime": "kubelite.cli.runtime:main",
+    "image": "kubelite.cli.image:main",
+}
+
+
+def _usage() -> str:
+    return "usage: kubelite <command> [args]\n\ncommands:\n  " + "\n  ".join(sorted(COMMANDS))
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print("usage: kubelite <command> [args]")
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
         return 0
-    print(f"kubelite: unknown command {argv[0]!r}", file=sys.stderr)
-    return 2
+    target = COMMANDS.get(argv[0])
+    if target is None:
+        print(f"kubelite: unknown command {argv[0]!r} (see 'kubelite --help')", file=sys.stderr)
+        return 2
+    module_name, func_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            print(f"kubelite: command {argv[0]!r} is not built yet", file=sys.stderr)
+            return 2
+        raise
+    return int(getattr(module, func_name)(argv[1:]) or 0)

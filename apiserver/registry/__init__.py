@@ -1,0 +1,1 @@
+"""Per-kind rules of the API: defaulting, validation, update strategies, field validation."""
