@@ -37,6 +37,12 @@ class RuntimePod:
                 return c
         return None
 
+    def latest_in(self, name: str, sandbox_id: str) -> ContainerStatus | None:
+        for c in self.containers:
+            if c.metadata.name == name and c.pod_sandbox_id == sandbox_id:
+                return c
+        return None
+
     def instances(self, name: str) -> list[ContainerStatus]:
         return [c for c in self.containers if c.metadata.name == name]
 
@@ -193,11 +199,13 @@ def compute_pod_actions(pod: Mapping[str, Any], rp: RuntimePod, *, backoff: Back
                           attempt=attempt, containers_to_start=to_start, containers_to_kill=kill_all)
 
     backoffs: dict[str, float] = {}
-    # init containers: done once any app container has been created
-    if inits and not any(rp.latest(c.get("name", "")) for c in apps):
+    # init containers (in the current sandbox): done once an app container runs or all exited 0
+    app_running = any((st := rp.latest(c.get("name", ""))) is not None and st.state == ContainerState.RUNNING
+                      for c in apps)
+    if inits and not app_running:
         for init in inits:
             name = init.get("name", "")
-            st = rp.latest(name)
+            st = rp.latest_in(name, sandbox_id)
             if st is None:
                 return PodActions(sandbox_id=sandbox_id, attempt=attempt, next_init_container=name)
             if st.state == ContainerState.RUNNING:
