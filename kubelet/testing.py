@@ -84,6 +84,7 @@ class FakeRuntime:
         cid = f"c{next(_ids)}"
         self.containers[cid] = ContainerStatus(cid, sandbox_id, config.metadata, ContainerState.CREATED, _now(),
                                                image=config.image, image_ref=f"{config.image}@sha256:00",
+                                               log_path=f"{sandbox_config.log_directory}/{config.log_path}",
                                                labels=dict(config.labels), annotations=dict(config.annotations))
         self.configs = getattr(self, "configs", {})
         self.configs[cid] = config
@@ -127,7 +128,10 @@ class FakeRuntime:
         return self.exec_results.get(tuple(cmd), ExecResult(0, b"", b""))
 
     async def exec(self, container_id: str, cmd: Sequence[str], *, tty: bool, stdin: bool) -> ExecProcess:
-        raise NotImplementedError("the fake runtime has no interactive exec")
+        """``cat`` echoes stdin to stdout until EOF; anything else prints its exec_results and exits."""
+        self.calls.append(("exec", tuple(cmd)))
+        return FakeExecProcess(tuple(cmd), self.exec_results.get(tuple(cmd), ExecResult(0, b"", b"")),
+                               tty=tty, stdin=stdin)
 
     async def container_stats(self, container_id: str) -> ContainerStats:
         return ContainerStats(container_id, _now())
@@ -138,6 +142,62 @@ class FakeRuntime:
     async def events(self) -> AsyncIterator[ContainerEvent]:  # type: ignore[override]
         while True:
             yield await self._events.get()
+
+
+class _Sink:
+    """A minimal StreamWriter stand-in feeding a StreamReader (the fake process's stdin)."""
+
+    def __init__(self, target: asyncio.StreamReader) -> None:
+        self.target = target
+
+    def write(self, data: bytes) -> None:
+        self.target.feed_data(data)
+
+    async def drain(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.target.feed_eof()
+
+
+class FakeExecProcess:
+    def __init__(self, cmd: tuple[str, ...], result: ExecResult, *, tty: bool, stdin: bool) -> None:
+        self.cmd = cmd
+        self.stdout = asyncio.StreamReader()
+        self.stderr: asyncio.StreamReader | None = None if tty else asyncio.StreamReader()
+        self.sizes: list[tuple[int, int]] = []
+        self._code = result.exit_code
+        self._done = asyncio.Event()
+        if cmd == ("cat",) and stdin:
+            self.stdin = _Sink(self.stdout)  # type: ignore[assignment]
+            self._echo = True
+        else:
+            self.stdin = None
+            self._echo = False
+            self.stdout.feed_data(result.stdout)
+            self.stdout.feed_eof()
+            if self.stderr is not None:
+                self.stderr.feed_data(result.stderr)
+            self._done.set()
+        if self.stderr is not None and self._echo:
+            self.stderr.feed_eof()
+        elif self.stderr is not None:
+            self.stderr.feed_eof()
+
+    async def wait(self) -> int:
+        if self._echo:
+            while not self.stdout.at_eof():
+                await asyncio.sleep(0.01)
+        await self._done.wait() if not self._echo else None
+        return self._code
+
+    def resize(self, width: int, height: int) -> None:
+        self.sizes.append((width, height))
+
+    async def kill(self) -> None:
+        if self._echo and not self.stdout.at_eof():
+            self.stdout.feed_eof()
+        self._done.set()
 
 
 class FakeImageService:
