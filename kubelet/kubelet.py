@@ -19,6 +19,7 @@ from typing import Any, Mapping, Protocol
 from kubelite.api.errors import ApiError, NotFound
 from kubelite.api.resources import lookup
 from kubelet.cri import ContainerState, ImageService, RuntimeService
+from kubelet.gc import ImageGC, collect_containers, rotate_logs
 from kubelet.envvars import Sources, referenced_objects
 from kubelet.images import ImageManager
 from kubelet.logs import parse_time
@@ -48,6 +49,7 @@ class KubeletConfig:
     crash_loop_cap: float = 300.0
     pleg_period: float = 1.0
     housekeeping_period: float = 2.0
+    gc_period: float = 60.0
     node_allocatable: Mapping[str, str] | None = None
 
     @property
@@ -72,6 +74,8 @@ class Kubelet:
                                 relist_duration=self.metrics.pleg_relist_duration)
         self.prober = ProbeManager(runtime, self.workers.wake, self.metrics.prober_probe_total)
         self.status = StatusManager(client)
+        self.image_gc = ImageGC(images)
+        self._last_gc = 0.0
         self.pods: dict[str, dict[str, Any]] = {}          # uid → newest pod bound here
         self.removed: dict[str, dict[str, Any]] = {}       # uid → last known pod that left
         self._messages: dict[str, str] = {}                # exited container id → termination message
@@ -166,6 +170,11 @@ class Kubelet:
         self.metrics.running_containers.labels(container_state="running").set(len(running))
         self.metrics.running_pods.set(sum(1 for rp in rps.values() if rp.sandbox is not None
                                           and rp.sandbox.state.value == "SANDBOX_READY"))
+        await rotate_logs(rps)
+        if time.monotonic() - self._last_gc >= self.config.gc_period:
+            self._last_gc = time.monotonic()
+            await collect_containers(self.runtime, {u: rp for u, rp in rps.items() if u in self.pods})
+            await self.image_gc.collect(rps)
 
     # ------------------------------------------------------------------ the sync of one pod
     async def sync(self, uid: str) -> float | None:

@@ -114,3 +114,10 @@ def test_planner_holds_container_in_backoff() -> None:
     assert a.containers_to_start == () and a.backoff == {"a": pytest.approx(5)} and not a.kill_pod
     a = compute_pod_actions(p, state, backoff=b, now=41)
     assert a.containers_to_start == ("a",)
+
+
+def test_dead_container_gc_keeps_newest_two() -> None:
+    from kubelet.gc import dead_containers
+    state = rp(ctr("a", "exited", 1, attempt=3), ctr("a", "exited", 1, attempt=2), ctr("a", "exited", 1, attempt=1),
+               ctr("a", "exited", 1, attempt=0), ctr("b"), sandboxes=(sandbox(),))
+    assert dead_containers(state) == ["a-1", "a-0"]
