@@ -127,10 +127,21 @@ async def _wait_ready(st: ApiState) -> None:
             delay = min(2.0, delay * 2)
 
 
+async def _close_watches(app: web.Application) -> None:
+    """On shutdown (before waiting for open requests): not ready any more, end every client watch."""
+    st = app[STATE]
+    st.stopping = True
+    st.ready = False
+    for rc in st.cache.caches.values():
+        for w in list(rc.watchers):
+            w.close()
+
+
 def make_app(settings: Settings, store_factory: StoreFactory = _default_store) -> web.Application:
     """The apiserver application for ``settings`` (``store_factory`` lets tests use the memory store)."""
     app = web.Application(middlewares=[error_middleware], client_max_size=4 * 1024 * 1024)
     app.cleanup_ctx.append(_state_ctx(settings, store_factory))
+    app.on_shutdown.append(_close_watches)
     r = app.router
     r.add_get("/version", discovery.handle_version)
     r.add_get("/healthz", _healthz)
