@@ -18,7 +18,7 @@ def write(path: Path, value: str | int) -> None:
     """Write one value to a control file (one write(2), as the kernel expects)."""
     data = str(value).encode()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)   # TRUNC: harmless on cgroupfs, needed by a fake tree
     except OSError as e:
         raise CgroupError(f"open {path}: {e.strerror}") from e
     try:
