@@ -161,6 +161,7 @@ def exec_in(root: str, cid: str, process: dict[str, Any], stdio: list[int]) -> i
             os.close(fd)
         child = os.fork()
         if child == 0:
+            linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # killing the helper ends the exec
             os.dup2(stdio[0], 0)
             os.dup2(stdio[1], 1)
             os.dup2(stdio[2], 2)

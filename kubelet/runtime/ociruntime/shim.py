@@ -128,6 +128,7 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
         pidfd = os.pidfd_open(pid)
         st = {"id": cid, "pid": pid, "bundle": spec["_bundle"], "created": time.time_ns(),
               "starttime": state.proc_starttime(pid), "cgroup": cg, "shim": os.getpid(),
+              "shim_starttime": state.proc_starttime(os.getpid()),
               "oom_base": cgroupfs.oom_kills(cg) if cg else 0}
         state.write_json(os.path.join(cdir, "state.json"), st)
         ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -72,7 +72,7 @@ def status(root: str, cid: str) -> dict[str, Any] | None:
     ex = read_json(os.path.join(d, "exit.json"))
     if ex is not None:
         s = "stopped"
-    elif not alive(st["pid"], st["starttime"]):
+    elif not alive(st["pid"], st["starttime"]) and not alive(st["shim"], st.get("shim_starttime", -1)):
         s = "stopped"  # the shim died with it: nothing recorded, the kernel says it is gone
         ex = {"exit_code": 255, "reason": "Unknown", "finished": 0, "message": "shim lost"}
     else:
