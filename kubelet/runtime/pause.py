@@ -2,9 +2,9 @@
 
 Run in a child of the fork server (``op: sandbox``). It leaves the caller's session, optionally creates
 a user namespace first (its uid/gid maps written by a helper still in the host's user namespace), then
-the pod's net, IPC, UTS (and PID) namespaces inside it; sets the hostname, brings ``lo`` up, bind-mounts
-``/proc/<pid>/ns/<kind>`` onto ``<dir>/ns/<kind>`` (files named by the runtime), answers ``{"pid"}`` on
-the connection and then only sleeps and reaps (it is PID 1 of the pod's PID namespace when shared).
+the pod's net, IPC, UTS (and PID) namespaces inside it; sets the hostname, brings ``lo`` up, answers
+``{"pid"}`` on the connection (the runtime then pins ``/proc/<pid>/ns/*`` with bind mounts from the
+host's side) and then only sleeps and reaps (it is PID 1 of the pod's PID namespace when shared).
 """
 
 from __future__ import annotations
@@ -80,12 +80,9 @@ def _user_namespace(maps: dict[str, str]) -> None:
 
 def run(req: dict[str, Any], conn: socket.socket) -> None:
     """Become the pause process described by ``req`` (dir, hostname, namespaces, maps); never returns."""
-    bound: list[str] = []
     try:
         os.setsid()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        nsdir = os.path.join(req["dir"], "ns")
-        os.makedirs(nsdir, exist_ok=True)
         kinds: list[str] = list(req.get("namespaces", []))
         if req.get("maps"):
             _user_namespace(req["maps"])
@@ -110,23 +107,12 @@ def run(req: dict[str, Any], conn: socket.socket) -> None:
             os.close(r)
             os.close(w)
             holder = child
-        for k in kinds:
-            target = os.path.join(nsdir, KINDS[k])
-            os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o444))
-            src = f"/proc/{holder}/ns/{'pid_for_children' if k == 'pid' and holder == os.getpid() else KINDS[k]}"
-            linux.mount(src, target, None, linux.MS_BIND)
-            bound.append(target)
         conn.send(json.dumps({"pid": holder}).encode())
         conn.close()
         if holder != os.getpid():
             os._exit(0)  # the PID-1 child carries on; the session leader is not needed
         _sleep_forever()
     except BaseException as e:
-        for t in bound:
-            try:
-                linux.umount2(t, linux.MNT_DETACH)
-            except OSError:
-                pass
         try:
             conn.send(json.dumps({"error": f"sandbox: {type(e).__name__}: {e}"}).encode())
         finally:

@@ -21,7 +21,7 @@ from dataclasses import asdict
 from typing import Any
 
 from kubelet import cri
-from kubelet.runtime.linux import MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID
+from kubelet.runtime.linux import MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID
 from kubelet.runtime.ociruntime import cgroupfs, state
 from kubelet.runtime.ociruntime.forkserver import ForkServerClient
 
@@ -138,9 +138,15 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
             meta["pid"] = reply["pid"]
             meta["starttime"] = state.proc_starttime(reply["pid"])
             nsdir = os.path.join(d, "ns")
-            for k in kinds + (["user"] if maps else []):
-                meta["ns"][k] = os.path.join(nsdir, {"network": "net"}.get(k, k))
+            os.makedirs(nsdir)
             undo.push_async_callback(_release, fs, meta)
+            for k in kinds + (["user"] if maps else []):
+                name = {"network": "net"}.get(k, k)
+                target = os.path.join(nsdir, name)
+                open(target, "x").close()
+                await fs.call({"op": "mount", "source": f"/proc/{meta['pid']}/ns/{name}", "target": target,
+                               "flags": MS_BIND})
+                meta["ns"][k] = target
         net = _network_module()
         if net is not None and "network" in kinds:
             meta["ip"] = await asyncio.to_thread(net.setup_pod, sid, meta["ns"]["network"])

@@ -183,6 +183,8 @@ class Runtime:
                 undo.callback(shutil.rmtree, cdir, True)
                 mounts = self.snapshots.prepare(cid, image.layer_paths)
                 undo.callback(self.snapshots.remove, cid)
+                if meta.get("userns_base"):  # the container's root owns its writable layer
+                    os.chown(self.snapshots.upper(cid), meta["userns_base"], meta["userns_base"])
                 cg = f"{meta['cgroup']}/{cid}"
                 spec = oci.generate(cid, config, image.config, [str(p) for p in image.layer_paths],
                                     self._view(meta), cg, [m.to_oci("/") for m in mounts])

@@ -89,7 +89,10 @@ def stage1(spec: dict[str, Any], sync: socket.socket, procs_files: list[str]) ->
         pid = os.getpid()
         for f in procs_files:
             linux.write_file(f, str(pid))
+        set_oom_score_adj(spec["process"])
         nss = {n["type"]: n.get("path") for n in spec.get("linux", {}).get("namespaces", [])}
+        if nss.get("user") and "mount" in nss and not nss["mount"]:
+            _idmapped_rootfs(spec, nss["user"])
         if "user" in nss:
             if nss["user"]:
                 fd = os.open(nss["user"], os.O_RDONLY | os.O_CLOEXEC)
@@ -123,6 +126,31 @@ def stage1(spec: dict[str, Any], sync: socket.socket, procs_files: list[str]) ->
             send(sync, {"error": f"{type(e).__name__}: {e}"})
         finally:
             os._exit(1)
+
+
+def _idmapped_rootfs(spec: dict[str, Any], userns_path: str) -> None:
+    """Mount the rootfs overlay as host root in a private mount namespace, its lower layers idmapped into
+    the pod's user namespace (mount_setattr), so files owned by host root show as the container's root.
+    The container's own mount namespace, made next inside the user namespace, inherits it."""
+    extra = spec.get("annotations", {}).get(ROOTFS_MOUNTS_ANNOTATION)
+    if not extra:
+        return
+    linux.unshare(linux.CLONE_NEWNS)
+    linux.mount(None, "/", None, MS_PRIVATE | MS_REC)
+    userns = os.open(userns_path, os.O_RDONLY | os.O_CLOEXEC)
+    rootfs = os.path.join(spec["_bundle"], spec["root"]["path"])
+    for m in json.loads(extra):
+        for opt in m.get("options", []):
+            if opt.startswith("lowerdir="):
+                for layer in opt[len("lowerdir="):].split(":"):
+                    fd = linux.open_tree(layer, linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC)
+                    linux.mount_setattr(fd, linux.MOUNT_ATTR_IDMAP, userns)
+                    linux.move_mount(fd, layer)  # over the layer itself, in this mount namespace only
+                    os.close(fd)
+        flags, _prop, data = parse_options(m.get("options", []))
+        linux.mount(m["source"], rootfs, m["type"], flags, data or None)
+    os.close(userns)
+    spec["_rootfs_mounted"] = True
 
 
 # ------------------------------------------------------------------------------------------ stage 2
@@ -202,7 +230,7 @@ def stage2(spec: dict[str, Any], sync: socket.socket) -> None:
         if "mount" in nss:
             linux.mount(None, "/", None, PROPAGATION.get(lx.get("rootfsPropagation", "rprivate"), MS_PRIVATE | MS_REC))
             extra = spec.get("annotations", {}).get(ROOTFS_MOUNTS_ANNOTATION)
-            if extra:
+            if extra and not spec.get("_rootfs_mounted"):
                 for m in json.loads(extra):
                     flags, _prop, data = parse_options(m.get("options", []))
                     linux.mount(m["source"], rootfs, m["type"], flags, data or None)
@@ -244,12 +272,16 @@ RLIMITS = {name: getattr(resource, name.replace("RLIMIT_", "RLIMIT_")) for name 
            if name.startswith("RLIMIT_")}
 
 
+def set_oom_score_adj(proc: dict[str, Any]) -> None:
+    """Inherited by children; set while still host root (lowering it needs CAP_SYS_RESOURCE)."""
+    if proc.get("oomScoreAdj") is not None:
+        linux.write_file("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]))
+
+
 def apply_process(proc: dict[str, Any]) -> None:
     """rlimits, no_new_privs, capabilities, user and cwd of an OCI ``process`` (for init and exec alike)."""
     for rl in proc.get("rlimits", []):
         resource.setrlimit(RLIMITS[rl["type"]], (rl["soft"], rl["hard"]))
-    if proc.get("oomScoreAdj") is not None:
-        linux.write_file("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]))
     caps = proc.get("capabilities")
     if caps is not None:
         linux.drop_bounding_set(linux.cap_mask(caps.get("bounding", [])))

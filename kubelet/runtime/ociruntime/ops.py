@@ -32,7 +32,7 @@ def _shim_call(root: str, cid: str, cmd: str, timeout: float | None = 10.0) -> d
         data = b""
         while chunk := s.recv(65536):
             data += chunk
-    except (FileNotFoundError, ConnectionRefusedError):
+    except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, BrokenPipeError):
         raise ProcessLookupError(cid) from None
     finally:
         s.close()
@@ -151,6 +151,7 @@ def exec_in(root: str, cid: str, process: dict[str, Any], stdio: list[int]) -> i
         if cg:
             for f in cgroupfs.create(cg, {}):
                 linux.write_file(f, str(os.getpid()))
+        init.set_oom_score_adj(process)
         fds = {}
         for kind in ("user", "ipc", "uts", "net", "pid", "cgroup", "mnt"):
             mine, theirs = os.stat(f"/proc/self/ns/{kind}"), os.stat(f"/proc/{pid}/ns/{kind}")

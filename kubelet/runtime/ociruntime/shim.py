@@ -236,6 +236,27 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
         os.unlink(os.path.join(cdir, "shim.sock"))
     except FileNotFoundError:
         pass
+    ctl.setblocking(False)
+    while True:  # late callers still in the backlog: waiters get the record, others a refusal
+        try:
+            conn, _ = ctl.accept()
+        except BlockingIOError:
+            break
+        conn.setblocking(True)
+        conn.settimeout(1)
+        try:
+            cmd = conn.recv(256).decode().split()
+        except OSError:
+            cmd = []
+        if cmd and cmd[0] == "wait":
+            waiters.append(conn)
+        else:
+            try:
+                conn.sendall(b'{"error": "container not running"}')
+            except OSError:
+                pass
+            conn.close()
+    ctl.close()
     out = json.dumps(ex).encode()
     for w in waiters:
         try:
