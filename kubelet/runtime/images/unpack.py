@@ -60,11 +60,11 @@ class HashingReader:
 
 def open_decompressed(path: Path) -> tuple[BinaryIO, subprocess.Popen[bytes] | None]:
     """Open a layer blob, decompressing gzip (and zstd through the ``zstd`` tool) by its magic bytes."""
-    f = open(path, "rb")
-    magic = f.read(4)
-    f.seek(0)
+    with open(path, "rb") as f:
+        magic = f.read(4)
     if magic[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f, mode="rb"), None  # type: ignore[return-value]
+        return gzip.open(path, "rb"), None  # type: ignore[return-value]
+    f = open(path, "rb")
     if magic == b"\x28\xb5\x2f\xfd":
         zstd = shutil.which("zstd")
         if zstd is None:
