@@ -162,7 +162,8 @@ def _import_oci(store: ImageStore, tf: tarfile.TarFile, names: list[str] | None,
             tags = [_name_of(entry, path)]
         repo_digest = entry["digest"] if mt in oci.INDEX_TYPES else None
         out.append(store.commit_image(mbytes, tags, repo_digest=repo_digest,
-                                      extra_blobs=(top,) if repo_digest else ()))
+                                      extra_blobs=(top,) if repo_digest else (),
+                                      media_type=desc.get("mediaType")))
     return out
 
 
@@ -245,7 +246,7 @@ def _export_oci(store: ImageStore, images: list[tuple[str, StoredImage]], out: t
         for d in [img.manifest_digest, img.manifest["config"]["digest"], *(layer.digest for layer in img.layers)]:
             if d not in blobs:
                 blobs.append(d)
-        base = {"mediaType": img.manifest.get("mediaType") or oci.OCI_MANIFEST, "digest": img.manifest_digest,
+        base = {"mediaType": img.media_type, "digest": img.manifest_digest,
                 "size": store.blobs.size(img.manifest_digest)}
         for name in _names_for(ref, img) or [None]:
             e = dict(base)

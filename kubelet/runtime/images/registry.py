@@ -57,6 +57,14 @@ def _registry_message(status: int, body: bytes) -> str:
     return body.decode(errors="replace").strip()[:200] or f"HTTP {status}"
 
 
+def _first(group: BaseExceptionGroup) -> BaseException:
+    """The first real error of a TaskGroup's group (what the user needs to read)."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
 class RegistryClient:
     """One session for one or more pulls/pushes. Use as ``async with RegistryClient(cfg) as c``."""
 
@@ -66,6 +74,7 @@ class RegistryClient:
         self._session: aiohttp.ClientSession | None = None
         self._tokens: dict[tuple[str, str], str] = {}
         self._basic: set[str] = set()
+        self.downloaded = 0          # bytes received for blobs (a resumed download counts its tail only)
 
     async def __aenter__(self) -> "RegistryClient":
         self._session = aiohttp.ClientSession(auto_decompress=False,
@@ -228,6 +237,7 @@ class RegistryClient:
                 buf = bytearray()
                 async for chunk in resp.content.iter_chunked(CHUNK):
                     buf += chunk
+                    self.downloaded += len(chunk)
                     if len(buf) >= CHUNK:
                         await asyncio.to_thread(f.write, bytes(buf))
                         done += len(buf)
@@ -284,11 +294,14 @@ class RegistryClient:
                 await asyncio.to_thread(store.ensure_layer, dict(desc), diff_id)
                 self._emit(desc["digest"], "Pull complete", 0, 0)
 
-            async with asyncio.TaskGroup() as tg:
-                for desc, diff_id in zip(manifest.get("layers", []), diff_ids):
-                    tg.create_task(layer(desc, diff_id))
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    for desc, diff_id in zip(manifest.get("layers", []), diff_ids):
+                        tg.create_task(layer(desc, diff_id))
+            except* ImageError as eg:
+                raise _first(eg) from None
             name = f"{ref.name}@{ref.digest}" if ref.digest else str(ref)
-            return await asyncio.to_thread(store.commit_image, mbytes, [name], top_digest, extra)
+            return await asyncio.to_thread(store.commit_image, mbytes, [name], top_digest, extra, mt)
 
     # ------------------------------------------------------------------------------------ push
     async def _blob_exists(self, ref: Reference, digest: str) -> bool:
@@ -349,11 +362,14 @@ class RegistryClient:
                     return
                 await self._upload(ref, store.blobs.path(digest), digest, mount_from)
 
-        async with asyncio.TaskGroup() as tg:
-            for digest in [layer.digest for layer in img.layers] + [img.id]:
-                tg.create_task(one(digest))
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for digest in [layer.digest for layer in img.layers] + [img.id]:
+                    tg.create_task(one(digest))
+        except* ImageError as eg:
+            raise _first(eg) from None
         mbytes = await asyncio.to_thread(store.blobs.read, img.manifest_digest)
-        mt = img.manifest.get("mediaType") or oci.OCI_MANIFEST
+        mt = img.media_type
         resp, _ = await self._request("PUT", ref, f"/v2/{ref.path}/manifests/{ref.object}", actions="pull,push",
                                       data=mbytes, headers={"Content-Type": mt}, allow=(201,))
         resp.release()

@@ -57,6 +57,7 @@ class StoredImage:
     names: tuple[str, ...] = ()          # full references: docker.io/library/busybox:1.35
     repo_digests: tuple[str, ...] = ()   # docker.io/library/busybox@sha256:…
     size: int = 0                        # config + layer blobs
+    media_type: str = oci.OCI_MANIFEST   # of the manifest
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -165,8 +166,9 @@ class ImageStore:
             if rd not in repo_digests:
                 repo_digests.append(rd)
         size = int(manifest["config"].get("size", 0)) + sum(layer.size for layer in layers)
+        mt = manifest.get("mediaType") or (entries[0].get("mediaType") if entries else None) or oci.OCI_MANIFEST
         return StoredImage(config_digest, config, layers, manifest_digest, manifest, tuple(names),
-                           tuple(repo_digests), size)
+                           tuple(repo_digests), size, mt)
 
     def _grouped(self) -> dict[str, list[dict[str, Any]]]:
         groups: dict[str, list[dict[str, Any]]] = {}
@@ -234,7 +236,8 @@ class ImageStore:
         return path
 
     def commit_image(self, manifest: bytes, names: list[str] | tuple[str, ...] = (),
-                     repo_digest: str | None = None, extra_blobs: tuple[bytes, ...] = ()) -> StoredImage:
+                     repo_digest: str | None = None, extra_blobs: tuple[bytes, ...] = (),
+                     media_type: str | None = None) -> StoredImage:
         """Record an image whose config and layer blobs are in the store; unpack its layers; name it.
 
         Args:
@@ -242,9 +245,10 @@ class ImageStore:
             names: references to point at it (moved from whatever image had them).
             repo_digest: the digest the registry knows it by, when that differs (an index).
             extra_blobs: blobs to keep with it (e.g. that index).
+            media_type: the manifest's type when its JSON does not say (the registry's Content-Type).
         """
         m = json.loads(manifest)
-        mt = m.get("mediaType") or oci.OCI_MANIFEST
+        mt = m.get("mediaType") or media_type or oci.OCI_MANIFEST
         if mt not in oci.MANIFEST_TYPES:
             raise UnsupportedMediaType(f"manifest media type {mt!r} is not supported")
         config = self.load_json(m["config"]["digest"])
@@ -301,7 +305,7 @@ class ImageStore:
             entries = index["manifests"]
             entries[:] = [e for e in entries if self._entry_name(e) != name
                           and not (e["digest"] == img.manifest_digest and self._entry_name(e) is None)]
-            entries.append({"mediaType": img.manifest.get("mediaType") or oci.OCI_MANIFEST,
+            entries.append({"mediaType": img.media_type,
                             "digest": img.manifest_digest, "size": size,
                             "annotations": {oci.ANNOTATION_REF_NAME: name, oci.ANNOTATION_IMAGE_NAME: name}})
             self._keep_dangling(entries, index)
