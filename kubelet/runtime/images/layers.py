@@ -208,3 +208,36 @@ def changes(layers: list[Path]) -> Iterator[list[tuple[str, str]]]:
                 out.append(("C" if path in present else "A", path))
                 present.add(path)
         yield sorted(out, key=lambda c: c[1])
+
+
+def _is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _opaque(path: Path) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR) == b"y"
+    except OSError:
+        return False
+
+
+def find_in_layers(layers: list[Path], rel: str) -> Path | None:
+    """The topmost layer's copy of ``rel`` in the union of ``layers`` (lowest first), or None when
+    it is absent or deleted (a whiteout or an opaque directory above hides it). Symlinks are not followed."""
+    parts = [p for p in rel.strip("/").split("/") if p and p != "."]
+    for layer in reversed(layers):
+        cur = layer
+        for comp in parts:
+            nxt = cur / comp
+            try:
+                st = os.lstat(nxt)
+            except FileNotFoundError:
+                if cur != layer and _opaque(cur):
+                    return None
+                break
+            if _is_whiteout(st):
+                return None
+            cur = nxt
+        else:
+            return cur
+    return None
