@@ -143,11 +143,18 @@ class Kubelet:
         self._stop.set()
 
     async def stop_all_pods(self) -> None:
-        """Stop every container and sandbox of this node (keeping the API objects): ``kubelite up``'s Ctrl-C."""
+        """Stop and remove every container and sandbox of this node, keeping the API objects (``kubelite up``'s
+        Ctrl-C): nothing is left on the machine, and the next start creates the pods afresh."""
         pods = await self.rm.runtime_pods()
+
+        async def one(uid: str, rp: RuntimePod) -> None:
+            pod = self.pods.get(uid, {})
+            await self.rm.kill_pod(pod, rp, min(grace_period(pod), 10) if pod else 2)
+            await self.rm.remove_pod(await self.rm.runtime_pod(uid))
+
         async with asyncio.TaskGroup() as tg:
             for uid, rp in pods.items():
-                tg.create_task(self.rm.kill_pod(self.pods.get(uid, {}), rp, min(grace_period(self.pods.get(uid, {})), 10)))
+                tg.create_task(one(uid, rp))
 
     async def _housekeeping(self) -> None:
         while True:
