@@ -85,6 +85,7 @@ class Kubelet:
         self.stop_pods_on_exit = False
         self.node_allocatable = dict(config.node_allocatable or {})
         self.host_ip = config.host_ip
+        self.timing: dict[str, dict[str, float]] = {}     # uid → seen/sandbox/started wall-clock times
 
     # ------------------------------------------------------------------ informer handlers
     def pod_added(self, pod: dict[str, Any]) -> None:
@@ -93,6 +94,7 @@ class Kubelet:
             self.pod_deleted(pod)
             return
         self.pods[uid] = pod
+        self.timing.setdefault(uid, {"seen": time.time()})
         self.removed.pop(uid, None)
         self.workers.wake(uid)
 
@@ -191,9 +193,19 @@ class Kubelet:
             return await self._remove(uid, rp)
         sources = await self._sources(pod)
         running = self._running(rp)
+        handler = await self._runtime_handler(pod)
+        if handler is None:
+            rc = (pod.get("spec") or {}).get("runtimeClassName")
+            self._event(pod, "Warning", "FailedCreatePodSandBox", f'RuntimeClass "{rc}" not found')
+            return RESYNC
         result = await self.rm.sync_pod(pod, rp, sources, self._pull_secrets(pod, sources),
                                         self.prober.failed(uid, running, "livenessProbe"),
-                                        self.prober.failed(uid, running, "startupProbe"))
+                                        self.prober.failed(uid, running, "startupProbe"), handler)
+        times = self.timing.setdefault(uid, {"seen": time.time()})
+        if result.sandbox_ready_at:
+            times.setdefault("sandbox", result.sandbox_ready_at)
+        if result.started_at:
+            times.setdefault("started", result.started_at)
         for type_, reason, message in result.events:
             self._event(pod, type_, reason, message)
         for name in result.started:
@@ -235,6 +247,7 @@ class Kubelet:
         self.prober.remove_pod(uid)
         self.status.forget(uid)
         self.removed.pop(uid, None)
+        self.timing.pop(uid, None)
         self._running_seen.discard(uid)
         for c in rp.containers:
             self._messages.pop(c.id, None)
@@ -267,13 +280,21 @@ class Kubelet:
         if not name:
             return None
         try:
-            obj = await self.client.get(lookup(resource), name, ns)
+            obj = await self.client.get(lookup(resource), name, ns or None)
             return obj if isinstance(obj, dict) else None
         except NotFound:
             return None
         except ApiError as exc:
             logger.warning("get %s %s/%s: %s", resource, ns, name, exc)
             return None
+
+    async def _runtime_handler(self, pod: Mapping[str, Any]) -> str | None:
+        """The RuntimeClass's handler ("" for none); None when the named RuntimeClass does not exist."""
+        name = (pod.get("spec") or {}).get("runtimeClassName")
+        if not name:
+            return ""
+        rc = await self._get("runtimeclasses", name, "")
+        return str(rc.get("handler") or name) if rc is not None else None
 
     @staticmethod
     def _pull_secrets(pod: Mapping[str, Any], sources: Sources) -> list[Mapping[str, Any]]:

@@ -36,6 +36,8 @@ class SyncResult:
     errors: dict[str, tuple[str, str]] = field(default_factory=dict)   # container → (reason, message)
     events: list[tuple[str, str, str]] = field(default_factory=list)   # (type, reason, message)
     started: list[str] = field(default_factory=list)
+    sandbox_ready_at: float = 0.0                                      # wall-clock, when created here
+    started_at: float = 0.0                                            # wall-clock, last container started
 
 
 def grace_period(pod: Mapping[str, Any]) -> int:
@@ -104,7 +106,7 @@ class RuntimeManager:
     # ---------------------------------------------------------------- the sync
     async def sync_pod(self, pod: Mapping[str, Any], rp: RuntimePod, sources: Sources,
                        pull_secrets: list[Mapping[str, Any]], liveness_failed: frozenset[str] = frozenset(),
-                       startup_failed: frozenset[str] = frozenset()) -> SyncResult:
+                       startup_failed: frozenset[str] = frozenset(), runtime_handler: str = "") -> SyncResult:
         now = self.clock()
         actions = compute_pod_actions(pod, rp, backoff=self.backoff, now=now,
                                       liveness_failed=liveness_failed, startup_failed=startup_failed)
@@ -139,9 +141,8 @@ class RuntimeManager:
             annotations = {TMPFS_ANNOTATION: "[" + ",".join(tmpfs) + "]"} if tmpfs else {}
             cfg = sandbox_config(pod, self.node_name, str(self.log_dir), actions.attempt, annotations)
             await asyncio.to_thread(Path(cfg.log_directory).mkdir, parents=True, exist_ok=True)
-            handler = (pod.get("spec") or {}).get("runtimeClassName") or ""
             try:
-                sandbox_id = await self.runtime.run_pod_sandbox(cfg, handler)
+                sandbox_id = await self.runtime.run_pod_sandbox(cfg, runtime_handler)
             except CriError as exc:
                 result.events.append(("Warning", "FailedCreatePodSandBox",
                                       f"Failed to create pod sandbox: {exc}"))
@@ -149,6 +150,7 @@ class RuntimeManager:
                     if name:
                         result.errors[name] = ("ContainerCreating", "")
                 return result
+            result.sandbox_ready_at = time.time()
             rp = RuntimePod.of(rp.uid, [await self.runtime.pod_sandbox_status(sandbox_id), *rp.sandboxes],
                                list(rp.containers))
         sb = rp.sandbox
@@ -206,6 +208,7 @@ class RuntimeManager:
             result.events.append(("Warning", "Failed", f"Error: {exc}"))
             return
         result.started.append(name)
+        result.started_at = time.time()
         result.events.append(("Normal", "Started", f"Started container {name}"))
         post = ((c.get("lifecycle") or {}).get("postStart"))
         if post:

@@ -192,3 +192,14 @@ async def test_liveness_failure_restarts_and_readiness_gates(tmp_path: Path) -> 
         await wait_for(lambda: len(h.containers("c")) == 2)
         killed = [c for c in h.containers("c") if c.metadata.attempt == 0][0]
         assert killed.state == ContainerState.EXITED
+
+
+async def test_runtime_class_handler(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.client.put("runtimeclasses", {"metadata": {"name": "fast"}, "handler": "crun"})
+    async with running(h):
+        h.add(make_pod("rc", runtimeClassName="fast"))
+        h.add(make_pod("norc", runtimeClassName="missing"))
+        await wait_for(lambda: h.last_status("rc").get("phase") == "Running")
+        assert [s.runtime_handler for s in h.runtime.sandboxes.values()] == ["crun"]
+        assert set(h.kubelet.timing[h.kubelet.pods["uid-rc"]["metadata"]["uid"]]) >= {"seen", "sandbox", "started"}
