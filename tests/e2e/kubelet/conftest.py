@@ -155,8 +155,10 @@ class Env:
             assert node.proc is not None
             if node.proc.poll() is not None:
                 raise RuntimeError(f"kubelet exited: {node.log_tail()}")
-            return await self.client.get("nodes", node.name)
-        return await wait_for(registered, timeout, f"node {node.name} registered")
+            n = await self.client.get("nodes", node.name)
+            ready = [c for c in (n.get("status") or {}).get("conditions") or [] if c["type"] == "Ready"]
+            return n if ready and ready[0]["status"] == "True" else None
+        return await wait_for(registered, timeout, f"node {node.name} Ready")
 
     async def pod(self, name: str, ns: str = "default") -> dict[str, Any]:
         return await self.client.get("pods", name, ns)
