@@ -14,6 +14,7 @@ import contextlib
 import importlib
 import inspect
 import ipaddress
+import json
 import logging
 import signal
 import socket
@@ -97,12 +98,16 @@ async def run(args: argparse.Namespace) -> int:
         logger.error("--address %s is not loopback: a --token-file is required", args.address)
         return 2
     node_ip = args.node_ip or (args.address if args.address not in ("0.0.0.0", "::") else "127.0.0.1")
+    cgroup_root = args.cgroup_root or f"kubelite/{node}"
+    runtime_root = args.runtime_root or str(root / "runtime")
+    marker = {"nodeName": node, "runtimeRoot": runtime_root, "cgroupRoot": cgroup_root,
+              "clusterCidr": args.cluster_cidr}
+    await asyncio.to_thread((root / "node.json").write_text, json.dumps(marker))   # for `kubelite down`
     client = _make_client(args.kubeconfig)
     store = await asyncio.to_thread(_image_store, args.image_root)
     images = _image_service(store, root)
     from kubelet.runtime.service import Runtime
-    rt_kwargs = _accepted(Runtime, root=args.runtime_root or str(root / "runtime"), node_name=node,
-                          cgroup_root=args.cgroup_root or f"kubelite/{node}", image_store=store,
+    rt_kwargs = _accepted(Runtime, root=runtime_root, node_name=node, cgroup_root=cgroup_root, image_store=store,
                           pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr)
     async with contextlib.AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(Runtime(**rt_kwargs))

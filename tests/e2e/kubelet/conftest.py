@@ -57,7 +57,7 @@ class Node:
 
     def __init__(self, name: str, base: Path, kubeconfig_path: str, image_root: Path, *extra: str) -> None:
         self.name = name
-        self.root = base / name
+        self.root = base / "kubelet" / name
         self.cgroup_root = f"kubelite-e2e-{name}"
         self.kubeconfig = kubeconfig_path
         self.image_root = image_root

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 
@@ -205,3 +206,23 @@ async def asyncio_sleep_until_exit(seconds: float) -> None:
     """The container's own timer runs out while the kubelet is down (no condition to poll: it is dead)."""
     import asyncio
     await asyncio.sleep(seconds)
+
+
+async def test_sigterm_keeps_pods_and_down_cleanup_removes_what_a_crash_left(kenv: Env) -> None:
+    from kubelite.cli.kubelet_cleanup import cleanup
+    from tests.e2e.kubelet.conftest import _mounts_under, _pod_cgroups, _procs_mentioning
+    node = kenv.node()
+    await kenv.ready(node)
+    await kenv.client.create("pods", pod_manifest("left", node.name, container("c", "sleep 1000")), "default")
+    s = await kenv.wait_status("left", lambda s: s.get("phase") == "Running", 30, "Running")
+    cid = s["containerStatuses"][0]["containerID"]
+    assert node.stop(stop_pods=False) == 0                      # SIGTERM: the kubelet goes, the pod stays
+    assert _procs_mentioning(str(node.root)) and _pod_cgroups(node.cgroup_root)
+    node.start()
+    await kenv.ready(node)
+    await kenv.wait_status("left", lambda s: s["containerStatuses"][0]["containerID"] == cid and
+                           s["containerStatuses"][0]["restartCount"] == 0, 20, "re-adopted")
+    node.kill9()
+    await asyncio.to_thread(cleanup, kenv.base)
+    assert not _procs_mentioning(str(node.root))
+    assert not _mounts_under(str(node.root)) and not _pod_cgroups(node.cgroup_root)
