@@ -72,7 +72,7 @@ class Kubelet:
         self.workers = PodWorkers(self.sync, duration=self.metrics.pod_worker_duration)
         self.pleg = GenericPLEG(runtime, self.workers.wake, owns=self.rm.owns, period=config.pleg_period,
                                 relist_duration=self.metrics.pleg_relist_duration)
-        self.prober = ProbeManager(runtime, self.workers.wake, self.metrics.prober_probe_total)
+        self.prober = ProbeManager(runtime, self.workers.wake, self.metrics.prober_probe_total, self._probe_event)
         self.status = StatusManager(client)
         self.image_gc = ImageGC(images)
         self._last_gc = 0.0
@@ -300,6 +300,11 @@ class Kubelet:
     def _pull_secrets(pod: Mapping[str, Any], sources: Sources) -> list[Mapping[str, Any]]:
         names = [s.get("name", "") for s in (pod.get("spec") or {}).get("imagePullSecrets") or []]
         return [sources.secrets[n] for n in names if n in sources.secrets]
+
+    def _probe_event(self, uid: str, type_: str, reason: str, message: str) -> None:
+        pod = self.pods.get(uid)
+        if pod is not None:
+            self._event(pod, type_, reason, message)
 
     def _event(self, pod: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         if self.recorder is not None:

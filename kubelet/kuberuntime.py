@@ -118,7 +118,11 @@ class RuntimeManager:
             result.errors[name] = ("CrashLoopBackOff",
                                    f"back-off {delay:g}s restarting failed container={name} "
                                    f"pod={meta.get('name')}_{meta.get('namespace')}({meta.get('uid')})")
+            result.events.append(("Warning", "BackOff", f"Back-off restarting failed container {name} in pod "
+                                                        f"{meta.get('name')}_{meta.get('namespace')}({meta.get('uid')})"))
         if actions.kill_pod:
+            for st in rp.running():
+                result.events.append(("Normal", "Killing", f"Stopping container {st.metadata.name}"))
             await self.kill_pod(pod, rp, grace_period(pod), result)
             if not actions.create_sandbox:
                 return result
@@ -172,7 +176,7 @@ class RuntimeManager:
         previous = rp.latest(name)
         attempt = previous.metadata.attempt + 1 if previous is not None else 0
         try:
-            image_id, image = await self.images.ensure_image(pod, c, pull_secrets, now)
+            image_id, image = await self.images.ensure_image(pod, c, pull_secrets, now, result.events)
         except ImageError as exc:
             result.errors[name] = (exc.reason, exc.message)
             result.events.append(("Warning", "Failed", exc.message))
@@ -201,6 +205,7 @@ class RuntimeManager:
             result.errors[name] = ("CreateContainerError", str(exc))
             result.events.append(("Warning", "Failed", f"Error: {exc}"))
             return
+        result.events.append(("Normal", "Created", f"Created container: {name}"))
         try:
             await self.runtime.start_container(cid)
         except CriError as exc:

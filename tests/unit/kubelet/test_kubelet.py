@@ -203,3 +203,33 @@ async def test_runtime_class_handler(tmp_path: Path) -> None:
         await wait_for(lambda: h.last_status("rc").get("phase") == "Running")
         assert [s.runtime_handler for s in h.runtime.sandboxes.values()] == ["crun"]
         assert set(h.kubelet.timing[h.kubelet.pods["uid-rc"]["metadata"]["uid"]]) >= {"seen", "sandbox", "started"}
+
+
+class ListRecorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str, str]] = []
+
+    def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        self.events.append((obj["metadata"]["name"], type_, reason, message))
+
+
+async def test_events_for_start_backoff_and_probe(tmp_path: Path) -> None:
+    h = Harness(tmp_path, base=5)
+    rec = ListRecorder()
+    h.kubelet.recorder = rec
+    from kubelet.cri import ExecResult
+    h.runtime.exec_results[("nope",)] = ExecResult(1, b"", b"no")
+    async with running(h):
+        h.add(make_pod("ev", {"name": "c", "image": "busybox:1.36",
+                              "readinessProbe": {"exec": {"command": ["nope"]}, "periodSeconds": 0.05}}))
+        await wait_for(lambda: any(r == "Unhealthy" for _, _, r, _ in rec.events))
+        h.runtime.exit(h.containers("c")[0].id, 1)
+        await wait_for(lambda: len(h.containers("c")) == 2)
+        newest = max(h.containers("c"), key=lambda c: c.metadata.attempt)
+        await wait_for(lambda: newest.id in h.runtime.containers and
+                       h.runtime.containers[newest.id].state == ContainerState.RUNNING)
+        h.runtime.exit(newest.id, 1)
+        await wait_for(lambda: any(r == "BackOff" for _, _, r, _ in rec.events))
+    reasons = [r for _, _, r, _ in rec.events]
+    assert reasons[:3] == ["Pulled", "Created", "Started"]
+    assert ("ev", "Warning", "Unhealthy", "Readiness probe failed: command ['nope'] exited with 1: no") in rec.events

@@ -78,7 +78,9 @@ async def test_logs_exec_stats_metrics(tmp_path: Path) -> None:
                 assert "kubelet_pleg_relist_duration_seconds_bucket" in text
                 assert "kubelet_pod_worker_duration_seconds_count" in text
                 async with s.get(f"{base}/metrics/cadvisor") as r:
-                    assert 'container_cpu_usage_seconds_total{container="c"' in await r.text()
+                    text = await r.text()
+                assert 'container_cpu_usage_seconds_total{container="c"' in text
+                assert 'container_spec_cpu_shares{container="c"' in text
                 async with s.get(f"{base}/healthz") as r:
                     assert await r.text() == "ok"
         finally:
