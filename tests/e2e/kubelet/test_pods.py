@@ -226,3 +226,22 @@ async def test_sigterm_keeps_pods_and_down_cleanup_removes_what_a_crash_left(ken
     await asyncio.to_thread(cleanup, kenv.base)
     assert not _procs_mentioning(str(node.root))
     assert not _mounts_under(str(node.root)) and not _pod_cgroups(node.cgroup_root)
+
+
+async def test_init_containers_in_order_emptydir_and_termination_message(kenv: Env) -> None:
+    node = kenv.node()
+    await kenv.ready(node)
+    vol = [{"name": "work", "mountPath": "/work"}]
+    pod = pod_manifest("init", node.name,
+                       container("c", "cat /work/order; echo -n done-$(cat /work/order | wc -l) > /dev/termination-log",
+                                 volumeMounts=vol),
+                       initContainers=[container("first", "echo first >> /work/order", volumeMounts=vol),
+                                       container("second", "echo second >> /work/order", volumeMounts=vol)],
+                       volumes=[{"name": "work", "emptyDir": {}}], restartPolicy="Never")
+    await kenv.client.create("pods", pod, "default")
+    s = await kenv.wait_status("init", lambda s: s.get("phase") == "Succeeded", 30, "Succeeded")
+    assert [i["state"]["terminated"]["reason"] for i in s["initContainerStatuses"]] == ["Completed", "Completed"]
+    assert conditions(s)["Initialized"] == "True"
+    term = s["containerStatuses"][0]["state"]["terminated"]
+    assert term["message"] == "done-2"
+    assert (await _logs(kenv, node, "init", "")) == "first\nsecond\n"
