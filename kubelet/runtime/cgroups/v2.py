@@ -55,12 +55,18 @@ class V2Manager:
     def create(self, path: str, resources: Resources | None = None) -> None:
         """mkdir ``path`` and missing parents, enabling controllers on the way down."""
         full = clean_path(f"{self.root}/{clean_path(path)}")
-        cur = self.base
-        for part in full.split("/"):
-            self._enable_controllers(cur)
-            cur = cur / part
-            if cgfs.mkdir(cur) and self.fake:
-                self._fake_files(cur)
+        for attempt in range(3):
+            try:
+                cur = self.base
+                for part in full.split("/"):
+                    self._enable_controllers(cur)
+                    cur = cur / part
+                    if cgfs.mkdir(cur) and self.fake:
+                        self._fake_files(cur)
+                break
+            except FileNotFoundError as e:       # an ancestor was pruned meanwhile: walk again
+                if attempt == 2:
+                    raise CgroupError(f"create {path}: {e}") from e
         if resources is not None:
             self.update(path, resources)
 
@@ -144,6 +150,17 @@ class V2Manager:
                 raise CgroupBusyError(f"cgroup {path} still has processes {self.pids(path)}")
             self._kill_all(path, d, deadline)
         cgfs.rmdir_tree(d, deadline, plain_files=self.fake)
+
+    def prune_parents(self) -> None:
+        """Remove the root's ancestors where empty (see :meth:`V1Manager.prune_parents`)."""
+        parts = self.root.split("/")[:-1]
+        dirs = [self.base / "/".join(parts[:i]) for i in range(len(parts), 0, -1)]
+        if self.fake:
+            for d in dirs:
+                if d.is_dir() and not any(x.is_dir() for x in d.iterdir()):
+                    cgfs.rmdir_tree(d, 0, plain_files=True)
+            return
+        cgfs.prune_empty(dirs)
 
     def _kill_all(self, path: str, d: Path, deadline: float) -> None:
         if (d / "cgroup.kill").exists():

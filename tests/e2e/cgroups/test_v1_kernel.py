@@ -161,3 +161,40 @@ def test_destroy_kill_removes_a_forking_tree(v1: V1Manager) -> None:
     p.wait(timeout=5)
     assert not v1.exists(POD)
     assert all(not (h / v1.root / POD).exists() for h in v1.hierarchies.values())
+
+
+async def test_oom_noticed_on_the_event_loop(v1: V1Manager) -> None:
+    import asyncio
+    import sys
+
+    c = f"{POD}/async-hog"
+    v1.create(c, Resources(memory_limit_bytes=24 << 20))
+    code = "b = []\nwhile True: b.append(bytearray(8 << 20))\n"
+    with v1.watch_oom(c) as watcher:
+        proc = await asyncio.create_subprocess_exec(*join_and_exec(v1.procs_files(c), code))
+        await asyncio.wait_for(watcher.wait_async(), timeout=30)
+        assert await proc.wait() == -9
+    assert v1.oom_kills(c) == 1                  # the counter is the truth once the victim is gone
+    del sys
+
+
+def test_prune_parents_removes_only_empty_ancestors() -> None:
+    import secrets
+
+    from kubelet.runtime.cgroups import detect
+
+    top = f"kubelite-t{secrets.token_hex(3)}"
+    a, b = detect(f"{top}/node-a"), detect(f"{top}/node-b")
+    try:
+        a.create("kubepods")
+        b.create("kubepods")
+        a.destroy("")
+        a.prune_parents()                                 # node-b still there: the top stays
+        assert all((h / top / "node-b").is_dir() for h in b.hierarchies.values())  # type: ignore[attr-defined]
+        b.destroy("")
+        b.prune_parents()
+        assert all(not (h / top).exists() for h in b.hierarchies.values())  # type: ignore[attr-defined]
+    finally:
+        for m in (a, b):
+            m.destroy("", kill=True)
+            m.prune_parents()

@@ -155,3 +155,29 @@ def test_bridge_survives_node_restart_and_setup_is_fast(lab: Lab) -> None:
 
 
 del socket, threading
+
+
+def test_gc_tears_down_only_this_nodes_unknown_pods(lab: Lab) -> None:
+    n0, n1 = lab.node(0), lab.node(1)
+    ns = [lab.new_netns() for _ in range(3)]
+    keep = n0.setup_pod(lab.sandbox("keep"), f"/run/netns/{ns[0]}")
+    lost = n0.setup_pod(lab.sandbox("lost"), f"/run/netns/{ns[1]}")
+    other = n1.setup_pod(lab.sandbox("other"), f"/run/netns/{ns[2]}")
+    assert n0.gc({keep.sandbox_id}) == [lost.sandbox_id]
+    with Netlink() as nl:
+        assert nl.link(lost.host_veth) is None
+        assert nl.link(keep.host_veth) is not None and nl.link(other.host_veth) is not None
+    assert n0.pod_ip(lost.sandbox_id) is None and n1.pod_ip(other.sandbox_id) == other.ip
+
+
+def test_remove_bridge_takes_the_pod_veths_along(lab: Lab) -> None:
+    node = lab.node(0)
+    ns = lab.new_netns()
+    pn = node.setup_pod(lab.sandbox("x"), f"/run/netns/{ns}")
+    from kubelet.runtime.network import remove_bridge
+
+    assert remove_bridge(lab.bridge, (lab.cluster_cidr,))
+    with Netlink() as nl:
+        assert nl.link(pn.host_veth) is None and nl.link(lab.bridge) is None
+    assert "eth0" not in run_in(ns, "ip", "link").stdout
+    assert remove_bridge(lab.bridge, (lab.cluster_cidr,)) is False     # idempotent
