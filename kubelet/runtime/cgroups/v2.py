@@ -2,7 +2,8 @@
 
 Controllers are enabled level by level in ``cgroup.subtree_control`` (only those the parent offers
 in ``cgroup.controllers``); limits go to ``cpu.max``, ``cpu.weight`` (converted from shares),
-``memory.max`` (+ ``memory.swap.max`` 0: no swap, as Kubernetes' NoSwap), ``pids.max``,
+``memory.max`` (+ ``memory.swap.max`` 0: no swap, as Kubernetes' NoSwap; ``memory.oom.group`` 1,
+as the kubelet sets it unless singleProcessOOMKill), ``pids.max``,
 ``cpuset.cpus``/``.mems``; kill is ``cgroup.kill`` (5.14+) with a freeze+SIGKILL fallback; stats
 from ``cpu.stat``, ``memory.current``/``memory.stat``/``memory.events``. The device allowlist on v2
 is an eBPF program attached to the cgroup (see :mod:`.bpf`).
@@ -87,7 +88,7 @@ class V2Manager:
             "cgroup.controllers": " ".join(ctrls), "cgroup.subtree_control": "", "cgroup.procs": "",
             "cgroup.events": "populated 0\nfrozen 0\n", "cgroup.freeze": "0", "cgroup.kill": "",
             "cpu.max": "max 100000", "cpu.weight": "100", "memory.max": "max", "memory.swap.max": "max",
-            "memory.current": "0", "memory.stat": "anon 0\nfile 0\ninactive_file 0\n",
+            "memory.current": "0", "memory.oom.group": "0", "memory.stat": "anon 0\nfile 0\ninactive_file 0\n",
             "memory.events": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n", "pids.max": "max",
             "pids.current": "0", "cpu.stat": "usage_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
             "cpuset.cpus": "", "cpuset.mems": "",
@@ -107,6 +108,8 @@ class V2Manager:
             cgfs.write(d / "memory.max", r.memory_limit_bytes if r.memory_limit_bytes > 0 else "max")
             if (d / "memory.swap.max").exists():
                 cgfs.write(d / "memory.swap.max", 0)
+            if (d / "memory.oom.group").exists():   # Kubernetes' default: an OOM kills the whole container
+                cgfs.write(d / "memory.oom.group", 1)
         if r.pids_limit:
             cgfs.write(d / "pids.max", r.pids_limit if r.pids_limit > 0 else "max")
         if r.cpuset_cpus:

@@ -181,3 +181,16 @@ def test_remove_bridge_takes_the_pod_veths_along(lab: Lab) -> None:
         assert nl.link(pn.host_veth) is None and nl.link(lab.bridge) is None
     assert "eth0" not in run_in(ns, "ip", "link").stdout
     assert remove_bridge(lab.bridge, (lab.cluster_cidr,)) is False     # idempotent
+
+
+def test_parallel_setups_from_threads(lab: Lab) -> None:
+    """The runtime calls setup_pod from worker threads: concurrent pods get distinct addresses."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    node = lab.node(0)
+    namespaces = [lab.new_netns() for _ in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        pods = list(pool.map(lambda i: node.setup_pod(lab.sandbox(f"par{i}"), f"/run/netns/{namespaces[i]}"),
+                             range(6)))
+    assert len({p.ip for p in pods}) == 6
+    assert ping(pods[5].ip, namespaces[0]) and ping(pods[0].ip)

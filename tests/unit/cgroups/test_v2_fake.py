@@ -50,6 +50,7 @@ def test_create_enables_controllers_level_by_level_and_writes_limits(tree: Path)
     assert (d / "cpu.weight").read_text() == "59"               # 512 shares
     assert (d / "memory.max").read_text() == str(128 << 20)
     assert (d / "memory.swap.max").read_text() == "0"
+    assert (d / "memory.oom.group").read_text() == "1"
     assert (d / "pids.max").read_text() == "64"
     # every ancestor delegates the controllers we need (only those its parent offers: no hugetlb)
     for anc in [tree, tree / "kubelite", tree / "kubelite/n1", tree / "kubelite/n1/kubepods",
