@@ -74,6 +74,7 @@ class V1Manager:
     def create(self, path: str, resources: Resources | None = None) -> None:
         """mkdir ``path`` (and missing parents) in every hierarchy, then apply ``resources``."""
         full = clean_path(f"{self.root}/{clean_path(path)}")
+        existed = self.exists(path)
         for attempt in range(3):
             try:
                 for ctrl, hier in self.hierarchies.items():
@@ -89,7 +90,12 @@ class V1Manager:
                 if attempt == 2:
                     raise CgroupError(f"create {path}: {e}") from e
         if resources is not None:
-            self.update(path, resources)
+            try:
+                self.update(path, resources)
+            except CgroupError:
+                if not existed:          # a failed create leaves nothing behind
+                    self.destroy(path, kill=False, timeout=1.0)
+                raise
 
     @staticmethod
     def _seed_cpuset(parent: Path, child: Path) -> None:

@@ -56,6 +56,7 @@ class V2Manager:
     def create(self, path: str, resources: Resources | None = None) -> None:
         """mkdir ``path`` and missing parents, enabling controllers on the way down."""
         full = clean_path(f"{self.root}/{clean_path(path)}")
+        existed = self.exists(path)
         for attempt in range(3):
             try:
                 cur = self.base
@@ -69,7 +70,12 @@ class V2Manager:
                 if attempt == 2:
                     raise CgroupError(f"create {path}: {e}") from e
         if resources is not None:
-            self.update(path, resources)
+            try:
+                self.update(path, resources)
+            except CgroupError:
+                if not existed:          # a failed create leaves nothing behind
+                    self.destroy(path, kill=False, timeout=1.0)
+                raise
 
     def _enable_controllers(self, d: Path) -> None:
         available = set(cgfs.read(d / "cgroup.controllers").split())

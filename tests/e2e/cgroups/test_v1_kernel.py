@@ -234,3 +234,12 @@ def test_shares_split_cpu_two_to_one_on_one_core(v1: V1Manager) -> None:
         for p in procs:
             p.wait()
     assert b > 0 and 1.7 <= a / b <= 2.3, (a, b)
+
+
+def test_failed_create_leaves_nothing(v1: V1Manager) -> None:
+    from kubelet.runtime.cgroups import CgroupError
+
+    c = f"{POD}/bad"
+    with pytest.raises(CgroupError, match="cpuset.cpus"):
+        v1.create(c, Resources(cpuset_cpus="999"))
+    assert not v1.exists(c) and all(not (h / v1.root / c).exists() for h in v1.hierarchies.values())
