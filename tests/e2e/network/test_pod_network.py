@@ -194,3 +194,17 @@ def test_parallel_setups_from_threads(lab: Lab) -> None:
                              range(6)))
     assert len({p.ip for p in pods}) == 6
     assert ping(pods[5].ip, namespaces[0]) and ping(pods[0].ip)
+
+
+def test_via_gateway_mode_routes_through_the_bridge_address(lab: Lab) -> None:
+    from kubelet.runtime.network import NodeNetwork
+
+    node = NodeNetwork(f"10.{lab.octet}.5.0/24", lab.cluster_cidr, lab.ipam_dir, bridge=lab.bridge, via_gateway=True)
+    node.ensure()
+    a_ns, b_ns = lab.new_netns(), lab.new_netns()
+    a = node.setup_pod(lab.sandbox("gwa"), f"/run/netns/{a_ns}")
+    b = node.setup_pod(lab.sandbox("gwb"), f"/run/netns/{b_ns}")
+    cluster = [r for r in routes_in(a_ns) if r["dst"] == lab.cluster_cidr]
+    assert cluster and cluster[0]["gateway"] == f"10.{lab.octet}.5.1"
+    assert "default" not in [r["dst"] for r in routes_in(a_ns)]
+    assert ping(b.ip, a_ns) and ping(a.ip)
