@@ -10,7 +10,7 @@ decision; this module only turns a class and a uid into a path.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kubelite.api.errors import KubeliteError
 
@@ -132,7 +132,6 @@ class CgroupStats:
     cpu_throttled_periods: int = 0
     cpu_throttled_ns: int = 0
     pids_current: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 # -------------------------------------------------------------------------------------- conversions

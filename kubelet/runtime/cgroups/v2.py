@@ -219,5 +219,3 @@ class V2Manager:
         """An inotify fd that becomes readable whenever ``memory.events`` changes."""
         return inotify_watcher(self._dir(path) / "memory.events", lambda: self.oom_kills(path))
 
-
-__all__ = ["V2Manager", "CgroupError"]
