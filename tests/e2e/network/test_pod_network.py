@@ -136,24 +136,18 @@ def test_ipam_across_processes_and_restart(lab: Lab) -> None:
     assert new not in ips
 
 
-def test_bridge_survives_node_restart_and_setup_is_fast(lab: Lab) -> None:
+def test_bridge_and_pods_survive_a_node_restart(lab: Lab) -> None:
     node = lab.node(0)
+    ns = lab.new_netns()
+    pn = node.setup_pod(lab.sandbox("stay"), f"/run/netns/{ns}")
     with Netlink() as nl:
         before = nl.link(lab.bridge)
-    lab.node(0)                                      # a restarted kubelet calls ensure() again
+    again = lab.node(0)                               # a restarted kubelet calls ensure() again
     with Netlink() as nl:
         after = nl.link(lab.bridge)
     assert before is not None and after is not None and before.index == after.index
-    namespaces = [lab.new_netns() for _ in range(5)]
-    times = []
-    for i, ns in enumerate(namespaces):
-        t = time.perf_counter()
-        node.setup_pod(lab.sandbox(f"fast{i}"), f"/run/netns/{ns}")
-        times.append(time.perf_counter() - t)
-    times.sort()
-    # the target is ≤ ~10 ms (bench/pod_network.py measures ~3 ms); loose here, CI shares 2 cores
-    assert times[len(times) // 2] < 0.050, times
-
+    assert again.pod_ip(lab.sandbox("stay")) == pn.ip and ping(pn.ip)
+    # setup speed (≤ ~10 ms per pod) is measured by bench/pod_network.py, not asserted here
 
 del socket, threading
 
