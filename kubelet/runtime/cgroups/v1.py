@@ -155,6 +155,8 @@ class V1Manager:
         """Remove ``path`` and everything below it from every hierarchy. ``kill``: SIGKILL what
         is left first (frozen, so nothing forks meanwhile). Idempotent; raises
         :class:`CgroupBusyError` if processes remain."""
+        if not clean_path(f"{self.root}/{clean_path(path)}"):
+            raise CgroupError("refusing to destroy the hierarchy's root cgroup")
         deadline = time.monotonic() + timeout
         if kill:
             self._kill_all(path, deadline)

@@ -150,6 +150,8 @@ class V2Manager:
             return []
 
     def destroy(self, path: str, kill: bool = False, timeout: float = 5.0) -> None:
+        if not clean_path(f"{self.root}/{clean_path(path)}"):
+            raise CgroupError("refusing to destroy the hierarchy's root cgroup")
         deadline = time.monotonic() + timeout
         d = self._dir(path)
         if not d.is_dir():
