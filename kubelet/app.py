@@ -21,8 +21,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from kubelite.api.errors import ApiError
-from kubelite.api.resources import PODS
+from kubelite.api.resources import NODES, PODS
 from kubelet.kubelet import Kubelet, KubeletConfig
 from kubelet.nodestatus import NodeStatusManager
 from kubelet.server import bound_port, serve
@@ -40,6 +39,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--cgroup-root", default=None, help="default kubelite/<node-name>")
     p.add_argument("--pod-cidr", default="", help="until the controller-manager sets spec.podCIDR")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16")
+    p.add_argument("--pod-cidr-wait", type=float, default=5.0,
+                   help="seconds to wait at start for spec.podCIDR when there is no --pod-cidr")
     p.add_argument("--max-pods", type=int, default=110)
     p.add_argument("--address", default="127.0.0.1", help="where the kubelet API listens")
     p.add_argument("--port", type=int, default=10250, help="0 picks a free port (reported in the Node)")
@@ -106,29 +107,42 @@ async def run(args: argparse.Namespace) -> int:
     client = _make_client(args.kubeconfig)
     store = await asyncio.to_thread(_image_store, args.image_root)
     images = _image_service(store, root)
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    stop_pods = args.stop_pods_on_exit
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    loop.add_signal_handler(signal.SIGUSR1, stopping.set)
+    # the Node first: its spec.podCIDR (from the controller-manager, or --pod-cidr) sizes the pod network
+    nodes = NodeStatusManager(client, node_name=node, root_dir=root, host_ip=node_ip, port=args.port,
+                              max_pods=args.max_pods, pod_cidr=args.pod_cidr)
+    if not await _register(nodes, stopping):
+        await _close(client)
+        return 0
+    pod_cidr = await _wait_pod_cidr(nodes, stopping, args.pod_cidr_wait)
     from kubelet.runtime.service import Runtime
     rt_kwargs = _accepted(Runtime, root=runtime_root, node_name=node, cgroup_root=cgroup_root, image_store=store,
-                          pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr)
+                          pod_cidr=pod_cidr, cluster_cidr=args.cluster_cidr,
+                          network=await asyncio.to_thread(_node_network, pod_cidr, args.cluster_cidr, runtime_root))
     async with contextlib.AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(Runtime(**rt_kwargs))
         recorder = _recorder(client, node)
         kubelet = Kubelet(KubeletConfig(node, root, host_ip=node_ip, crash_loop_base=args.crash_loop_base,
                                         crash_loop_cap=args.crash_loop_max), client, runtime, images, recorder)
+        kubelet.stop_pods_on_exit = stop_pods
         runner = await serve(kubelet, args.address, args.port, token)
         stack.push_async_callback(runner.cleanup)
-        port = bound_port(runner)
-        nodes = NodeStatusManager(client, node_name=node, root_dir=root, host_ip=node_ip, port=port,
-                                  max_pods=args.max_pods, pod_cidr=args.pod_cidr,
-                                  ready=lambda: (kubelet.pleg.healthy(), "PLEG is not healthy"))
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, kubelet.stop)
-        loop.add_signal_handler(signal.SIGINT, kubelet.stop)
+        nodes.port = bound_port(runner)
+        nodes.ready = lambda: (kubelet.pleg.healthy(), "PLEG is not healthy")
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, kubelet.stop)
         loop.add_signal_handler(signal.SIGUSR1, lambda: kubelet.stop(stop_pods=True))
-        if args.stop_pods_on_exit:
-            kubelet.stop_pods_on_exit = True
-        await _register(nodes, kubelet)
+        if stopping.is_set():
+            kubelet.stop()
+        await nodes.report(force=True)
         kubelet.node_allocatable = dict(nodes.allocatable)
-        logger.info("kubelet %s serving on %s:%d (root %s)", node, args.address, port, root)
+        logger.info("kubelet %s serving on %s:%d (root %s, pod CIDR %s)", node, args.address, nodes.port, root,
+                    pod_cidr or "none")
         from kubelite.informer import Informer
         informer = Informer(client, PODS, field_selector=f"spec.nodeName={node}")
         informer.add_handler(kubelet.pod_added, kubelet.pod_updated, kubelet.pod_deleted)
@@ -146,20 +160,54 @@ async def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _register(nodes: NodeStatusManager, kubelet: Kubelet) -> None:
+async def _register(nodes: NodeStatusManager, stopping: asyncio.Event) -> bool:
+    """Register until it works (the apiserver may not be up yet); False if told to stop meanwhile."""
     delay = 0.2
-    while True:
+    while not stopping.is_set():
         try:
-            await nodes.register()
-            return
-        except (ApiError, OSError) as exc:
+            await nodes.register(report=False)
+            return True
+        except Exception as exc:                           # ApiError, OSError, the client's connection errors
             logger.warning("registering node %s: %s (retrying)", nodes.node_name, exc)
-        except Exception as exc:                           # e.g. the client's connection errors
-            logger.warning("registering node %s: %s (retrying)", nodes.node_name, exc)
-        if kubelet._stop.is_set():
-            return
-        await asyncio.sleep(delay)
+        try:
+            await asyncio.wait_for(stopping.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
         delay = min(delay * 2, 5.0)
+    return False
+
+
+async def _wait_pod_cidr(nodes: NodeStatusManager, stopping: asyncio.Event, timeout: float = 20.0) -> str:
+    """The node's spec.podCIDR, or --pod-cidr; without either, wait a while for the controller-manager."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not nodes.effective_pod_cidr and not stopping.is_set():
+        if asyncio.get_running_loop().time() > deadline:
+            logger.warning("node %s has no podCIDR (no --pod-cidr, none allocated): pods get no network",
+                           nodes.node_name)
+            return ""
+        try:
+            nodes.node = await nodes.client.get(NODES, nodes.node_name)
+        except Exception as exc:
+            logger.info("waiting for podCIDR: %s", exc)
+        try:
+            await asyncio.wait_for(stopping.wait(), 1.0)
+        except asyncio.TimeoutError:
+            pass
+    return nodes.effective_pod_cidr
+
+
+def _node_network(pod_cidr: str, cluster_cidr: str, runtime_root: str) -> Any:
+    """node-infra's NodeNetwork for this node (bridge ensured), or None without a pod CIDR."""
+    if not pod_cidr:
+        return None
+    try:
+        from kubelet.runtime.network import NodeNetwork
+        net = NodeNetwork(pod_cidr, cluster_cidr, Path(runtime_root) / "ipam")
+        net.ensure()
+        return net
+    except (ImportError, ValueError, OSError) as exc:
+        logger.warning("pod network for %s not set up: %s", pod_cidr, exc)
+        return None
 
 
 def _recorder(client: Any, node: str) -> Any:

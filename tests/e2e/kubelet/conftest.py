@@ -71,7 +71,7 @@ class Node:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "kubelet", "--node-name", self.name, "--root-dir", str(self.root),
                  "--image-root", str(self.image_root), "--cgroup-root", f"{self.cgroup_root}/{self.name}",
-                 "--port", "0", "--kubeconfig", self.kubeconfig, "--crash-loop-base", "1", "-v", *self.extra],
+                 "--port", "0", "--kubeconfig", self.kubeconfig, "--crash-loop-base", "1", "--pod-cidr-wait", "0", "-v", *self.extra],
                 stdout=log, stderr=log, env=env, cwd=str(REPO), start_new_session=True)
 
     def kill9(self) -> None:
