@@ -67,7 +67,7 @@ def _remove_bridge_if_unused() -> None:
         remove_bridge(DEFAULT_BRIDGE)
 
 
-def cleanup(data_dir: Path) -> None:
+def cleanup(data_dir: Path, *, bridge: bool = True) -> None:
     for marker in node_markers(Path(data_dir)):
         try:
             info = json.loads(marker.read_text())
@@ -80,4 +80,5 @@ def cleanup(data_dir: Path) -> None:
             logger.warning("node %s: runtime clean-up failed: %s", info.get("nodeName"), exc)
         shutil.rmtree(marker.parent / "pods", ignore_errors=True)
         _remove_cgroups(info.get("cgroupRoot", ""))
-    _remove_bridge_if_unused()
+    if bridge:
+        _remove_bridge_if_unused()

@@ -223,7 +223,7 @@ async def test_sigterm_keeps_pods_and_down_cleanup_removes_what_a_crash_left(ken
     await kenv.wait_status("left", lambda s: s["containerStatuses"][0]["containerID"] == cid and
                            s["containerStatuses"][0]["restartCount"] == 0, 20, "re-adopted")
     node.kill9()
-    await asyncio.to_thread(cleanup, kenv.base)
+    await asyncio.to_thread(lambda: cleanup(kenv.base, bridge=False))   # other tests share kubelite0
     assert not _procs_mentioning(str(node.root))
     assert not _mounts_under(str(node.root)) and not _pod_cgroups(node.cgroup_root)
 
