@@ -121,9 +121,9 @@ async def run(args: argparse.Namespace) -> int:
         return 0
     pod_cidr = await _wait_pod_cidr(nodes, stopping, args.pod_cidr_wait)
     from kubelet.runtime.service import Runtime
+    network = await asyncio.to_thread(_node_network, pod_cidr, args.cluster_cidr, runtime_root)
     rt_kwargs = _accepted(Runtime, root=runtime_root, node_name=node, cgroup_root=cgroup_root, image_store=store,
-                          pod_cidr=pod_cidr, cluster_cidr=args.cluster_cidr,
-                          network=await asyncio.to_thread(_node_network, pod_cidr, args.cluster_cidr, runtime_root))
+                          pod_cidr=pod_cidr, cluster_cidr=args.cluster_cidr, network=network)
     async with contextlib.AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(Runtime(**rt_kwargs))
         recorder = _recorder(client, node)
@@ -156,6 +156,9 @@ async def run(args: argparse.Namespace) -> int:
             await main
             for t in background:
                 t.cancel()
+    if kubelet.stop_pods_on_exit and network is not None:
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(network.remove)        # the node's gateway address off the bridge
     await _close(client)
     return 0
 
