@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 
 from kubelet.containerconfig import (ANN_TERMINATION_HOST_PATH, ANN_TERMINATION_POLICY, LABEL_POD_UID,
                                      container_config, sandbox_config)
-from kubelet.cri import ContainerState, ContainerStatus, CriError, RuntimeService
+from kubelet.cri import ContainerState, ContainerStatus, CriError, NotFoundError, RuntimeService
 from kubelet.envvars import ContainerConfigError, Sources
 from kubelet.handlers import run_handler
 from kubelet.images import ImageError, ImageManager
@@ -76,6 +76,7 @@ class RuntimeManager:
         self.log_dir = log_dir
         self.backoff = backoff or Backoff()
         self.clock = clock
+        self._sandbox_ids: dict[str, set[str]] | None = None   # uid → its sandbox ids (None: not listed yet)
 
     # ---------------------------------------------------------------- reading the runtime
     async def runtime_pods(self) -> dict[str, RuntimePod]:
@@ -89,19 +90,36 @@ class RuntimeManager:
             uid = c.labels.get(LABEL_POD_UID, "")
             if uid:
                 by_uid.setdefault(uid, ([], []))[1].append(c)
+        known = self._sandbox_ids if self._sandbox_ids is not None else {}
+        for uid, (sbs, _) in by_uid.items():       # merge: a sandbox made during the listing must not be lost
+            known.setdefault(uid, set()).update(s.id for s in sbs)
+        self._sandbox_ids = known
         return {uid: RuntimePod.of(uid, sbs, cs) for uid, (sbs, cs) in by_uid.items()}
 
     def owns(self, labels: Mapping[str, str]) -> bool:
         return labels.get("kubelite.io/managed-by") == "kubelet" and labels.get("kubelite.io/node") == self.node_name
 
     async def runtime_pod(self, uid: str) -> RuntimePod:
-        sandboxes = [s for s in await self.runtime.list_pod_sandboxes()
-                     if self.owns(s.labels) and (s.labels.get(LABEL_POD_UID) or s.metadata.uid) == uid]
-        containers: list[ContainerStatus] = []
-        for s in sandboxes:
-            containers.extend(c for c in await self.runtime.list_containers(s.id)
-                              if c.labels.get(LABEL_POD_UID) == uid)
+        """One pod's sandboxes and containers. Sandboxes are looked up by id (this kubelet creates every
+        sandbox of its pods; the first full listing finds those of an earlier run), containers in one listing."""
+        if self._sandbox_ids is None:
+            await self.runtime_pods()
+        sandboxes = []
+        for sid in list((self._sandbox_ids or {}).get(uid, ())):
+            try:
+                sandboxes.append(await self.runtime.pod_sandbox_status(sid))
+            except NotFoundError:
+                self._sandbox_ids[uid].discard(sid)            # type: ignore[index]
+        ids = {s.id for s in sandboxes}
+        containers = [c for c in await self.runtime.list_containers()
+                      if c.labels.get(LABEL_POD_UID) == uid and self.owns(c.labels)
+                      and (c.pod_sandbox_id in ids or not ids)]
         return RuntimePod.of(uid, sandboxes, containers)
+
+    def _remember(self, uid: str, sandbox_id: str) -> None:
+        if self._sandbox_ids is None:
+            self._sandbox_ids = {}
+        self._sandbox_ids.setdefault(uid, set()).add(sandbox_id)
 
     # ---------------------------------------------------------------- the sync
     async def sync_pod(self, pod: Mapping[str, Any], rp: RuntimePod, sources: Sources,
@@ -154,6 +172,7 @@ class RuntimeManager:
                     if name:
                         result.errors[name] = ("ContainerCreating", "")
                 return result
+            self._remember(rp.uid, sandbox_id)
             result.sandbox_ready_at = time.time()
             rp = RuntimePod.of(rp.uid, [await self.runtime.pod_sandbox_status(sandbox_id), *rp.sandboxes],
                                list(rp.containers))
@@ -263,6 +282,8 @@ class RuntimeManager:
         for sb in rp.sandboxes:
             await self.runtime.stop_pod_sandbox(sb.id)
             await self.runtime.remove_pod_sandbox(sb.id)
+        if self._sandbox_ids is not None:
+            self._sandbox_ids.pop(rp.uid, None)
         await asyncio.to_thread(remove_pod_dir, self.root_dir, rp.uid)
         self.backoff.forget(rp.uid + "/")
         self.images.forget(rp.uid)
