@@ -128,7 +128,8 @@ async def run(args: argparse.Namespace) -> int:
         runtime = await stack.enter_async_context(Runtime(**rt_kwargs))
         recorder = _recorder(client, node)
         kubelet = Kubelet(KubeletConfig(node, root, host_ip=node_ip, crash_loop_base=args.crash_loop_base,
-                                        crash_loop_cap=args.crash_loop_max), client, runtime, images, recorder)
+                                        crash_loop_cap=args.crash_loop_max, max_pods=args.max_pods),
+                          client, runtime, images, recorder)
         kubelet.stop_pods_on_exit = stop_pods
         runner = await serve(kubelet, args.address, args.port, token)
         stack.push_async_callback(runner.cleanup)

@@ -50,6 +50,7 @@ class KubeletConfig:
     pleg_period: float = 1.0
     housekeeping_period: float = 2.0
     gc_period: float = 60.0
+    max_pods: int = 110
     node_allocatable: Mapping[str, str] | None = None
 
     @property
@@ -85,6 +86,7 @@ class Kubelet:
         self.stop_pods_on_exit = False
         self.node_allocatable = dict(config.node_allocatable or {})
         self.host_ip = config.host_ip
+        self._admitted: set[str] = set()
         self.timing: dict[str, dict[str, float]] = {}     # uid → seen/sandbox/started wall-clock times
 
     # ------------------------------------------------------------------ informer handlers
@@ -191,6 +193,8 @@ class Kubelet:
         rp = await self.rm.runtime_pod(uid)
         if pod is None:
             return await self._remove(uid, rp)
+        if uid not in self._admitted and not self._admit(pod, rp):
+            return None
         sources = await self._sources(pod)
         running = self._running(rp)
         handler = await self._runtime_handler(pod)
@@ -234,6 +238,23 @@ class Kubelet:
             return min(RESYNC, max(self.backoff.base / 2, 1.0))
         return RESYNC
 
+    def _admit(self, pod: Mapping[str, Any], rp: RuntimePod) -> bool:
+        """Admission (as the kubelet's): beyond ``max_pods`` active pods a new pod fails with OutOfpods."""
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        active = sum(1 for u in self._admitted if u in self.pods and
+                     (self.pods[u].get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
+        terminal = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        if rp.sandboxes or rp.containers or terminal or active < self.config.max_pods:
+            self._admitted.add(uid)
+            return True
+        message = (f"Node didn't have enough resource: pods, requested: 1, used: {active}, "
+                   f"capacity: {self.config.max_pods}")
+        self._event(pod, "Warning", "OutOfpods", message)
+        status = dict(pod.get("status") or {})
+        status.update({"phase": "Failed", "reason": "OutOfpods", "message": message})
+        self.status.set_pod_status(pod, status)
+        return False
+
     async def _remove(self, uid: str, rp: RuntimePod) -> float:
         if not self._synced.is_set():
             return 1.0
@@ -247,6 +268,7 @@ class Kubelet:
         self.prober.remove_pod(uid)
         self.status.forget(uid)
         self.removed.pop(uid, None)
+        self._admitted.discard(uid)
         self.timing.pop(uid, None)
         self._running_seen.discard(uid)
         for c in rp.containers:

@@ -233,3 +233,17 @@ async def test_events_for_start_backoff_and_probe(tmp_path: Path) -> None:
     reasons = [r for _, _, r, _ in rec.events]
     assert reasons[:3] == ["Pulled", "Created", "Started"]
     assert ("ev", "Warning", "Unhealthy", "Readiness probe failed: command ['nope'] exited with 1: no") in rec.events
+
+
+async def test_max_pods_admission(tmp_path: Path) -> None:
+    import dataclasses
+    h = Harness(tmp_path)
+    h.kubelet.config = dataclasses.replace(h.kubelet.config, max_pods=2)
+    async with running(h):
+        for name in ("p1", "p2"):
+            h.add(make_pod(name))
+        await wait_for(lambda: all(h.last_status(n).get("phase") == "Running" for n in ("p1", "p2")))
+        h.add(make_pod("p3"))
+        await wait_for(lambda: h.last_status("p3").get("phase") == "Failed")
+        assert h.last_status("p3")["reason"] == "OutOfpods"
+        assert len(h.runtime.sandboxes) == 2
