@@ -247,3 +247,22 @@ async def test_max_pods_admission(tmp_path: Path) -> None:
         await wait_for(lambda: h.last_status("p3").get("phase") == "Failed")
         assert h.last_status("p3")["reason"] == "OutOfpods"
         assert len(h.runtime.sandboxes) == 2
+
+
+async def test_status_only_updates_do_not_wake_the_worker(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    async with running(h):
+        pod = make_pod("quiet")
+        h.add(pod)
+        await wait_for(lambda: h.last_status("quiet").get("phase") == "Running")
+        await asyncio.sleep(0.2)
+        before = h.kubelet.workers.syncs
+        for i in range(5):                           # our own status writes coming back through the watch
+            new = dict(pod, status={"phase": "Running", "n": i},
+                       metadata=dict(pod["metadata"], resourceVersion=str(10 + i)))
+            h.kubelet.pod_updated(pod, new)
+        await asyncio.sleep(0.2)
+        assert h.kubelet.workers.syncs - before <= 1  # at most a PLEG/timer sync, not one per update
+        changed = dict(pod, metadata=dict(pod["metadata"], labels={"a": "b"}))
+        h.kubelet.pod_updated(pod, changed)
+        await wait_for(lambda: h.kubelet.workers.syncs > before + 1 or h.kubelet.pods["uid-quiet"] is changed)
