@@ -157,7 +157,7 @@ class Objects:
             except CompactedError:
                 raise errors.Gone("The provided continue parameter is too old to display a consistent list result. "
                                   "You can start a new list without the continue parameter.") from None
-            revision = page.revision
+            revision = revision or page.revision       # etcd answers a pinned range with the current header
             for i, kv in enumerate(page.kvs):
                 obj = decode(kv.value, kv.mod_revision)
                 last_key = kv.key
