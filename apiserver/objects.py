@@ -214,7 +214,7 @@ class Objects:
     # --- writes ----------------------------------------------------------------------------------
 
     async def create(self, info: ResourceInfo, namespace: str | None, obj: dict[str, Any], *,
-                     dry_run: bool = False, manager: str | None = None) -> dict[str, Any]:
+                     dry_run: bool = False, manager: str | None = None, track_fields: bool = True) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
         meta = _meta(obj)
         obj["apiVersion"], obj["kind"] = info.api_version, info.kind
@@ -232,16 +232,14 @@ class Objects:
             meta.pop(drop, None)
         meta["uid"] = new_uid()
         meta["creationTimestamp"] = _now()
-        if "spec" in obj and info is not NAMESPACES:
-            meta["generation"] = 1
-        else:
-            meta.pop("generation", None)
+        meta.pop("generation", None)          # the kind's strategy starts it at 1 where the kind has one
         strategy = strategy_for(info)
         strategy.prepare_for_create(obj)
         causes = _path_segment_causes(name) + list(strategy.validate(obj))
         if causes:
             raise errors.invalid(info.kind, name, causes, info.group)
-        _track_managers(None, obj, manager, None)
+        if track_fields:
+            _track_managers(None, obj, manager, None)
         if info.namespaced:
             await self.check_namespace(str(namespace))
         if dry_run:
@@ -278,7 +276,8 @@ class Objects:
 
     async def guaranteed_update(self, info: ResourceInfo, namespace: str | None, name: str, mutate: Mutator, *,
                                 subresource: str | None = None, dry_run: bool = False,
-                                manager: str | None = None, binding: bool = False) -> dict[str, Any]:
+                                manager: str | None = None, binding: bool = False,
+                                track_fields: bool = True) -> dict[str, Any]:
         """Read-modify-write until no other writer raced us (patch, binding, scale, finalizers).
 
         ``mutate`` gets a fresh copy of the current object and returns the desired one; if that
@@ -294,14 +293,15 @@ class Objects:
             try:
                 return await self._write_update(info, namespace, name, old, new, kv.mod_revision,
                                                 subresource=subresource, dry_run=dry_run, manager=manager,
-                                                raw=binding)
+                                                raw=binding, track_fields=track_fields)
             except RevisionMismatchError:
                 continue
         raise errors.conflict(info.resource, name, info.group, "too many concurrent writers")
 
     async def _write_update(self, info: ResourceInfo, namespace: str | None, name: str, old: dict[str, Any],
                             new: dict[str, Any], revision: int, *, subresource: str | None,
-                            dry_run: bool, manager: str | None = None, raw: bool = False) -> dict[str, Any]:
+                            dry_run: bool, manager: str | None = None, raw: bool = False,
+                            track_fields: bool = True) -> dict[str, Any]:
         """One conditional write of ``new`` over ``old`` (``raw``: a system write, e.g. pods/binding,
         that bypasses the kind's update strategy and validation)."""
         if not isinstance(new, dict):
@@ -318,7 +318,9 @@ class Objects:
             new["metadata"] = dict(old_meta, **{k: v for k, v in new_meta.items() if k in ("finalizers", "labels", "annotations")})
             new_meta = new["metadata"]
         elif subresource == "status":
-            new["metadata"] = copy.deepcopy(old_meta)
+            for keep in ("name", "namespace", "uid", "creationTimestamp", "deletionGracePeriodSeconds"):
+                if keep in old_meta:
+                    new_meta[keep] = old_meta[keep]
             strategy.prepare_for_status_update(new, old)
         else:
             new_meta["name"] = name
@@ -330,16 +332,15 @@ class Objects:
                 else:
                     new_meta.pop(keep, None)
             new_meta.pop("selfLink", None)
-            strategy.prepare_for_update(new, old)
-            if "generation" in old_meta and new.get("spec") != old.get("spec"):
-                new_meta["generation"] = int(old_meta["generation"]) + 1
+            strategy.prepare_for_update(new, old)         # defaults, status kept, generation bumped
             if old_meta.get("deletionTimestamp"):
                 added = set(new_meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
                 if added:
                     raise errors.invalid(info.kind, name, [errors.forbidden_field(
                         "metadata.finalizers", f"no new finalizers can be added if the object is being deleted, "
                         f"found new finalizers {sorted(added)}")], info.group)
-        _track_managers(old, new, manager, subresource)
+        if track_fields and not raw:
+            _track_managers(old, new, manager, subresource)
         causes = _path_segment_causes(name) + ([] if raw else list(strategy.validate_update(new, old)))
         if causes:
             raise errors.invalid(info.kind, name, causes, info.group)
@@ -443,10 +444,8 @@ class Objects:
 
 def _track_managers(old: dict[str, Any] | None, new: dict[str, Any], manager: str | None,
                     subresource: str | None) -> None:
-    """Record managedFields for the write when the patch library offers it (server-side apply)."""
-    track = getattr(patch_lib, "update_managed_fields", None)
-    if track is not None and manager is not None:
-        track(old, new, manager, "Update", subresource)
+    """Record in managedFields what this write changed (server-side apply's ownership data)."""
+    patch_lib.update_managed_fields(old, new, manager, "Update", subresource)
 
 
 def _spec_finalizers(info: ResourceInfo, obj: dict[str, Any]) -> list[str]:

@@ -14,6 +14,7 @@ import yaml
 from aiohttp import web
 
 from apiserver.objects import Objects
+from apiserver.registry import fieldvalidation
 from apiserver.storage import Store
 from apiserver.watchcache import WatchCache
 from kubelite.api import codec, errors
@@ -168,18 +169,10 @@ def include_object(request: web.Request) -> str:
     return value
 
 
-try:  # the field-validation seam (api-semantics); without it unknown fields round-trip untouched
-    from apiserver.registry import fieldvalidation as _fieldvalidation
-except ImportError:  # pragma: no cover - until the module lands
-    _fieldvalidation = None  # type: ignore[assignment]
-
-
 def validate_fields(request: web.Request, info: Any, obj: dict[str, Any],
                     raw: bytes | None) -> tuple[dict[str, Any], list[str]]:
     """Apply ``fieldValidation`` (Strict → 400, Warn → warnings, Ignore → dropped) to a body."""
-    if _fieldvalidation is None:
-        return obj, []
-    return _fieldvalidation.check(info, obj, request.query.get("fieldValidation"), raw)
+    return fieldvalidation.check(info, obj, request.query.get("fieldValidation"), raw)
 
 
 def check_kind(info: Any, obj: dict[str, Any]) -> None:
