@@ -60,7 +60,12 @@ async def serve(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     settings = parse_args(argv)
     try:
-        asyncio.run(serve(settings))
+        try:
+            import uvloop
+        except ImportError:  # optional speed-up: plain asyncio works the same
+            asyncio.run(serve(settings))
+        else:
+            uvloop.run(serve(settings))
     except KeyboardInterrupt:
         pass
     return 0

@@ -215,7 +215,7 @@ class Objects:
 
     async def create(self, info: ResourceInfo, namespace: str | None, obj: dict[str, Any], *,
                      dry_run: bool = False, manager: str | None = None, track_fields: bool = True) -> dict[str, Any]:
-        obj = copy.deepcopy(obj)
+        """Create ``obj`` (which this call owns and changes: pass a fresh object)."""
         meta = _meta(obj)
         obj["apiVersion"], obj["kind"] = info.api_version, info.kind
         if info.namespaced:
@@ -444,8 +444,10 @@ class Objects:
 
 def _track_managers(old: dict[str, Any] | None, new: dict[str, Any], manager: str | None,
                     subresource: str | None) -> None:
-    """Record in managedFields what this write changed (server-side apply's ownership data)."""
-    patch_lib.update_managed_fields(old, new, manager, "Update", subresource)
+    """Record in managedFields what a write by a named field manager changed (kubectl always names one;
+    anonymous writes, e.g. controllers without ``fieldManager``, are not tracked: it costs ~0.2 ms a write)."""
+    if manager:
+        patch_lib.update_managed_fields(old, new, manager, "Update", subresource)
 
 
 def _spec_finalizers(info: ResourceInfo, obj: dict[str, Any]) -> list[str]:
