@@ -107,9 +107,8 @@ async def handle_watch(request: web.Request, target: Target) -> web.StreamRespon
                 await resp.write(bytes(out))
             if batch[-1] is None or None in batch:
                 break
-    except (ConnectionResetError, asyncio.CancelledError):
-        cache.forget(watcher)
-        raise
+    except ConnectionResetError:        # the client went away: nothing left to tell it
+        return resp
     finally:
         cache.forget(watcher)
     try:
