@@ -171,8 +171,13 @@ def include_object(request: web.Request) -> str:
 
 def validate_fields(request: web.Request, info: Any, obj: dict[str, Any],
                     raw: bytes | None) -> tuple[dict[str, Any], list[str]]:
-    """Apply ``fieldValidation`` (Strict → 400, Warn → warnings, Ignore → dropped) to a body."""
-    return fieldvalidation.check(info, obj, request.query.get("fieldValidation"), raw)
+    """Apply ``fieldValidation`` (Strict → 400, Warn → warnings, Ignore → dropped) to a body.
+
+    Duplicate JSON keys are looked for (a second, slower pass over the raw body) only under Strict,
+    which is what kubectl sends; under Warn (the default) only unknown fields are reported.
+    """
+    mode = request.query.get("fieldValidation")
+    return fieldvalidation.check(info, obj, mode, raw if mode == "Strict" else None)
 
 
 def check_kind(info: Any, obj: dict[str, Any]) -> None:
