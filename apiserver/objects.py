@@ -63,12 +63,36 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def encode(obj: dict[str, Any]) -> bytes:
-    """The stored form: the object without its resourceVersion (that is the key's mod_revision)."""
+    """The stored form: the object without its resourceVersion (that is the key's mod_revision).
+
+    Keys are laid out ``apiVersion, kind, metadata, ...`` so that :func:`with_resource_version`
+    can put the resourceVersion back into a stored value without decoding it.
+    """
     meta = obj.get("metadata") or {}
     if "resourceVersion" in meta:
-        obj = dict(obj)
-        obj["metadata"] = {k: v for k, v in meta.items() if k != "resourceVersion"}
-    return codec.dumps(obj)
+        meta = {k: v for k, v in meta.items() if k != "resourceVersion"}
+    ordered: dict[str, Any] = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
+    ordered["metadata"] = meta
+    for k, v in obj.items():
+        if k not in ordered:
+            ordered[k] = v
+    return codec.dumps(ordered)
+
+
+_META = b'"metadata":{'
+
+
+def with_resource_version(value: bytes, rv: int) -> bytes | None:
+    """A stored value as wire JSON with ``metadata.resourceVersion`` spliced in, without decoding.
+
+    Returns None when the value does not have :func:`encode`'s layout (the caller decodes then).
+    """
+    i = value.find(_META)
+    if i < 0 or value.find(b"{", 1) != i + len(_META) - 1:
+        return None
+    j = i + len(_META)
+    sep = b"" if value[j:j + 1] == b"}" else b","
+    return b"".join((value[:j], b'"resourceVersion":"', str(rv).encode(), b'"', sep, value[j:]))
 
 
 def _path_segment_causes(name: str, field: str = "metadata.name") -> list[StatusCause]:
@@ -117,8 +141,12 @@ class Objects:
 
     async def list(self, info: ResourceInfo, namespace: str | None, *, labels: LabelSelector,
                    fields: FieldSelector, limit: int = 0, continue_: str | None = None,
-                   resource_version: str | None = None) -> dict[str, Any]:
-        """A ``<Kind>List``; paged with ``limit``/``continue`` at one pinned revision."""
+                   resource_version: str | None = None, raw: bool = False) -> dict[str, Any]:
+        """A ``<Kind>List``; paged with ``limit``/``continue`` at one pinned revision.
+
+        With ``raw`` (only when both selectors are empty) the items are read from storage as JSON
+        bytes without being decoded (some may still be dicts): see :func:`with_resource_version`.
+        """
         def match(obj: dict[str, Any]) -> bool:
             return (labels.empty or labels.matches((obj.get("metadata") or {}).get("labels"))) and (
                 fields.empty or fields.matches(object_fields(info.resource, obj)))
@@ -159,13 +187,16 @@ class Objects:
                                   "You can start a new list without the continue parameter.") from None
             revision = revision or page.revision       # etcd answers a pinned range with the current header
             for i, kv in enumerate(page.kvs):
-                obj = decode(kv.value, kv.mod_revision)
                 last_key = kv.key
-                if match(obj):
-                    items.append(obj)
-                    if limit and len(items) == limit:
-                        more = page.more or i < len(page.kvs) - 1
-                        break
+                item: Any = with_resource_version(kv.value, kv.mod_revision) if raw else None
+                if item is None:
+                    item = decode(kv.value, kv.mod_revision)
+                    if not match(item):
+                        continue
+                items.append(item)
+                if limit and len(items) == limit:
+                    more = page.more or i < len(page.kvs) - 1
+                    break
             else:
                 if page.more and page.kvs:
                     start = page.kvs[-1].key + "\0"

@@ -182,6 +182,7 @@ async def main() -> None:
     ap.add_argument("--conc", type=int, default=4000)
     ap.add_argument("--watchers", type=int, default=100)
     a = ap.parse_args()
+    load0 = os.getloadavg()[0]
     with cluster.etcd_server() as etcd:
         print(f"etcd {cluster.ETCD_BIN} on {etcd.url} (data on /dev/shm, --unsafe-no-fsync); 1 KiB values; "
               f"{CONC} in flight for concurrent runs; {os.cpu_count()} cores shared by all processes")
@@ -200,6 +201,8 @@ async def main() -> None:
     row(f"pod list all ({api['list_items']} pods, JSON)", *api["list"])
     row("pod list limit=500 as Table", *api["list_table500"])
     row(f"watch delivery to {a.watchers} watchers ({api['watch_n']} ev)", None, api["watch"][1])
+    print(f"\n  machine load average (1 min): {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end "
+          f"(other work on these {os.cpu_count()} cores skews every figure)")
     seq_ratio = api["create_seq"][0] / raw["put_seq"][0]
     conc_ratio = api["create_conc"][0] / raw["put_conc"][0]
     print("\nratios and goals:")

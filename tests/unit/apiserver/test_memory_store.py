@@ -75,3 +75,19 @@ async def test_watch_from_compacted_revision_fails() -> None:
 def test_prefix_end() -> None:
     assert prefix_end("/r/pods/") == "/r/pods0"
     assert prefix_end("/r/ns/") == "/r/ns0"
+
+
+def test_stored_layout_lets_lists_skip_decoding() -> None:
+    from apiserver.objects import encode, with_resource_version
+    from kubelite.api import codec
+
+    obj = {"spec": {"template": {"metadata": {"labels": {"a": "b"}}}}, "metadata": {"name": "x", "resourceVersion": "9"},
+           "kind": "Deployment", "apiVersion": "apps/v1"}
+    stored = encode(obj)
+    out = with_resource_version(stored, 42)
+    assert out is not None
+    assert codec.loads(out) == dict(obj, metadata={"name": "x", "resourceVersion": "42"})
+    empty = encode({"apiVersion": "v1", "kind": "Namespace", "metadata": {}})
+    assert codec.loads(with_resource_version(empty, 7) or b"") == {"apiVersion": "v1", "kind": "Namespace",
+                                                                  "metadata": {"resourceVersion": "7"}}
+    assert with_resource_version(b'{"kind":"{","metadata":{}}', 1) is None       # not our layout: decode instead
