@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import copy
 import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 from apiserver.registry.strategy import strategy_for
 from apiserver.storage import (CompactedError, KeyExistsError, KeyNotFoundError, KeyValue, RevisionMismatchError,
@@ -253,6 +254,11 @@ class Objects:
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
+        if not isinstance(meta.get("generateName", ""), str) or not isinstance(meta.get("name", ""), str):
+            raise errors.invalid(info.kind, str(meta.get("name") or ""), [errors.invalid_value(
+                "metadata.name" if not isinstance(meta.get("name", ""), str) else "metadata.generateName",
+                meta.get("name") if not isinstance(meta.get("name", ""), str) else meta.get("generateName"),
+                "must be a string")], info.group)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = str(meta["generateName"]) + "".join(secrets.choice(GENERATE_ALPHABET) for _ in range(5))
         name = str(meta.get("name") or "")
@@ -265,8 +271,10 @@ class Objects:
         meta["creationTimestamp"] = _now()
         meta.pop("generation", None)          # the kind's strategy starts it at 1 where the kind has one
         strategy = strategy_for(info)
-        strategy.prepare_for_create(obj)
-        causes = _path_segment_causes(name) + list(strategy.validate(obj))
+        with _decoding(info):
+            _check_meta_types(info, obj)
+            strategy.prepare_for_create(obj)
+            causes = _path_segment_causes(name) + list(strategy.validate(obj))
         if causes:
             raise errors.invalid(info.kind, name, causes, info.group)
         if track_fields:
@@ -345,34 +353,36 @@ class Objects:
         old_meta = old["metadata"]
         new["apiVersion"], new["kind"] = info.api_version, info.kind
         strategy = strategy_for(info)
-        if raw:
-            new["metadata"] = dict(old_meta, **{k: v for k, v in new_meta.items() if k in ("finalizers", "labels", "annotations")})
-            new_meta = new["metadata"]
-        elif subresource == "status":
-            for keep in ("name", "namespace", "uid", "creationTimestamp", "deletionGracePeriodSeconds"):
-                if keep in old_meta:
-                    new_meta[keep] = old_meta[keep]
-            strategy.prepare_for_status_update(new, old)
-        else:
-            new_meta["name"] = name
-            if info.namespaced:
-                new_meta["namespace"] = namespace
-            for keep in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
-                if keep in old_meta:
-                    new_meta[keep] = old_meta[keep]
-                else:
-                    new_meta.pop(keep, None)
-            new_meta.pop("selfLink", None)
-            strategy.prepare_for_update(new, old)         # defaults, status kept, generation bumped
-            if old_meta.get("deletionTimestamp"):
-                added = set(new_meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
-                if added:
-                    raise errors.invalid(info.kind, name, [errors.forbidden_field(
-                        "metadata.finalizers", f"no new finalizers can be added if the object is being deleted, "
-                        f"found new finalizers {sorted(added)}")], info.group)
-        if track_fields and not raw:
-            _track_managers(old, new, manager, subresource)
-        causes = _path_segment_causes(name) + ([] if raw else list(strategy.validate_update(new, old)))
+        with _decoding(info):
+            _check_meta_types(info, new)
+            if raw:
+                new["metadata"] = dict(old_meta, **{k: v for k, v in new_meta.items() if k in ("finalizers", "labels", "annotations")})
+                new_meta = new["metadata"]
+            elif subresource == "status":
+                for keep in ("name", "namespace", "uid", "creationTimestamp", "deletionGracePeriodSeconds"):
+                    if keep in old_meta:
+                        new_meta[keep] = old_meta[keep]
+                strategy.prepare_for_status_update(new, old)
+            else:
+                new_meta["name"] = name
+                if info.namespaced:
+                    new_meta["namespace"] = namespace
+                for keep in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+                    if keep in old_meta:
+                        new_meta[keep] = old_meta[keep]
+                    else:
+                        new_meta.pop(keep, None)
+                new_meta.pop("selfLink", None)
+                strategy.prepare_for_update(new, old)         # defaults, status kept, generation bumped
+                if old_meta.get("deletionTimestamp"):
+                    added = set(new_meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
+                    if added:
+                        raise errors.invalid(info.kind, name, [errors.forbidden_field(
+                            "metadata.finalizers", f"no new finalizers can be added if the object is being deleted, "
+                            f"found new finalizers {sorted(added)}")], info.group)
+            if track_fields and not raw:
+                _track_managers(old, new, manager, subresource)
+            causes = _path_segment_causes(name) + ([] if raw else list(strategy.validate_update(new, old)))
         if causes:
             raise errors.invalid(info.kind, name, causes, info.group)
         new_meta["resourceVersion"] = str(revision)
@@ -471,6 +481,37 @@ class Objects:
             return max(0, int(options.grace_period_seconds))
         value = spec.get("terminationGracePeriodSeconds")
         return int(value) if isinstance(value, int) and value >= 0 else 30
+
+
+@contextlib.contextmanager
+def _decoding(info: ResourceInfo) -> Iterator[None]:
+    """Type errors while defaulting/validating a body are a malformed body: 400, as Kubernetes' decoder."""
+    try:
+        yield
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError) as e:
+        if isinstance(e, errors.ApiError):
+            raise
+        logger.debug("%s body failed to decode", info.kind, exc_info=True)
+        raise errors.BadRequest(f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
+                                f"{type(e).__name__}: {e}") from None
+
+
+def _check_meta_types(info: ResourceInfo, obj: dict[str, Any]) -> None:
+    """The metadata fields the generic store relies on must have their wire types."""
+    meta = obj.get("metadata")
+    causes: list[StatusCause] = []
+    for field, kind in (("finalizers", list), ("ownerReferences", list), ("labels", dict), ("annotations", dict)):
+        value = meta.get(field) if isinstance(meta, dict) else None
+        if value is not None and not isinstance(value, kind):
+            causes.append(errors.invalid_value(f"metadata.{field}", value, f"must be {'a list' if kind is list else 'an object'}"))
+    finalizers = meta.get("finalizers") if isinstance(meta, dict) else None
+    if isinstance(finalizers, list) and not all(isinstance(f, str) for f in finalizers):
+        causes.append(errors.invalid_value("metadata.finalizers", finalizers, "must be a list of strings"))
+    for field in ("spec", "status"):
+        if field in obj and obj[field] is not None and not isinstance(obj[field], dict) and info.kind not in ("Secret", "ConfigMap"):
+            causes.append(errors.invalid_value(field, obj[field], "must be an object"))
+    if causes:
+        raise errors.invalid(info.kind, str((meta or {}).get("name") or ""), causes, info.group)
 
 
 def _track_managers(old: dict[str, Any] | None, new: dict[str, Any], manager: str | None,

@@ -119,3 +119,26 @@ async def test_table_responses(apiserver_url: str) -> None:
         assert r.body["rows"][0]["object"]["kind"] == "Pod"
         one = await api.get(f"{PODS}/t1", headers={"Accept": accept})
         assert one.body["kind"] == "Table" and len(one.body["rows"]) == 1
+
+
+async def test_malformed_objects_are_4xx_never_500(apiserver_url: str) -> None:
+    containers = [{"name": "c", "image": "busybox"}]
+    bodies = [
+        {"metadata": {"name": "a"}, "spec": "x"},
+        {"metadata": {"name": "a"}, "spec": {"containers": "x"}},
+        {"metadata": {"name": "a", "finalizers": "x"}, "spec": {"containers": containers}},
+        {"metadata": {"generateName": 5}, "spec": {"containers": containers}},
+        {"metadata": {"name": 5}, "spec": {"containers": containers}},
+        {"metadata": {"name": "a", "labels": "x"}, "spec": {"containers": containers}},
+    ]
+    async with Api(apiserver_url) as api:
+        for body in bodies:
+            r = await api.post(PODS, {"apiVersion": "v1", "kind": "Pod", **body})
+            assert r.status in (400, 422) and r.body["kind"] == "Status", (body, r.body)
+        assert (await api.post(PODS, pod("ok"))).status == 201
+        for patch in ({"spec": "x"}, {"metadata": {"finalizers": [1]}}):
+            r = await api.patch(f"{PODS}/ok", patch)
+            assert r.status in (400, 422), (patch, r.body)
+        r = await api.post(f"{PODS}/ok/eviction", {"deleteOptions": 5})
+        assert r.status == 400
+        assert [p["metadata"]["name"] for p in (await api.get(PODS)).body["items"]] == ["ok"]
