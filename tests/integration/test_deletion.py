@@ -104,3 +104,15 @@ async def test_namespace_termination(apiserver_url: str) -> None:
         await api.delete(f"{base}/pods/b", {"gracePeriodSeconds": 0})  # the kubelet confirms
         await wait_gone(api, base)
         assert (await api.delete("/api/v1/namespaces/default")).status == 403
+
+
+async def test_delete_collection_by_label(apiserver_url: str) -> None:
+    async with Api(apiserver_url) as api:
+        for name, app in (("a", "web"), ("b", "web"), ("c", "db")):
+            await api.post(PODS, pod(name, {"app": app}))
+        r = await api.delete(PODS, params={"labelSelector": "app=web"})
+        assert r.status == 200 and sorted(i["metadata"]["name"] for i in r.body["items"]) == ["a", "b"]
+        left = (await api.get(PODS)).body["items"]
+        assert [p["metadata"]["name"] for p in left] == ["c"]
+        r = await api.delete("/api/v1/namespaces")          # namespaces do not offer deletecollection
+        assert r.status == 405

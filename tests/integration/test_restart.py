@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from tests.support import cluster
-from tests.support.http import Api, pod
+from tests.support.http import Api, collect, pod
 
 PODS = "/api/v1/namespaces/default/pods"
 
@@ -42,3 +42,27 @@ async def test_sigterm_closes_open_watches_quickly(apiserver_proc: cluster.ApiSe
             await asyncio.wait_for(ended.wait(), 5)
         assert time.monotonic() - t0 < 4
         assert apiserver_proc.proc is not None and apiserver_proc.proc.returncode == 0
+
+
+async def test_client_watch_survives_an_etcd_restart() -> None:
+    """The watch cache's storage watch resumes after etcd comes back; open client watches go on."""
+    with cluster.etcd_server() as etcd, cluster.apiserver(etcd.url) as server:
+        async with Api(server.url) as api:
+            start = (await api.get(PODS)).body["metadata"]["resourceVersion"]
+            stream = api.watch(PODS, {"resourceVersion": start})
+            await api.post(PODS, pod("before"))
+            assert (await collect(stream, 1))[0]["object"]["metadata"]["name"] == "before"
+            etcd.stop()
+            down = await api.get(PODS)
+            assert down.status == 503 and down.body["reason"] == "ServiceUnavailable"
+            await asyncio.to_thread(etcd.start)
+            async def create_when_up() -> None:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 20
+                while (await api.post(PODS, pod("after"))).status != 201:
+                    assert loop.time() < deadline, "apiserver did not recover"
+                    await asyncio.sleep(0.1)
+            await create_when_up()
+            got = await collect(stream, 1, timeout=20)
+            assert got[0]["type"] == "ADDED" and got[0]["object"]["metadata"]["name"] == "after"
+            await stream.aclose()
