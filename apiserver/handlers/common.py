@@ -89,6 +89,8 @@ async def read_raw(request: web.Request, accepted: tuple[str, ...]) -> tuple[byt
     if ctype not in accepted:
         raise errors.UnsupportedMediaType(
             f"the body of the request was in an unknown format - accepted media types include: {', '.join(accepted)}")
+    if request.content_length is not None:
+        return await request.read(), ctype        # bounded by the check above (and client_max_size)
     raw = bytearray()
     async for chunk in request.content.iter_chunked(1 << 16):
         raw += chunk

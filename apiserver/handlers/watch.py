@@ -58,7 +58,7 @@ async def handle_watch(request: web.Request, target: Target) -> web.StreamRespon
                                                    "Cache-Control": "no-cache, private"})
     resp.enable_chunked_encoding()
     try:
-        watcher = cache.watch(rv, target.namespace, predicate)
+        watcher = cache.watch(rv, target.namespace, None if labels.empty and fields.empty else predicate)
     except errors.Gone as e:
         await resp.prepare(request)
         await resp.write(codec.dumps({"type": "ERROR", "object": e.to_status()}) + b"\n")
