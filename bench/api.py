@@ -1,6 +1,6 @@
 """Benchmark of the apiserver against raw etcd, on one etcd in one run (issue 2's figures).
 
-    /work/venv/bin/python bench/api.py [--pods 10000] [--seq 1000] [--conc 4000] [--watchers 100]
+    /work/venv/bin/python bench/api.py [--pods 10000] [--seq 1000] [--conc 4000] [--watchers 100] [--api-workers 1]
 
 Measures, through the apiserver (HTTP, JSON, strategies, validation, watch cache): pod create
 sequential and with 64 in flight, get with ``--pods`` pods stored, list of all of them, and
@@ -181,20 +181,22 @@ async def main() -> None:
     ap.add_argument("--seq", type=int, default=1000)
     ap.add_argument("--conc", type=int, default=4000)
     ap.add_argument("--watchers", type=int, default=100)
+    ap.add_argument("--api-workers", type=int, default=1, help="apiserver --workers (processes sharing the port)")
     a = ap.parse_args()
     load0 = os.getloadavg()[0]
     with cluster.etcd_server() as etcd:
         print(f"etcd {cluster.ETCD_BIN} on {etcd.url} (data on /dev/shm, --unsafe-no-fsync); 1 KiB values; "
               f"{CONC} in flight for concurrent runs; {os.cpu_count()} cores shared by all processes")
         raw = await raw_etcd(etcd.url, a.seq, a.conc)
-        with cluster.apiserver(etcd.url, prefix="/bench-registry") as server:
+        with cluster.apiserver(etcd.url, prefix="/bench-registry",
+                               extra_args=["--workers", str(a.api_workers)]) as server:
             api = await api_bench(server.url, a.pods, a.seq, a.conc, a.watchers)
     print("\nraw etcd (aetcd 1.0.0, same etcd):")
     row("put sequential", *raw["put_seq"])
     row(f"put {CONC} concurrent", *raw["put_conc"])
     row("get one key", *raw["get"])
     row(f"range {a.conc} keys", *raw["range"])
-    print("\napiserver (HTTP/JSON, aiohttp client):")
+    print(f"\napiserver (HTTP/JSON, aiohttp client; --workers {a.api_workers}):")
     row("pod create sequential", *api["create_seq"])
     row(f"pod create {CONC} concurrent", *api["create_conc"])
     row(f"pod get ({a.pods} pods stored)", *api["get"])

@@ -44,6 +44,8 @@ class Settings:
     compaction_interval: float = 300.0
     watch_window: int = 20000
     shutdown_timeout: float = 5.0
+    workers: int = 1
+    reuse_port: bool = False
 
 
 @dataclass

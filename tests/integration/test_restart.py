@@ -66,3 +66,14 @@ async def test_client_watch_survives_an_etcd_restart() -> None:
             got = await collect(stream, 1, timeout=20)
             assert got[0]["type"] == "ADDED" and got[0]["object"]["metadata"]["name"] == "after"
             await stream.aclose()
+
+
+async def test_two_workers_share_the_port(etcd_server: cluster.EtcdServer) -> None:
+    with cluster.apiserver(etcd_server.url, extra_args=["--workers", "2"]) as server:
+        async with Api(server.url) as api:
+            await api.post(PODS, pod("w"))
+            for _ in range(10):                 # new connections land on either worker: both see the pod
+                async with Api(server.url) as fresh:
+                    assert (await fresh.get(f"{PODS}/w")).status == 200
+        server.stop()
+        assert server.proc is not None and server.proc.returncode == 0
