@@ -78,7 +78,7 @@ def test_prefix_end() -> None:
 
 
 def test_stored_layout_lets_lists_skip_decoding() -> None:
-    from apiserver.objects import encode, with_resource_version
+    from apiserver.listing import encode, with_resource_version
     from kubelite.api import codec
 
     obj = {"spec": {"template": {"metadata": {"labels": {"a": "b"}}}}, "metadata": {"name": "x", "resourceVersion": "9"},
