@@ -260,7 +260,13 @@ def update_managed_fields(old: dict[str, Any] | None, new: dict[str, Any], manag
         current = field_set(new, node)
         before = field_set(old, node) if old else set()
     changed = {p for p in current if p not in before or _get(old, p) != _get(new, p)} if old else current
-    entries = [e for e in (_entries(old) if old else _entries(new))]
+    entries = _entries(old) if old else _entries(new)
+    given = (new.get("metadata") or {}).get("managedFields")
+    if old and given is not None and given != (old.get("metadata") or {}).get("managedFields"):
+        entries = _entries(new)  # the writer replaced managedFields (e.g. kubectl's CSA → SSA migration)
+        if not given:
+            new["metadata"].pop("managedFields", None)
+            return
     if not changed and not any(_same_owner(e, manager, operation, subresource) for e in entries):
         _set_entries(new, entries)
         return

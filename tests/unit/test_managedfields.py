@@ -97,3 +97,15 @@ def test_requires_manager():
 
 def test_format_path():
     assert format_path(("f:spec", "f:containers", 'k:{"name":"nginx"}', "f:image")) == '.spec.containers[name="nginx"].image'
+
+
+def test_update_with_replaced_managed_fields_takes_them():
+    obj = apply_patch(None, cfg(3), "kubectl")
+    new = dict(obj, metadata=dict(obj["metadata"], managedFields=[
+        {"manager": "migrated", "operation": "Apply", "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:spec": {"f:replicas": {}}}}]))
+    update_managed_fields(obj, new, "kubectl-patch")
+    assert [e["manager"] for e in new["metadata"]["managedFields"]] == ["migrated"]
+    cleared = dict(obj, metadata=dict(obj["metadata"], managedFields=[]))
+    update_managed_fields(obj, cleared, "x")
+    assert "managedFields" not in cleared["metadata"]
