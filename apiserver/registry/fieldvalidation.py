@@ -116,3 +116,10 @@ def check(info: ResourceInfo, obj: dict[str, Any], mode: str | None,
         raise BadRequest(f'{kind} in version "{api_version.rpartition("/")[2]}" cannot be handled as a {kind}: '
                          "strict decoding error: " + ", ".join(problems))
     return cleaned, problems
+
+
+def warning_header(text: str, code: int = 299, agent: str = "-") -> str:
+    """The ``Warning`` header value for a warning text, quoted as Kubernetes does (``\\"`` and ``\\\\``)."""
+    clean = "".join(c if c.isprintable() else " " for c in text)
+    quoted = clean.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{code:03d} {agent} "{quoted}"'
