@@ -134,6 +134,20 @@ def _remove(obj: Any, path: Path) -> None:
         parent[:] = [e for e in parent if e != value]
 
 
+def _prune_empty(obj: dict[str, Any], path: Path) -> None:
+    """Drop maps the removal emptied (``labels: {}``), as Go's omitempty would not serialize them."""
+    fields = [p for p in path if p != "."]
+    for depth in range(len(fields) - 1, 0, -1):
+        parent_path = tuple(fields[:depth])
+        if not all(e.startswith("f:") for e in parent_path):
+            return
+        value = _get(obj, parent_path)
+        if isinstance(value, dict) and not value:
+            _remove(obj, parent_path)
+        else:
+            return
+
+
 def format_path(path: Path) -> str:
     """``.spec.template.spec.containers[name="nginx"].image`` as Kubernetes prints conflicts."""
     out = ""
@@ -220,6 +234,7 @@ def apply_patch(live: dict[str, Any] | None, applied: dict[str, Any], manager: s
     for path in sorted(previous - mine - others, key=len, reverse=True):
         if not any(o[:len(path)] == path for o in others | mine):
             _remove(merged, path)
+            _prune_empty(merged, path)
     new_entries.append(_entry(manager, "Apply", api_version, mine, subresource))
     _set_entries(merged, new_entries)
     return merged

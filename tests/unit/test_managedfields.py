@@ -42,6 +42,8 @@ def test_create_then_reapply_same_manager_removes_dropped_fields():
     assert entry["fieldsV1"]["f:spec"]["f:replicas"] == {}
     obj = apply_patch(obj, cfg(None, labels={"a": "1"}), "kubectl")
     assert "replicas" not in obj["spec"] and obj["metadata"]["labels"] == {"a": "1"}
+    obj = apply_patch(obj, cfg(None), "kubectl")
+    assert "labels" not in obj["metadata"]
 
 
 def test_conflict_with_other_manager_and_force():
