@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from apiserver.registry import validation as v
@@ -265,6 +264,15 @@ def validate_pod_spec(field: str, spec: Any) -> Causes:
     return causes
 
 
+def _without_mutable(spec: dict[str, Any]) -> dict[str, Any]:
+    """A shallow projection of a pod spec without the fields an update may change."""
+    out = {k: v for k, v in spec.items() if k not in ("activeDeadlineSeconds", "tolerations")}
+    for key in ("containers", "initContainers"):
+        if isinstance(out.get(key), list):
+            out[key] = [{k: v for k, v in c.items() if k != "image"} if isinstance(c, dict) else c for c in out[key]]
+    return out
+
+
 def validate_pod_update(new: dict[str, Any], old: dict[str, Any]) -> Causes:
     """Only images, activeDeadlineSeconds and added tolerations may change in a pod spec."""
     ns, os_ = new.get("spec") or {}, old.get("spec") or {}
@@ -274,14 +282,7 @@ def validate_pod_update(new: dict[str, Any], old: dict[str, Any]) -> Causes:
         causes.append(v.invalid_value("spec.activeDeadlineSeconds", ad_new,
                                     "must be less than or equal to previous value" if ad_new is not None
                                     else "must not update from a positive integer to nil value"))
-    mutable_new, mutable_old = copy.deepcopy(ns), copy.deepcopy(os_)
-    for spec in (mutable_new, mutable_old):
-        for key in ("containers", "initContainers"):
-            for c in spec.get(key) or []:
-                if isinstance(c, dict):
-                    c.pop("image", None)
-        spec.pop("activeDeadlineSeconds", None)
-        spec.pop("tolerations", None)
+    mutable_new, mutable_old = _without_mutable(ns), _without_mutable(os_)
     old_tol = os_.get("tolerations") or []
     new_tol = ns.get("tolerations") or []
     if any(t not in new_tol for t in old_tol):

@@ -111,3 +111,12 @@ def test_update_with_replaced_managed_fields_takes_them():
     cleared = dict(obj, metadata=dict(obj["metadata"], managedFields=[]))
     update_managed_fields(obj, cleared, "x")
     assert "managedFields" not in cleared["metadata"]
+
+
+def test_fields_tree_equals_field_values():
+    from kubelite.api.managedfields import field_values, fields_tree, to_fields_v1
+    obj = cfg(3, labels={"a": "b"})
+    obj["metadata"]["finalizers"] = ["x", "y"]
+    obj["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 80, "protocol": "TCP"}]
+    node = for_kind("apps/v1", "Deployment")
+    assert fields_tree(obj, node) == to_fields_v1(set(field_values(obj, node)))
