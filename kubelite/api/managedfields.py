@@ -23,6 +23,8 @@ Path = tuple[str, ...]
 _SKIP_META = {"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
               "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds", "generateName"}
 _MISSING = object()
+KUBECTL_MANAGER = "kubectl"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def _now() -> str:
@@ -250,7 +252,10 @@ def apply_patch(live: dict[str, Any] | None, applied: dict[str, Any], manager: s
             if path[-1] != "." and _get(base, path) != _get(merged, path):
                 conflicts.append((str(e.get("manager", "")), path))
     if conflicts and not force:
-        raise _conflict_error(conflicts, api_version)
+        allowed = _last_applied_fields(base, node) if manager == KUBECTL_MANAGER else set()
+        if not all(p in allowed for _, p in conflicts):
+            raise _conflict_error([(m, p) for m, p in conflicts if p not in allowed], api_version)
+        force = True  # kubectl upgrading a client-side-applied object (lastAppliedManager)
     previous: set[Path] = set()
     others: set[Path] = set()
     new_entries: list[dict[str, Any]] = []
@@ -272,7 +277,37 @@ def apply_patch(live: dict[str, Any] | None, applied: dict[str, Any], manager: s
             _prune_empty(merged, path)
     new_entries.append(_entry(manager, "Apply", api_version, mine, subresource))
     _set_entries(merged, new_entries)
+    if manager == KUBECTL_MANAGER and _last_applied(base) is not None:
+        _set_last_applied(merged, applied)  # lastAppliedUpdater: keep client-side apply in step
     return merged
+
+
+def _last_applied(obj: dict[str, Any]) -> str | None:
+    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    return value if isinstance(value, str) and value else None
+
+
+def _last_applied_fields(live: dict[str, Any], node: schema.Schema | None) -> set[Path]:
+    """The fields the live object's last-applied-configuration sets (conflicts on them are allowed)."""
+    text = _last_applied(live)
+    if text is None:
+        return set()
+    try:
+        last = json.loads(text)
+    except ValueError:
+        return set()
+    return field_set(last, node) if isinstance(last, dict) else set()
+
+
+def _set_last_applied(obj: dict[str, Any], applied: dict[str, Any]) -> None:
+    config = copy.deepcopy(_without_managed(applied))
+    annotations = (config.get("metadata") or {}).get("annotations")
+    if isinstance(annotations, dict):
+        annotations.pop(LAST_APPLIED, None)
+        if not annotations:
+            config["metadata"].pop("annotations")
+    obj.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = json.dumps(
+        config, separators=(",", ":"), sort_keys=True) + "\n"  # runtime.Encode's trailing newline
 
 
 def _without_managed(applied: dict[str, Any]) -> dict[str, Any]:

@@ -156,6 +156,27 @@ def test_server_side_apply_conflicts_and_force(kubectl: Run, tmp_path: Path) -> 
     assert "labels" not in _get(kubectl, "deploy", "web")["metadata"]
 
 
+def test_server_side_apply_takes_over_client_side_apply(kubectl: Run, tmp_path: Path) -> None:
+    # kubectl's switch from client-side to server-side apply: the fields the last-applied
+    # configuration names may be taken over by manager "kubectl" without conflicts
+    (tmp_path / "d1.yaml").write_text(DEPLOY_V1)
+    (tmp_path / "d2.yaml").write_text(DEPLOY_V2.replace("strategy: {type: Recreate}",
+                                                        "strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1}}"))
+    kubectl("apply", "-f", str(tmp_path / "d1.yaml"))
+    assert "serverside-applied" in kubectl("apply", "--server-side", "-f", str(tmp_path / "d2.yaml")).stdout
+    d = _get(kubectl, "deploy", "web")
+    assert d["spec"]["replicas"] == 3
+    assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.26"
+    # the server kept the last-applied annotation in step: client-side apply still works on top
+    assert "deployment.apps/web" in kubectl("apply", "-f", str(tmp_path / "d2.yaml")).stdout
+    annotation = _get(kubectl, "deploy", "web")["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+    assert json.loads(annotation)["spec"]["replicas"] == 3
+    # another field manager gets the conflicts
+    (tmp_path / "d3.yaml").write_text(DEPLOY_V2.replace("replicas: 3", "replicas: 5"))
+    proc = kubectl("apply", "--server-side", "--field-manager=other", "-f", str(tmp_path / "d3.yaml"), check=False)
+    assert proc.returncode == 1 and "conflict" in proc.stderr
+
+
 def test_patch_types(kubectl: Run, tmp_path: Path) -> None:
     (tmp_path / "d.yaml").write_text(DEPLOY_V1)
     kubectl("apply", "-f", str(tmp_path / "d.yaml"))

@@ -120,3 +120,23 @@ def test_fields_tree_equals_field_values():
     obj["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 80, "protocol": "TCP"}]
     node = for_kind("apps/v1", "Deployment")
     assert fields_tree(obj, node) == to_fields_v1(set(field_values(obj, node)))
+
+
+def test_kubectl_upgrades_client_side_applied_objects_without_conflicts():
+    import json
+    last = cfg(2)
+    live = cfg(2)
+    live["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(last)}
+    update_managed_fields(None, live, "kubectl-client-side-apply")
+    # another manager than "kubectl" still conflicts
+    with pytest.raises(Conflict):
+        apply_patch(live, cfg(3, image="nginx:2"), "someone")
+    out = apply_patch(live, cfg(3, image="nginx:2"), "kubectl")
+    assert out["spec"]["replicas"] == 3
+    assert json.loads(out["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]) == cfg(3, image="nginx:2")
+    # a field outside the last-applied configuration still conflicts
+    live2 = dict(live, spec=dict(live["spec"], paused=True))
+    update_managed_fields(live, live2, "other-writer")
+    with pytest.raises(Conflict) as e:
+        apply_patch(live2, dict(cfg(3), spec=dict(cfg(3)["spec"], paused=False)), "kubectl")
+    assert [c["field"] for c in e.value.causes] == [".spec.paused"]
