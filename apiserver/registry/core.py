@@ -15,6 +15,13 @@ TAINT_EFFECTS = ["NoExecute", "NoSchedule", "PreferNoSchedule"]
 
 
 # --- Node ---
+def default_node(obj: dict[str, Any]) -> None:
+    """SetDefaults_NodeStatus: allocatable defaults to capacity."""
+    status = obj.get("status")
+    if isinstance(status, dict) and isinstance(status.get("capacity"), dict) and status.get("allocatable") is None:
+        status["allocatable"] = dict(status["capacity"])
+
+
 def validate_node(obj: dict[str, Any]) -> Causes:
     spec = obj.get("spec") or {}
     causes: Causes = []
@@ -39,16 +46,34 @@ def validate_node_update(new: dict[str, Any], old: dict[str, Any]) -> Causes:
 
 
 # --- Namespace ---
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def label_namespace(obj: dict[str, Any]) -> None:
+    """Every namespace carries the immutable label ``kubernetes.io/metadata.name: <name>``."""
+    meta = obj.setdefault("metadata", {})
+    if isinstance(meta, dict) and meta.get("name"):
+        labels = meta.get("labels")
+        labels = labels if isinstance(labels, dict) else {}
+        labels[NAMESPACE_NAME_LABEL] = meta["name"]
+        meta["labels"] = labels
+
+
 def default_namespace(obj: dict[str, Any]) -> None:
+    label_namespace(obj)
     spec = obj.setdefault("spec", {})
     if isinstance(spec, dict) and "kubernetes" not in (spec.get("finalizers") or []):
         spec["finalizers"] = list(spec.get("finalizers") or []) + ["kubernetes"]
-    obj["status"] = {"phase": "Active"}
+
+
+def namespace_status(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"phase": "Active"}
 
 
 def prepare_namespace_update(new: dict[str, Any], old: dict[str, Any]) -> None:
-    """Finalizers of the spec change only through the finalize subresource."""
+    """Finalizers of the spec change only through the finalize subresource; the name label stays."""
     new["spec"] = old.get("spec", {})
+    label_namespace(new)
 
 
 def validate_namespace(obj: dict[str, Any]) -> Causes:

@@ -8,13 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from apiserver.registry import validation as v
-from kubelite.api.errors import forbidden_field, not_supported, required
+from kubelite.api.errors import Forbidden, forbidden_field, not_supported, required
 
 Causes = v.Causes
 RESTART_POLICIES = ["Always", "OnFailure", "Never"]
 DNS_POLICIES = ["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"]
 PULL_POLICIES = ["Always", "IfNotPresent", "Never"]
 PROTOCOLS = ["SCTP", "TCP", "UDP"]
+SYSTEM_PRIORITY_CLASSES = {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
 DEFAULT_TOLERATIONS = (("node.kubernetes.io/not-ready", 300), ("node.kubernetes.io/unreachable", 300))
 POD_UPDATE_FORBIDDEN = (
     "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,"
@@ -82,6 +83,10 @@ def default_pod_spec(spec: Any) -> None:
     for key in ("containers", "initContainers"):
         for c in spec.get(key) or []:
             _default_container(c)
+            if spec.get("hostNetwork") and isinstance(c, dict):
+                for port in c.get("ports") or []:
+                    if isinstance(port, dict) and not port.get("hostPort"):
+                        port["hostPort"] = port.get("containerPort")
     for vol in spec.get("volumes") or []:
         if not isinstance(vol, dict):
             continue
@@ -100,6 +105,13 @@ def default_pod(pod: dict[str, Any]) -> None:
         return
     spec.setdefault("enableServiceLinks", True)
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    class_name = spec.get("priorityClassName")
+    if class_name:
+        if class_name not in SYSTEM_PRIORITY_CLASSES:
+            name = (pod.get("metadata") or {}).get("name") or ""
+            raise Forbidden(f'pods "{name}" is forbidden: no PriorityClass with name {class_name} was found',
+                            details={"name": name, "kind": "pods"})
+        spec.setdefault("priority", SYSTEM_PRIORITY_CLASSES[class_name])
     spec.setdefault("priority", 0)
     tolerations = spec.setdefault("tolerations", [])
     if isinstance(tolerations, list):
