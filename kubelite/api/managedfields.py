@@ -15,6 +15,8 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 from kubelite.api import schema
 from kubelite.api.errors import BadRequest, Conflict
 from kubelite.api.strategicpatch import root_schema, strategic_merge_patch
@@ -31,22 +33,41 @@ def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
+_META_CACHE: dict[tuple[int, str], tuple[list[str] | None, bool]] = {}
+
+
+def _list_meta(node: schema.Schema | None, key: str) -> tuple[list[str] | None, bool]:
+    """(list map keys, is a set) of field ``key`` of ``node``, memoized by node identity."""
+    cache_key = (id(node), key)
+    found = _META_CACHE.get(cache_key)
+    if found is None:
+        raw = schema.property_schema(node, key) or {}
+        if raw.get("x-kubernetes-list-type") == "map":
+            keys: list[str] | None = sorted(raw.get("x-kubernetes-list-map-keys") or [])
+        else:
+            merge_key = raw.get("x-kubernetes-patch-merge-key")
+            keys = [merge_key] if merge_key else None
+        is_set = raw.get("x-kubernetes-list-type") == "set" or (
+            "merge" in str(raw.get("x-kubernetes-patch-strategy", "")) and not raw.get("x-kubernetes-patch-merge-key"))
+        found = _META_CACHE[cache_key] = (keys, is_set)
+    return found
+
+
 def _list_keys(node: schema.Schema | None, key: str) -> list[str] | None:
-    raw = schema.property_schema(node, key) or {}
-    if raw.get("x-kubernetes-list-type") == "map":
-        return list(raw.get("x-kubernetes-list-map-keys") or [])
-    merge_key = raw.get("x-kubernetes-patch-merge-key")
-    return [merge_key] if merge_key else None
+    return _list_meta(node, key)[0]
 
 
 def _is_set(node: schema.Schema | None, key: str) -> bool:
-    raw = schema.property_schema(node, key) or {}
-    return raw.get("x-kubernetes-list-type") == "set" or (
-        "merge" in str(raw.get("x-kubernetes-patch-strategy", "")) and not raw.get("x-kubernetes-patch-merge-key"))
+    return _list_meta(node, key)[1]
+
+
+def _encode(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _item_key(item: dict[str, Any], keys: list[str]) -> str:
-    return "k:" + json.dumps({k: item[k] for k in sorted(keys) if k in item}, separators=(",", ":"))
+    """``k:{"containerPort":80,"protocol":"TCP"}`` (keys sorted, as Kubernetes writes them)."""
+    return "k:{" + ",".join(f'"{k}":{_encode(item[k])}' for k in keys if k in item) + "}"
 
 
 def field_values(obj: Any, node: schema.Schema | None, prefix: Path = (), top: bool = True) -> dict[Path, Any]:
@@ -77,7 +98,7 @@ def field_values(obj: Any, node: schema.Schema | None, prefix: Path = (), top: b
                 out.update(field_values(e, item, ipath, top=False))
         elif isinstance(value, list) and value and _is_set(node, key):
             for e in value:
-                out[path + ("v:" + json.dumps(e, separators=(",", ":")),)] = True
+                out[path + ("v:" + _encode(e),)] = True
         else:
             out[path] = value
     return out
@@ -103,7 +124,7 @@ def fields_tree(obj: Any, node: schema.Schema | None, top: bool = True) -> dict[
             item = schema.items(sub)
             out[f"f:{key}"] = {_item_key(e, keys): {".": {}, **fields_tree(e, item, top=False)} for e in value}
         elif isinstance(value, list) and value and _is_set(node, key):
-            out[f"f:{key}"] = {"v:" + json.dumps(e, separators=(",", ":")): {} for e in value}
+            out[f"f:{key}"] = {"v:" + _encode(e): {} for e in value}
         else:
             out[f"f:{key}"] = {}
     return out
@@ -345,13 +366,6 @@ def update_managed_fields(old: dict[str, Any] | None, new: dict[str, Any], manag
             entry["fieldsV1"] = tree
             new.setdefault("metadata", {})["managedFields"] = [entry]
         return
-    if subresource == "status":
-        current = _status_values(new, node)
-        before = _status_values(old, node) if old else {}
-    else:
-        current = field_values(new, node)
-        before = field_values(old, node) if old else {}
-    changed = {p for p, value in current.items() if before.get(p, _MISSING) != value}
     entries = _entries(old) if old else _entries(new)
     given = (new.get("metadata") or {}).get("managedFields")
     if old and given is not None and given != (old.get("metadata") or {}).get("managedFields"):
@@ -359,20 +373,122 @@ def update_managed_fields(old: dict[str, Any] | None, new: dict[str, Any], manag
         if not given:
             new["metadata"].pop("managedFields", None)
             return
-    if not changed and not any(_same_owner(e, manager, operation, subresource) for e in entries):
+    if subresource == "status":
+        status_node = schema.child(node, "status")
+        changed, removed = _diff((old or {}).get("status"), new.get("status"), status_node, ("f:status",), False)
+    else:
+        changed, removed = _diff(old or {}, new, node, (), True)
+    if not changed and not removed and not any(_same_owner(e, manager, operation, subresource) for e in entries):
         _set_entries(new, entries)
         return
-    alive = set(current) | (set(_status_values(new, node)) if subresource != "status" else set(field_values(new, node)))
+    touched = changed | removed
     result: list[dict[str, Any]] = []
-    mine: set[Path] = set(changed)
+    mine: dict[str, Any] = {}
     for e in entries:
-        paths = from_fields_v1(e.get("fieldsV1")) & alive
+        tree = e.get("fieldsV1") if isinstance(e.get("fieldsV1"), dict) else {}
         if _same_owner(e, manager, operation, subresource):
-            mine |= paths
+            mine = copy.deepcopy(tree)
             continue
-        result.append(dict(e, fieldsV1=to_fields_v1(paths - changed)))
-    result.append(_entry(manager, operation, str(new.get("apiVersion", "")), mine, subresource))
+        hits = [p for p in touched if _tree_has(tree, p)]
+        if hits:
+            tree = copy.deepcopy(tree)
+            for path in hits:
+                _tree_remove(tree, path)
+            e = dict(e, fieldsV1=tree)
+        result.append(e)
+    for path in removed:
+        _tree_remove(mine, path)
+    for path in changed:
+        _tree_add(mine, path)
+    entry = _entry(manager, operation, str(new.get("apiVersion", "")), set(), subresource)
+    entry["fieldsV1"] = mine
+    result.append(entry)
     _set_entries(new, result)
+
+
+def _diff(old: Any, new: Any, node: schema.Schema | None, prefix: Path, top: bool) -> tuple[set[Path], set[Path]]:
+    """(paths set or changed in ``new``, paths of ``old`` gone from ``new``), descending only where they differ."""
+    changed: set[Path] = set()
+    removed: set[Path] = set()
+    if not isinstance(old, dict):
+        old = {}
+    if not isinstance(new, dict):
+        new = {}
+    for key in set(old) | set(new):
+        if top and key in ("apiVersion", "kind", "status"):
+            continue
+        ov, nv = old.get(key, _MISSING), new.get(key, _MISSING)
+        if top and key == "metadata":
+            ov = {k: v for k, v in ov.items() if k not in _SKIP_META} if isinstance(ov, dict) else {}
+            nv = {k: v for k, v in nv.items() if k not in _SKIP_META} if isinstance(nv, dict) else {}
+        if ov == nv:
+            continue
+        path = prefix + (f"f:{key}",)
+        sub = schema.child(node, key)
+        keys, is_set = _list_meta(node, key)
+        if isinstance(ov, dict) and isinstance(nv, dict) and ov and nv and (sub is None or not schema.is_free_form(sub)):
+            c, r = _diff(ov, nv, sub, path, False)
+            changed |= c
+            removed |= r
+        elif isinstance(ov, list) and isinstance(nv, list) and keys and all(isinstance(e, dict) for e in ov + nv):
+            item = schema.items(sub)
+            old_items = {_item_key(e, keys): e for e in ov}
+            new_items = {_item_key(e, keys): e for e in nv}
+            for k, e in new_items.items():
+                if k not in old_items:
+                    changed.add(path + (k, "."))
+                    changed |= set(field_values(e, item, path + (k,), top=False))
+                elif old_items[k] != e:
+                    c, r = _diff(old_items[k], e, item, path + (k,), False)
+                    changed |= c
+                    removed |= r
+            for k, e in old_items.items():
+                if k not in new_items:
+                    removed.add(path + (k, "."))
+                    removed |= set(field_values(e, item, path + (k,), top=False))
+        elif isinstance(ov, list) and isinstance(nv, list) and is_set:
+            changed |= {path + ("v:" + _encode(e),) for e in nv if e not in ov}
+            removed |= {path + ("v:" + _encode(e),) for e in ov if e not in nv}
+        else:
+            if ov is not _MISSING:
+                removed |= set(field_values({key: ov}, node, prefix, top=False))
+            if nv is not _MISSING:
+                new_paths = set(field_values({key: nv}, node, prefix, top=False))
+                changed |= new_paths
+                removed -= new_paths
+    return changed, removed
+
+
+def _tree_has(tree: dict[str, Any], path: Path) -> bool:
+    node: Any = tree
+    for element in path:
+        if not isinstance(node, dict) or element not in node:
+            return False
+        node = node[element]
+    return True
+
+
+def _tree_add(tree: dict[str, Any], path: Path) -> None:
+    node = tree
+    for element in path:
+        node = node.setdefault(element, {})
+
+
+def _tree_remove(tree: dict[str, Any], path: Path) -> None:
+    """Remove a leaf path and the parents it leaves empty."""
+    chain: list[tuple[dict[str, Any], str]] = []
+    node: Any = tree
+    for element in path:
+        if not isinstance(node, dict) or element not in node:
+            return
+        chain.append((node, element))
+        node = node[element]
+    parent, element = chain.pop()
+    del parent[element]
+    for parent, element in reversed(chain):
+        if parent[element]:
+            break
+        del parent[element]
 
 
 def _status_values(obj: dict[str, Any] | None, node: schema.Schema | None) -> dict[Path, Any]:

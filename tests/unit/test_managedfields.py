@@ -140,3 +140,31 @@ def test_kubectl_upgrades_client_side_applied_objects_without_conflicts():
     with pytest.raises(Conflict) as e:
         apply_patch(live2, dict(cfg(3), spec=dict(cfg(3)["spec"], paused=False)), "kubectl")
     assert [c["field"] for c in e.value.causes] == [".spec.paused"]
+
+
+def test_update_moves_changed_fields_and_drops_removed_ones():
+    from kubelite.api.managedfields import from_fields_v1
+    obj = cfg(2, labels={"a": "1", "b": "2"})
+    update_managed_fields(None, obj, "creator")
+    new = json_copy(obj)
+    new["metadata"]["labels"] = {"a": "changed"}
+    new["spec"]["template"]["spec"]["containers"].append({"name": "side", "image": "busybox"})
+    update_managed_fields(obj, new, "editor")
+    owners = {e["manager"]: from_fields_v1(e["fieldsV1"]) for e in new["metadata"]["managedFields"]}
+    assert ("f:metadata", "f:labels", "f:a") in owners["editor"]
+    assert not any(p[:2] == ("f:metadata", "f:labels") for p in owners["creator"])
+    side = ("f:spec", "f:template", "f:spec", "f:containers", 'k:{"name":"side"}')
+    assert side + (".",) in owners["editor"] and side + ("f:image",) in owners["editor"]
+    assert ("f:spec", "f:replicas") in owners["creator"]
+    # removing the container takes it out of every entry
+    newer = json_copy(new)
+    newer["spec"]["template"]["spec"]["containers"].pop()
+    update_managed_fields(new, newer, "third")
+    owners = {e["manager"]: from_fields_v1(e["fieldsV1"]) for e in newer["metadata"]["managedFields"]}
+    assert not any(p[:5] == side for paths in owners.values() for p in paths)
+    assert "third" not in owners  # it changed nothing it now owns
+
+
+def json_copy(obj):
+    import json
+    return json.loads(json.dumps(obj))
