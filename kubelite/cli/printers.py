@@ -152,10 +152,21 @@ def with_kind(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_yaml(obj: Any) -> str:
+    """YAML as kubectl writes it: sorted keys, double quotes where quoting is needed, ``|`` blocks."""
     import yaml
 
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return yaml.dump(obj, Dumper=dumper, default_flow_style=False, sort_keys=True, allow_unicode=True, width=1 << 30)
+    class Dumper(yaml.SafeDumper):
+        def choose_scalar_style(self) -> Any:
+            style = super().choose_scalar_style()
+            return '"' if style == "'" else style
+
+    def represent_str(dumper: yaml.SafeDumper, data: str) -> Any:
+        if "\n" in data.rstrip("\n") or (data.endswith("\n") and len(data) > 1):
+            return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data)
+
+    Dumper.add_representer(str, represent_str)
+    return yaml.dump(obj, Dumper=Dumper, default_flow_style=False, sort_keys=True, allow_unicode=True, width=1 << 30)
 
 
 def to_json(obj: Any) -> str:
