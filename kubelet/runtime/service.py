@@ -67,7 +67,8 @@ class Runtime:
     async def __aenter__(self) -> "Runtime":
         for d in ("sandboxes", "containers", "oci"):
             os.makedirs(os.path.join(self.root, d), exist_ok=True)
-        self.fs.start()  # in this thread: the server dies with the thread that forked it (PDEATHSIG)
+        # the fork server starts on first use, in the event loop's thread: it dies with the thread that
+        # forked it (PDEATHSIG), so never from a worker thread
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.events_path)
         loop = asyncio.get_running_loop()

@@ -113,7 +113,8 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
         os.close(start_r)
         for fd in (in_fd, out_fd, err_fd):
             os.close(fd)
-        while True:
+        ready = False
+        while not (ready and pid):  # stage1's {"pid"} and stage2's {"ready"} race: wait for both
             msg = init.recv(sync_parent)
             if "map" in msg:
                 _write_maps(msg["map"], spec)
@@ -123,7 +124,7 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
             elif "error" in msg:
                 raise RuntimeError(msg["error"])
             elif msg.get("ready"):
-                break
+                ready = True
         os.waitpid(first, 0)
         pidfd = os.pidfd_open(pid)
         st = {"id": cid, "pid": pid, "bundle": spec["_bundle"], "created": time.time_ns(),
