@@ -133,7 +133,17 @@ def destroy(path: str, timeout: float = 2.0) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    for d in _dirs(path, cpuset=True):
+    rel = path.strip("/")
+    everywhere = [f"{ROOT}/{h}/{rel}" for h in sorted(os.listdir(ROOT))]  # runc/crun use every hierarchy
+    for d in everywhere:
+        if not os.path.isdir(d):
+            continue
+        for sub, _dirs_, _files in os.walk(d, topdown=False):  # children first
+            if sub != d:
+                try:
+                    os.rmdir(sub)
+                except OSError:
+                    pass
         while True:
             try:
                 os.rmdir(d)
