@@ -138,7 +138,7 @@ def env(busybox_rootfs: Path) -> Iterator[Env]:
             left_mounts = {m for m in _mounts() - mounts if str(root) in m}
             left_cg = _cgroups(tag)
             left_procs = _procs_mentioning(str(root))
-            left_links = {link for link in _links() - links if link.startswith(("kl", "kubelite"))}
+            left_links = {link for link in _links() - links if link.startswith("kubelite") and link != "kubelite0"}
             if not (left_mounts or left_cg or left_procs) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
