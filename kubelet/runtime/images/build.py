@@ -51,8 +51,9 @@ class RunStep(Protocol):
 @dataclass
 class BuildResult:
     image: StoredImage
-    steps: int = 0
-    cached: int = 0
+    steps: int = 0        # every instruction, FROM and global ARGs included (as Docker numbers them)
+    cacheable: int = 0    # the steps after FROM, each a cache hit or a miss
+    cached: int = 0       # of those, cache hits
 
 
 @dataclass
@@ -147,6 +148,7 @@ class Builder:
                 if st is None:
                     raise BuildError(f"Dockerfile line {ins.line}: {ins.cmd} before FROM")
                 cached = self._step(st, ins)
+                result.cacheable += 1
                 result.cached += cached
                 self.log(" ---> Using cache" if cached else f" ---> {st.key[7:19]}")
             assert st is not None
