@@ -45,6 +45,27 @@ class RegistryConfig:
     timeout: float = 300.0
     credentials: Mapping[str, Credentials] = field(default_factory=dict)
 
+    @classmethod
+    def load(cls, root: Path, **overrides: Any) -> "RegistryConfig":
+        """The store's ``registries.json`` (``{"offline": true, "insecureRegistries": [...]}``) + overrides."""
+        try:
+            raw = json.loads((Path(root) / "registries.json").read_text())
+        except FileNotFoundError:
+            raw = {}
+        except ValueError as exc:
+            raise ImageError(f"{root}/registries.json is not valid JSON: {exc}") from None
+        values: dict[str, Any] = {"offline": bool(raw.get("offline", False)),
+                                  "insecure_registries": tuple(raw.get("insecureRegistries", ())),
+                                  "concurrency": int(raw.get("concurrency", 3))}
+        for k, v in overrides.items():
+            if k == "offline":
+                values[k] = values[k] or bool(v)
+            elif k == "insecure_registries":
+                values[k] = tuple(values[k]) + tuple(v)
+            else:
+                values[k] = v
+        return cls(**values)
+
 
 def _registry_message(status: int, body: bytes) -> str:
     try:
