@@ -15,17 +15,18 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubelet.runtime.images.archive import DOCKER_ARCHIVE, OCI_ARCHIVE, export_archive, import_archive
-from kubelet.runtime.images.auth import load_docker_config
 from kubelet.runtime.images.base import ensure_base_images
 from kubelet.runtime.images.errors import ImageError
 from kubelet.runtime.images.layers import changes
 from kubelet.runtime.images.reference import parse
-from kubelet.runtime.images.registry import RegistryClient, RegistryConfig
 from kubelet.runtime.images.store import DEFAULT_ROOT, ImageStore, StoredImage
 from kubelite.api.errors import KubeliteError
+
+if TYPE_CHECKING:
+    from kubelet.runtime.images.registry import RegistryConfig
 
 
 def human_size(n: float) -> str:
@@ -110,7 +111,9 @@ def _store(a: argparse.Namespace) -> ImageStore:
     return ImageStore(a.root)
 
 
-def _registry_config(a: argparse.Namespace) -> RegistryConfig:
+def _registry_config(a: argparse.Namespace) -> "RegistryConfig":
+    from kubelet.runtime.images.auth import load_docker_config
+    from kubelet.runtime.images.registry import RegistryConfig
     creds = load_docker_config(Path(a.docker_config) if a.docker_config else None)
     return RegistryConfig.load(Path(a.root), offline=a.offline, insecure_registries=tuple(a.insecure_registry or ()),
                                credentials=creds)
@@ -238,6 +241,8 @@ def cmd_pull(a: argparse.Namespace) -> int:
     print(f"{ref.tag or ref.digest}: Pulling from {ref.path}")
     before = store.get(str(ref))
 
+    from kubelet.runtime.images.registry import RegistryClient
+
     async def go() -> StoredImage:
         async with RegistryClient(_registry_config(a), progress=Progress()) as c:
             return await c.pull(store, a.ref)
@@ -254,6 +259,8 @@ def cmd_push(a: argparse.Namespace) -> int:
     store = _store(a)
     target = a.dest or a.ref
     img = store.resolve(a.ref)
+
+    from kubelet.runtime.images.registry import RegistryClient
 
     async def go() -> str:
         async with RegistryClient(_registry_config(a), progress=Progress()) as c:
