@@ -1,0 +1,122 @@
+"""The scheduler's cache: NodeInfos built from the node and pod informers plus *assumed* pods.
+
+A pod is assumed on its node the moment the scheduling cycle picks it, before the binding is
+written, so the next cycles see its requests and a burst cannot overcommit the node. The watch
+event of the bound pod confirms the assumption; a failed binding forgets it; an assumption never
+confirmed expires after ``ttl`` seconds once its binding finished. Synchronous, no I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from scheduler.framework.nodeinfo import NodeInfo, PodInfo, pod_key
+
+logger = logging.getLogger(__name__)
+
+
+class Cache:
+    def __init__(self, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._nodes: dict[str, NodeInfo] = {}
+        self._order: list[NodeInfo] | None = None
+        self._pod_node: dict[str, str] = {}            # pod key -> node name (bound or assumed)
+        self._assumed: dict[str, float | None] = {}    # pod key -> expiry (None while binding)
+        self._ttl = ttl
+        self._clock = clock
+
+    # -- nodes ----------------------------------------------------------------------------------------
+    def _node_info(self, name: str) -> NodeInfo:
+        ni = self._nodes.get(name)
+        if ni is None:
+            ni = self._nodes[name] = NodeInfo(name)
+            self._order = None
+        return ni
+
+    def add_node(self, node: dict[str, Any]) -> None:
+        self._node_info(node["metadata"]["name"]).set_node(node)
+        self._order = None
+
+    update_node = add_node
+
+    def remove_node(self, name: str) -> None:
+        ni = self._nodes.get(name)
+        if ni is None:
+            return
+        ni.node = None
+        if not ni.pods:
+            del self._nodes[name]
+        self._order = None
+
+    def node_list(self) -> list[NodeInfo]:
+        """The nodes that exist (the snapshot a cycle filters), in a stable order."""
+        if self._order is None:
+            self._order = [ni for _, ni in sorted(self._nodes.items()) if ni.node is not None]
+        return self._order
+
+    def get_node(self, name: str) -> NodeInfo | None:
+        return self._nodes.get(name)
+
+    # -- pods -----------------------------------------------------------------------------------------
+    def assume_pod(self, pod: dict[str, Any], node_name: str) -> None:
+        key = pod_key(pod)
+        self._place(PodInfo.of(pod), node_name)
+        self._assumed[key] = None
+
+    def finish_binding(self, key: str) -> None:
+        if key in self._assumed:
+            self._assumed[key] = self._clock() + self._ttl
+
+    def forget_pod(self, key: str) -> None:
+        if self._assumed.pop(key, "missing") != "missing":
+            self._unplace(key)
+
+    def is_assumed(self, key: str) -> bool:
+        return key in self._assumed
+
+    def add_pod(self, pod: dict[str, Any]) -> None:
+        """A bound pod seen through the informer (confirms an assumption)."""
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            return
+        key = pod_key(pod)
+        self._assumed.pop(key, None)
+        self._place(PodInfo.of(pod), node_name)
+
+    update_pod = add_pod
+
+    def remove_pod(self, pod: dict[str, Any]) -> None:
+        key = pod_key(pod)
+        self._assumed.pop(key, None)
+        self._unplace(key)
+
+    def _place(self, pi: PodInfo, node_name: str) -> None:
+        old = self._pod_node.get(pi.key)
+        if old is not None and old != node_name:
+            self._unplace(pi.key)
+        self._node_info(node_name).add_pod(pi)
+        self._pod_node[pi.key] = node_name
+
+    def _unplace(self, key: str) -> None:
+        node_name = self._pod_node.pop(key, None)
+        if node_name is None:
+            return
+        ni = self._nodes.get(node_name)
+        if ni is not None:
+            ni.remove_pod(key)
+            if ni.node is None and not ni.pods:
+                del self._nodes[node_name]
+                self._order = None
+
+    def cleanup_assumed(self) -> list[str]:
+        """Forget assumptions whose binding finished ``ttl`` seconds ago without a watch event."""
+        now = self._clock()
+        expired = [k for k, exp in self._assumed.items() if exp is not None and exp <= now]
+        for k in expired:
+            logger.warning("assumed pod %s expired without being seen bound", k)
+            self.forget_pod(k)
+        return expired
+
+    def pod_count(self) -> int:
+        return len(self._pod_node)

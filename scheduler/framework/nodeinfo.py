@@ -1,0 +1,113 @@
+"""NodeInfo: one node with the pods bound or assumed on it and what they request (the snapshot unit).
+
+The scheduling cycle runs without awaiting, so the cache's NodeInfos are a consistent snapshot for
+its duration; plugins only read them. No I/O here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from scheduler.framework.resources import Resource, non_zero_requests, pod_requests
+
+
+def pod_key(pod: dict[str, Any]) -> str:
+    meta = pod.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+@dataclass(slots=True)
+class PodInfo:
+    """A pod with what the scheduler derives from it once (requests, affinity presence)."""
+
+    pod: dict[str, Any]
+    key: str
+    requests: Resource
+    non_zero_cpu: int
+    non_zero_mem: int
+    namespace: str
+    labels: dict[str, str]
+    required_affinity: list[dict[str, Any]]
+    required_anti_affinity: list[dict[str, Any]]
+    preferred_affinity: list[dict[str, Any]]
+    preferred_anti_affinity: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, pod: dict[str, Any]) -> "PodInfo":
+        req = pod_requests(pod)
+        cpu, mem = non_zero_requests(pod, req)
+        meta = pod.get("metadata") or {}
+        aff = (pod.get("spec") or {}).get("affinity") or {}
+        pa = aff.get("podAffinity") or {}
+        paa = aff.get("podAntiAffinity") or {}
+        return cls(
+            pod=pod, key=pod_key(pod), requests=req, non_zero_cpu=cpu, non_zero_mem=mem,
+            namespace=meta.get("namespace", ""), labels=meta.get("labels") or {},
+            required_affinity=list(pa.get("requiredDuringSchedulingIgnoredDuringExecution") or ()),
+            required_anti_affinity=list(paa.get("requiredDuringSchedulingIgnoredDuringExecution") or ()),
+            preferred_affinity=list(pa.get("preferredDuringSchedulingIgnoredDuringExecution") or ()),
+            preferred_anti_affinity=list(paa.get("preferredDuringSchedulingIgnoredDuringExecution") or ()),
+        )
+
+    @property
+    def has_affinity(self) -> bool:
+        return bool(self.required_affinity or self.required_anti_affinity
+                    or self.preferred_affinity or self.preferred_anti_affinity)
+
+
+@dataclass(slots=True)
+class NodeInfo:
+    """A node, its pods (bound and assumed) and the sums the filters and scorers read."""
+
+    name: str
+    node: dict[str, Any] | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: list[dict[str, Any]] = field(default_factory=list)
+    unschedulable: bool = False
+    allocatable: Resource = field(default_factory=Resource)
+    requested: Resource = field(default_factory=Resource)
+    non_zero_cpu: int = 0
+    non_zero_mem: int = 0
+    pods: dict[str, PodInfo] = field(default_factory=dict)
+    pods_with_affinity: int = 0
+    pods_with_required_anti_affinity: int = 0
+    generation: int = 0
+
+    def set_node(self, node: dict[str, Any]) -> None:
+        self.node = node
+        meta = node.get("metadata") or {}
+        spec = node.get("spec") or {}
+        status = node.get("status") or {}
+        self.labels = meta.get("labels") or {}
+        self.taints = list(spec.get("taints") or ())
+        self.unschedulable = bool(spec.get("unschedulable"))
+        self.allocatable = Resource.from_list(status.get("allocatable") or status.get("capacity"))
+        self.generation += 1
+
+    def add_pod(self, pi: PodInfo) -> None:
+        if pi.key in self.pods:
+            self.remove_pod(pi.key)
+        self.pods[pi.key] = pi
+        self.requested.add(pi.requests)
+        self.non_zero_cpu += pi.non_zero_cpu
+        self.non_zero_mem += pi.non_zero_mem
+        if pi.has_affinity:
+            self.pods_with_affinity += 1
+        if pi.required_anti_affinity:
+            self.pods_with_required_anti_affinity += 1
+        self.generation += 1
+
+    def remove_pod(self, key: str) -> PodInfo | None:
+        pi = self.pods.pop(key, None)
+        if pi is None:
+            return None
+        self.requested.add(pi.requests, -1)
+        self.non_zero_cpu -= pi.non_zero_cpu
+        self.non_zero_mem -= pi.non_zero_mem
+        if pi.has_affinity:
+            self.pods_with_affinity -= 1
+        if pi.required_anti_affinity:
+            self.pods_with_required_anti_affinity -= 1
+        self.generation += 1
+        return pi

@@ -1,0 +1,183 @@
+"""The framework runner: one scheduling cycle (PreFilter → Filter → PostFilter → PreScore → Score →
+NormalizeScore → select host) over a NodeInfo list, synchronous and free of I/O.
+
+Like kube-scheduler it stops filtering once it has found ``num_feasible_nodes_to_find`` feasible
+nodes (adaptive percentageOfNodesToScore), starting each cycle where the previous one stopped, and
+scores only those.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from scheduler.framework.interface import (
+    Code, CycleState, Diagnosis, FilterPlugin, FitError, NormalizeScorePlugin, Plugin, Pod,
+    PostFilterPlugin, PreFilterPlugin, PreScorePlugin, ReservePlugin, ScorePlugin, Status,
+)
+from scheduler.framework.nodeinfo import NodeInfo
+
+MIN_FEASIBLE_NODES_TO_FIND = 100
+MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
+BASE_PERCENTAGE_OF_NODES_TO_SCORE = 50
+
+
+def num_feasible_nodes_to_find(num_all_nodes: int, percentage: int = 0) -> int:
+    """kube-scheduler's ``numFeasibleNodesToFind``: 50 − nodes/125 percent (min 5 %), at least 100 nodes."""
+    if num_all_nodes < MIN_FEASIBLE_NODES_TO_FIND or percentage >= 100:
+        return num_all_nodes
+    adaptive = percentage
+    if adaptive <= 0:
+        adaptive = BASE_PERCENTAGE_OF_NODES_TO_SCORE - num_all_nodes // 125
+        if adaptive < MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND:
+            adaptive = MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND
+    n = num_all_nodes * adaptive // 100
+    return max(n, MIN_FEASIBLE_NODES_TO_FIND)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleResult:
+    node: str
+    evaluated_nodes: int
+    feasible_nodes: int
+
+
+class Framework:
+    """A profile: its plugins per extension point and the score weights."""
+
+    def __init__(self, name: str, plugins: list[Plugin], score_weights: dict[str, int] | None = None,
+                 percentage_of_nodes_to_score: int = 0, rng: random.Random | None = None) -> None:
+        self.name = name
+        self.plugins = plugins
+        self.pre_filter = [p for p in plugins if isinstance(p, PreFilterPlugin)]
+        self.filter = [p for p in plugins if isinstance(p, FilterPlugin)]
+        self.post_filter = [p for p in plugins if isinstance(p, PostFilterPlugin)]
+        self.pre_score = [p for p in plugins if isinstance(p, PreScorePlugin)]
+        self.score = [p for p in plugins if isinstance(p, ScorePlugin)]
+        self.reserve = [p for p in plugins if isinstance(p, ReservePlugin)]
+        self.weights = {p.name: (score_weights or {}).get(p.name, 1) for p in self.score}
+        self.percentage = percentage_of_nodes_to_score
+        self.next_start = 0
+        self._rng = rng or random.Random()
+
+    # -- filtering ---------------------------------------------------------------------------------
+    def run_pre_filter(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> Status:
+        for p in self.pre_filter:
+            st = p.pre_filter(state, pod, nodes)
+            if st.is_skip():
+                state.skip_filter.add(p.name)
+            elif not st.is_success():
+                st.plugin = st.plugin or p.name
+                return st
+        return Status()
+
+    def run_filter(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status:
+        skip = state.skip_filter
+        for p in self.filter:
+            if p.name in skip:
+                continue
+            st = p.filter(state, pod, node_info)
+            if st.code is not Code.SUCCESS:
+                st.plugin = st.plugin or p.name
+                return st
+        return Status()
+
+    def find_nodes_that_fit(self, state: CycleState, pod: Pod, nodes: list[NodeInfo],
+                            diagnosis: Diagnosis) -> list[NodeInfo]:
+        n = len(nodes)
+        if n == 0:
+            return []
+        want = num_feasible_nodes_to_find(n, self.percentage)
+        feasible: list[NodeInfo] = []
+        start = self.next_start % n
+        processed = 0
+        for i in range(n):
+            ni = nodes[(start + i) % n]
+            processed += 1
+            st = self.run_filter(state, pod, ni)
+            if st.code is Code.SUCCESS:
+                feasible.append(ni)
+                if len(feasible) >= want:
+                    break
+            elif st.code is Code.ERROR:
+                raise RuntimeError(f"running {st.plugin} filter on node {ni.name}: {st.message}")
+            else:
+                diagnosis.node_statuses[ni.name] = st
+                diagnosis.unschedulable_plugins.add(st.plugin)
+        self.next_start = (start + processed) % n
+        return feasible
+
+    # -- scoring -----------------------------------------------------------------------------------
+    def prioritize(self, state: CycleState, pod: Pod, feasible: list[NodeInfo]) -> list[int]:
+        totals = [0] * len(feasible)
+        for p in self.pre_score:
+            st = p.pre_score(state, pod, feasible)
+            if st.is_skip():
+                state.skip_score.add(p.name)
+        for p in self.score:
+            if p.name in state.skip_score:
+                continue
+            scores = [p.score(state, pod, ni)[0] for ni in feasible]
+            if isinstance(p, NormalizeScorePlugin):
+                p.normalize_score(state, pod, scores)
+            w = self.weights[p.name]
+            for i, s in enumerate(scores):
+                totals[i] += s * w
+        return totals
+
+    def select_host(self, feasible: list[NodeInfo], totals: list[int]) -> str:
+        """Highest total; ties broken uniformly at random (reservoir sampling, as kube does)."""
+        best_i, best, ties = 0, totals[0], 1
+        for i in range(1, len(totals)):
+            if totals[i] > best:
+                best_i, best, ties = i, totals[i], 1
+            elif totals[i] == best:
+                ties += 1
+                if self._rng.randrange(ties) == 0:
+                    best_i = i
+        return feasible[best_i].name
+
+    # -- the cycle ---------------------------------------------------------------------------------
+    def schedule(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> ScheduleResult:
+        """Pick a node for ``pod``.
+
+        Raises:
+            FitError: no node fits; ``str()`` is the FailedScheduling message.
+        """
+        diagnosis = Diagnosis()
+        if not nodes:
+            raise FitError(pod, 0, diagnosis)
+        st = self.run_pre_filter(state, pod, nodes)
+        if not st.is_success():
+            if st.code is Code.ERROR:
+                raise RuntimeError(f"running PreFilter plugin {st.plugin}: {st.message}")
+            diagnosis.pre_filter_msg = st.message
+            for ni in nodes:
+                diagnosis.node_statuses[ni.name] = st
+            diagnosis.unschedulable_plugins.add(st.plugin)
+            raise FitError(pod, len(nodes), diagnosis)
+        feasible = self.find_nodes_that_fit(state, pod, nodes, diagnosis)
+        if not feasible:
+            for p in self.post_filter:
+                pst = p.post_filter(state, pod, diagnosis.node_statuses, nodes)
+                if pst.reasons:
+                    diagnosis.post_filter_msg = pst.message
+            raise FitError(pod, len(nodes), diagnosis)
+        evaluated = len(feasible) + len(diagnosis.node_statuses)
+        if len(feasible) == 1:
+            return ScheduleResult(feasible[0].name, evaluated, 1)
+        totals = self.prioritize(state, pod, feasible)
+        return ScheduleResult(self.select_host(feasible, totals), evaluated, len(feasible))
+
+    def run_reserve(self, state: CycleState, pod: Pod, node_name: str) -> Status:
+        for i, p in enumerate(self.reserve):
+            st = p.reserve(state, pod, node_name)
+            if not st.is_success():
+                for q in reversed(self.reserve[:i + 1]):
+                    q.unreserve(state, pod, node_name)
+                return st
+        return Status()
+
+    def run_unreserve(self, state: CycleState, pod: Pod, node_name: str) -> None:
+        for p in reversed(self.reserve):
+            p.unreserve(state, pod, node_name)

@@ -1,0 +1,64 @@
+"""NodeResourcesFit: requests must fit allocatable minus what bound and assumed pods request.
+
+Also scores with the LeastAllocated strategy (kube's default ``NodeResourcesFit`` scoring):
+the share of cpu and memory left free after placing the pod, averaged (weights 1/1).
+"""
+
+from __future__ import annotations
+
+from scheduler.framework import MAX_NODE_SCORE, SUCCESS, CycleState, NodeInfo, Plugin, Status
+from scheduler.framework.interface import Pod
+from scheduler.framework.resources import CPU, EPHEMERAL, MEMORY, Resource, non_zero_requests, pod_requests
+
+STATE_KEY = "PreFilterNodeResourcesFit"
+TOO_MANY_PODS = "Too many pods"
+
+
+def insufficient(resource: str) -> str:
+    return f"Insufficient {resource}"
+
+
+class NodeResourcesFit(Plugin):
+    name = "NodeResourcesFit"
+
+    def pre_filter(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> Status:
+        req = pod_requests(pod)
+        state.write(STATE_KEY, (req, non_zero_requests(pod, req)))
+        return SUCCESS
+
+    def _requests(self, state: CycleState, pod: Pod) -> tuple[Resource, tuple[int, int]]:
+        got = state.get(STATE_KEY)
+        if got is None:
+            req = pod_requests(pod)
+            got = (req, non_zero_requests(pod, req))
+            state.write(STATE_KEY, got)
+        return got
+
+    def filter(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status:
+        req, _ = self._requests(state, pod)
+        reasons: list[str] = []
+        alloc, used = node_info.allocatable, node_info.requested
+        if len(node_info.pods) + 1 > alloc.allowed_pods:
+            reasons.append(TOO_MANY_PODS)
+        if req.milli_cpu and req.milli_cpu > alloc.milli_cpu - used.milli_cpu:
+            reasons.append(insufficient(CPU))
+        if req.memory and req.memory > alloc.memory - used.memory:
+            reasons.append(insufficient(MEMORY))
+        if req.ephemeral_storage and req.ephemeral_storage > alloc.ephemeral_storage - used.ephemeral_storage:
+            reasons.append(insufficient(EPHEMERAL))
+        for name, amount in req.scalar.items():
+            if amount and amount > alloc.scalar.get(name, 0) - used.scalar.get(name, 0):
+                reasons.append(insufficient(name))
+        if reasons:
+            return Status.unschedulable(*reasons, plugin=self.name)
+        return SUCCESS
+
+    def score(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> tuple[int, Status]:
+        _, (cpu, mem) = self._requests(state, pod)
+        alloc = node_info.allocatable
+        total = 0
+        for capacity, requested in ((alloc.milli_cpu, node_info.non_zero_cpu + cpu),
+                                    (alloc.memory, node_info.non_zero_mem + mem)):
+            if capacity and requested <= capacity:
+                total += (capacity - requested) * MAX_NODE_SCORE // capacity
+        return total // 2, SUCCESS

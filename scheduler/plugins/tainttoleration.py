@@ -1,0 +1,36 @@
+"""TaintToleration: NoSchedule/NoExecute taints need a toleration; PreferNoSchedule ones lower the score."""
+
+from __future__ import annotations
+
+from scheduler.framework import SUCCESS, CycleState, NodeInfo, Plugin, Status
+from scheduler.framework.interface import Pod
+from scheduler.framework.taints import first_untolerated, tolerates
+from scheduler.plugins.nodeaffinity import default_normalize
+
+_HARD = ("NoSchedule", "NoExecute")
+
+
+class TaintToleration(Plugin):
+    name = "TaintToleration"
+
+    def filter(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status:
+        if not node_info.taints:
+            return SUCCESS
+        tols = (pod.get("spec") or {}).get("tolerations") or []
+        taint = first_untolerated(node_info.taints, tols, _HARD)
+        if taint is None:
+            return SUCCESS
+        return Status.unresolvable(
+            f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}", plugin=self.name)
+
+    def score(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> tuple[int, Status]:
+        if not node_info.taints:
+            return 0, SUCCESS
+        tols = [t for t in (pod.get("spec") or {}).get("tolerations") or ()
+                if not t.get("effect") or t.get("effect") == "PreferNoSchedule"]
+        n = sum(1 for t in node_info.taints if t.get("effect") == "PreferNoSchedule" and not tolerates(tols, t))
+        return n, SUCCESS
+
+    def normalize_score(self, state: CycleState, pod: Pod, scores: list[int]) -> Status:
+        default_normalize(scores, reverse=True)
+        return SUCCESS
