@@ -122,9 +122,11 @@ class OciRunStep:
         lower = ":".join(str(p) for p in reversed(lowerdirs))
         opts = f"lowerdir={lower},upperdir={upper},workdir={work}"
         self.state_root.mkdir(parents=True, exist_ok=True)
+        own = "kubelet.runtime.ociruntime" in self.command
+        log_path = bundle / "run.log"   # kubelite's runtime writes the container's output as a CRI log
         cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", _MOUNT_AND_RUN, "kubelite-build",
                opts, str(bundle / "rootfs"), *self.command, "--root", str(self.state_root), "run",
-               "--bundle", str(bundle), cid]
+               "--bundle", str(bundle), *(["--log-path", str(log_path)] if own else []), cid]
         env_ = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         try:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -135,7 +137,12 @@ class OciRunStep:
         try:
             for line in iter(proc.stdout.readline, b""):
                 output(line)
-            return proc.wait(self.timeout)
+            code = proc.wait(self.timeout)
+            if own and log_path.exists():
+                for entry in log_path.read_bytes().splitlines():
+                    parts = entry.split(b" ", 3)     # <time> <stream> <P|F> <text>
+                    output(parts[3] if len(parts) == 4 else entry)
+            return code
         except subprocess.TimeoutExpired:
             proc.kill()
             raise BuildError(f"RUN {' '.join(argv)} timed out after {self.timeout:.0f}s") from None
