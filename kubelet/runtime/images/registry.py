@@ -304,6 +304,9 @@ class RegistryClient:
                 raise RegistryError(f"{ref}: config has {len(diff_ids)} diff_ids for "
                                     f"{len(manifest.get('layers', []))} layers")
             sem = asyncio.Semaphore(self.config.concurrency)
+            # One unpack at a time: unpacking is syscall-bound Python; two at once in threads fight over
+            # the GIL (each syscall waits for the other's switch interval) and take longer than in turn.
+            unpacking = asyncio.Lock()
 
             async def layer(desc: Mapping[str, Any], diff_id: str) -> None:
                 if store.layer_path(diff_id).is_dir() and store.blobs.has(desc["digest"]):
@@ -311,8 +314,9 @@ class RegistryClient:
                     return
                 async with sem:
                     await self.fetch_blob(store, ref, desc)
-                self._emit(desc["digest"], "Extracting", 0, 0)
-                await asyncio.to_thread(store.ensure_layer, dict(desc), diff_id)
+                async with unpacking:
+                    self._emit(desc["digest"], "Extracting", 0, 0)
+                    await asyncio.to_thread(store.ensure_layer, dict(desc), diff_id)
                 self._emit(desc["digest"], "Pull complete", 0, 0)
 
             try:
