@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, str, int, int], None]   # (id, status, done bytes, total bytes)
 CHUNK = 1 << 20
-MONOLITHIC_MAX = 64 << 20
+MONOLITHIC_MAX = 64 << 20   # bigger blobs are pushed in PATCH chunks
+PATCH_CHUNK = 16 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,7 +351,7 @@ class RegistryClient:
             start = 0
             with path.open("rb") as f:
                 while start < size:
-                    chunk = await asyncio.to_thread(f.read, 16 << 20)
+                    chunk = await asyncio.to_thread(f.read, PATCH_CHUNK)
                     end = start + len(chunk) - 1
                     resp, _ = await self._request(
                         "PATCH", ref, location, actions="pull,push", data=chunk, allow=(202,),
