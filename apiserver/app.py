@@ -13,7 +13,7 @@ from typing import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from apiserver import discovery, metrics, openapi
+from apiserver import discovery, metrics, openapi, proxy
 from apiserver.handlers.common import STATE, ApiState, Settings, json_response, status_response
 from apiserver.handlers.dispatch import dispatch
 from apiserver.namespaces import ensure_system_namespaces, run_namespace_finalizer
@@ -155,6 +155,7 @@ def make_app(settings: Settings, store_factory: StoreFactory = _default_store) -
     r.add_get("/api/v1", discovery.handle_core_v1)
     r.add_get("/apis/{group}", discovery.handle_group)
     r.add_get("/apis/{group}/{version}", discovery.handle_group_version)
+    proxy.add_routes(app)
     r.add_route("*", "/api/v1/{tail:.+}", _core)
     r.add_route("*", "/apis/{group}/{version}/{tail:.+}", _group)
     openapi.add_routes(app)
