@@ -13,7 +13,7 @@ from typing import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from apiserver import discovery, metrics, openapi, proxy
+from apiserver import discovery, metrics, metrics_api, openapi, proxy
 from apiserver.handlers.common import STATE, ApiState, Settings, json_response, status_response
 from apiserver.handlers.dispatch import dispatch
 from apiserver.namespaces import ensure_system_namespaces, run_namespace_finalizer
@@ -143,6 +143,7 @@ def make_app(settings: Settings, store_factory: StoreFactory = _default_store) -
     app.cleanup_ctx.append(_state_ctx(settings, store_factory))
     app.on_shutdown.append(_close_watches)
     metrics.install(app)
+    metrics_api.add_routes(app)
     r = app.router
     r.add_get("/version", discovery.handle_version)
     r.add_get("/healthz", _healthz)

@@ -105,3 +105,58 @@ async def test_unreachable_kubelet_is_503(apiserver_url: str) -> None:
         await _register(api, "px2", free_port())
         r = await api.get("/api/v1/nodes/px2/proxy/metrics")
         assert r.status == 503 and r.body["kind"] == "Status"
+
+
+def _summary(cpu_ns: int, ws: int) -> dict[str, Any]:
+    return {"node": {"nodeName": "mx1", "cpu": {"usageCoreNanoSeconds": cpu_ns * 4, "usageNanoCores": 0},
+                     "memory": {"workingSetBytes": ws * 8}},
+            "pods": [{"podRef": {"namespace": "default", "name": "burn", "uid": "u"},
+                      "containers": [{"name": "c", "cpu": {"usageCoreNanoSeconds": cpu_ns},
+                                      "memory": {"workingSetBytes": ws}}]}]}
+
+
+async def test_metrics_api_rates_from_two_samples(apiserver_url: str) -> None:
+    """CPU is the rate between two summaries (here 0.5 core), memory the working set, and the group is in
+    both discovery documents."""
+    clock = {"t0": None}
+
+    async def summary(request: web.Request) -> web.Response:
+        import time
+        now = time.monotonic()
+        if clock["t0"] is None:
+            clock["t0"] = now
+        return web.json_response(_summary(int((now - clock["t0"]) * 0.5e9), 10 * 1024 * 1024))
+
+    app = web.Application()
+    app.router.add_get("/stats/summary", summary)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with Api(apiserver_url) as api:
+            await _register(api, "mx1", port)
+            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "burn", "labels": {"app": "b"}},
+                   "spec": {"nodeName": "mx1", "containers": [{"name": "c", "image": "busybox"}]}}
+            assert (await api.post("/api/v1/namespaces/default/pods", pod)).status == 201
+            r = await api.get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods", params={"labelSelector": "app=b"})
+            assert r.status == 200, r.body
+            [item] = r.body["items"]
+            cpu = int(item["containers"][0]["usage"]["cpu"].rstrip("n"))
+            assert 0.4e9 < cpu < 0.6e9, cpu
+            assert item["containers"][0]["usage"]["memory"] == "10240Ki"
+            r = await api.get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods", params={"labelSelector": "app=x"})
+            assert r.body["items"] == []
+            r = await api.get("/apis/metrics.k8s.io/v1beta1/nodes/mx1")
+            assert r.status == 200 and r.body["kind"] == "NodeMetrics", r.body
+            assert 1.6e9 < int(r.body["usage"]["cpu"].rstrip("n")) < 2.4e9
+            assert r.body["usage"]["memory"] == "81920Ki"
+            legacy = (await api.get("/apis")).body
+            assert any(g["name"] == "metrics.k8s.io" for g in legacy["groups"])
+            assert any(g["name"] == "apps" for g in legacy["groups"])
+            agg = await api.get("/apis", headers={
+                "Accept": "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"})
+            assert any(i["metadata"]["name"] == "metrics.k8s.io" for i in agg.body["items"])
+            assert (await api.get("/apis/metrics.k8s.io/v1beta1")).body["groupVersion"] == "metrics.k8s.io/v1beta1"
+    finally:
+        await runner.cleanup()
