@@ -226,11 +226,11 @@ def make_app(kubelet: Kubelet, token: str = "") -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/metrics/cadvisor", metrics_cadvisor)
     app.router.add_get("/stats/summary", stats_summary)
-    inspection.add_routes(app, KUBELET)
     app.router.add_get("/containerLogs/{ns}/{pod}/{container}", container_logs)
     for path in ("/exec/{ns}/{pod}/{container}", "/exec/{ns}/{pod}/{uid}/{container}"):
         app.router.add_get(path, exec_handler)
         app.router.add_post(path, exec_handler)
+    inspection.add_routes(app, KUBELET)
     return app
 
 
