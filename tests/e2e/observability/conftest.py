@@ -23,6 +23,7 @@ import pytest
 
 from kubelite.api.errors import ApiError, NotFound
 from kubelite.client import SyncClient
+from kubelite.kubeconfig import KubeconfigError
 from tests.support.cluster import free_port
 
 REPO = Path(__file__).resolve().parents[3]
@@ -38,7 +39,7 @@ def wait_for(cond: Callable[[], Any], timeout: float, what: str, interval: float
             value = cond()
             if value:
                 return value
-        except (ApiError, KeyError, IndexError, TypeError, ValueError, OSError) as exc:
+        except (ApiError, KubeconfigError, KeyError, IndexError, TypeError, ValueError, OSError) as exc:
             last = exc
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" ({last!r})" if last else ""))
