@@ -20,7 +20,7 @@ fi
 
 pick_python() {
   if [ -n "${PYTHON:-}" ]; then echo "$PYTHON"; return; fi
-  for c in python3.13 python3.12 python3; do
+  for c in python3.12 python3.13 python3; do
     for p in $(command -v -a "$c" 2>/dev/null) /root/.pyenv/versions/3.1[23]*/bin/$c /usr/bin/$c /usr/local/bin/$c; do
       [ -x "$p" ] || continue
       if "$p" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then

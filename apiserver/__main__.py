@@ -1,0 +1,70 @@
+"""``python -m apiserver``: run the kubelite API server until SIGTERM/SIGINT (graceful shutdown)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from apiserver.app import make_app
+from apiserver.handlers.common import Settings
+
+logger = logging.getLogger("apiserver")
+
+
+def parse_args(argv: list[str] | None = None) -> Settings:
+    p = argparse.ArgumentParser(prog="apiserver", description="kubelite API server (Kubernetes REST over etcd)")
+    p.add_argument("--etcd-servers", default="http://127.0.0.1:2379",
+                   help="comma-separated etcd client URLs (default http://127.0.0.1:2379)")
+    p.add_argument("--etcd-prefix", default="/registry", help="key prefix of every object (default /registry)")
+    p.add_argument("--bind-address", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", "--secure-port", dest="port", type=int, default=6443, help="port (default 6443; 0 = any)")
+    p.add_argument("--watch-bookmark-interval", type=float, default=60.0, help="seconds between watch BOOKMARKs")
+    p.add_argument("--compaction-interval", type=float, default=300.0, help="seconds between etcd compactions")
+    p.add_argument("--watch-cache-window", type=int, default=20000, help="events kept per resource for watch replay")
+    p.add_argument("-v", "--v", dest="verbosity", type=int, default=0, help="log verbosity (0 info, 4+ debug)")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if a.verbosity >= 4 else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not a.etcd_prefix.startswith("/"):
+        p.error("--etcd-prefix must start with /")
+    return Settings(etcd_servers=[s.strip() for s in a.etcd_servers.split(",") if s.strip()],
+                    etcd_prefix=a.etcd_prefix.rstrip("/") or "/registry", bind_address=a.bind_address, port=a.port,
+                    bookmark_interval=a.watch_bookmark_interval, compaction_interval=a.compaction_interval,
+                    watch_window=a.watch_cache_window)
+
+
+async def serve(settings: Settings) -> None:
+    """Serve until a stop signal: stop accepting, finish requests (watches end), then release storage."""
+    app = make_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.bind_address, settings.port, reuse_address=True)
+    await site.start()
+    logger.info("serving on %s", ", ".join(str(a) for a in runner.addresses))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        logger.info("stopping")
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_args(argv)
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

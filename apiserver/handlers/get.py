@@ -1,0 +1,45 @@
+"""GET of one object and LIST of a collection (label/field selectors, limit/continue, Tables)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from apiserver import tables
+from apiserver.handlers.common import include_object, json_response, query_int, state, wants_table
+from apiserver.handlers.dispatch import Target
+from kubelite.api import errors
+from kubelite.api.selectors import (FieldSelector, LabelSelector, SelectorError, field_labels, parse_field_selector,
+                                    parse_label_selector)
+
+
+def selectors(request: web.Request, target: Target) -> tuple[LabelSelector, FieldSelector]:
+    """The request's ``labelSelector`` and ``fieldSelector`` (400 BadRequest when they do not parse)."""
+    try:
+        labels = parse_label_selector(request.query.get("labelSelector"))
+        fields = parse_field_selector(request.query.get("fieldSelector"), field_labels(target.info.resource))
+    except SelectorError as e:
+        raise errors.BadRequest(str(e)) from None
+    return labels, fields
+
+
+async def handle_get(request: web.Request, target: Target) -> web.StreamResponse:
+    assert target.name is not None
+    obj = await state(request).objects.get(target.info, target.namespace, target.name)
+    if wants_table(request):
+        return json_response(tables.to_table(target.info, [obj], include_object=include_object(request),
+                                             list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")}))
+    return json_response(obj)
+
+
+async def handle_list(request: web.Request, target: Target) -> web.StreamResponse:
+    labels, fields = selectors(request, target)
+    limit = query_int(request, "limit") or 0
+    if limit < 0:
+        raise errors.BadRequest("limit must be a non-negative integer")
+    result = await state(request).objects.list(
+        target.info, target.namespace, labels=labels, fields=fields, limit=limit,
+        continue_=request.query.get("continue") or None, resource_version=request.query.get("resourceVersion"))
+    if wants_table(request):
+        return json_response(tables.to_table(target.info, result["items"], include_object=include_object(request),
+                                             list_meta=result["metadata"]))
+    return json_response(result)

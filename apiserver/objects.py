@@ -1,0 +1,458 @@
+"""The generic object store: Kubernetes semantics of create/get/list/update/delete over a Store.
+
+What kube-apiserver's ``genericregistry.Store`` does, for every resource: keys
+``<prefix>/<resource>/<namespace>/<name>``, resourceVersion = mod_revision, uid/creationTimestamp/
+generation on create, optimistic concurrency (409 on a stale resourceVersion), metadata that
+writers cannot change, status/spec separation of subresources (through the per-kind strategy),
+graceful deletion, finalizers and the GC's deletion finalizers, namespace existence checks.
+Every write is one conditional storage transaction, so a failed request leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable
+
+from apiserver.registry.strategy import strategy_for
+from apiserver.storage import (CompactedError, KeyExistsError, KeyNotFoundError, KeyValue, RevisionMismatchError,
+                               Store, UnavailableError)
+from apiserver.watchcache import WatchCache, decode
+from kubelite.api import codec, errors
+from kubelite.api import patch as patch_lib
+from kubelite.api.errors import StatusCause
+from kubelite.api.meta import new_uid
+from kubelite.api.resources import NAMESPACES, PODS, ResourceInfo
+from kubelite.api.selectors import FieldSelector, LabelSelector, object_fields
+
+logger = logging.getLogger(__name__)
+
+GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
+ORPHAN = "orphan"
+FOREGROUND = "foregroundDeletion"
+MAX_RETRIES = 20
+
+Mutator = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteOptions:
+    grace_period_seconds: int | None = None
+    propagation_policy: str | None = None
+    precondition_uid: str | None = None
+    precondition_rv: str | None = None
+    dry_run: bool = False
+
+
+def _now(offset: int = 0) -> str:
+    return (datetime.now(timezone.utc) + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = obj["metadata"] = {}
+    return meta
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    """The stored form: the object without its resourceVersion (that is the key's mod_revision)."""
+    meta = obj.get("metadata") or {}
+    if "resourceVersion" in meta:
+        obj = dict(obj)
+        obj["metadata"] = {k: v for k, v in meta.items() if k != "resourceVersion"}
+    return codec.dumps(obj)
+
+
+def _path_segment_causes(name: str, field: str = "metadata.name") -> list[StatusCause]:
+    if name in (".", ".."):
+        return [errors.invalid_value(field, name, f'may not be \'{name}\'')]
+    for bad in ("/", "%"):
+        if bad in name:
+            return [errors.invalid_value(field, name, f"may not contain '{bad}'")]
+    return []
+
+
+def _strip_volatile(obj: dict[str, Any]) -> dict[str, Any]:
+    out = dict(obj)
+    out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in ("resourceVersion", "managedFields")}
+    return out
+
+
+class Objects:
+    """API objects of every resource in one :class:`~apiserver.storage.Store`."""
+
+    def __init__(self, store: Store, prefix: str, cache: WatchCache) -> None:
+        self.store = store
+        self.prefix = prefix.rstrip("/")
+        self.cache = cache
+
+    # --- keys and reads ------------------------------------------------------------------------
+
+    def key(self, info: ResourceInfo, namespace: str | None, name: str) -> str:
+        if info.namespaced:
+            return f"{self.prefix}/{info.resource}/{namespace}/{name}"
+        return f"{self.prefix}/{info.resource}/{name}"
+
+    def collection_prefix(self, info: ResourceInfo, namespace: str | None) -> str:
+        base = f"{self.prefix}/{info.resource}/"
+        return base + f"{namespace}/" if info.namespaced and namespace else base
+
+    async def _get_kv(self, info: ResourceInfo, namespace: str | None, name: str) -> KeyValue:
+        kv = await self.store.get(self.key(info, namespace, name))
+        if kv is None:
+            raise errors.not_found(info.resource, name, info.group)
+        return kv
+
+    async def get(self, info: ResourceInfo, namespace: str | None, name: str) -> dict[str, Any]:
+        kv = await self._get_kv(info, namespace, name)
+        return decode(kv.value, kv.mod_revision)
+
+    async def list(self, info: ResourceInfo, namespace: str | None, *, labels: LabelSelector,
+                   fields: FieldSelector, limit: int = 0, continue_: str | None = None,
+                   resource_version: str | None = None) -> dict[str, Any]:
+        """A ``<Kind>List``; paged with ``limit``/``continue`` at one pinned revision."""
+        def match(obj: dict[str, Any]) -> bool:
+            return (labels.empty or labels.matches((obj.get("metadata") or {}).get("labels"))) and (
+                fields.empty or fields.matches(object_fields(info.resource, obj)))
+
+        prefix = self.collection_prefix(info, namespace)
+        items: list[dict[str, Any]] = []
+        list_meta: dict[str, Any] = {}
+        if resource_version == "0" and not continue_ and not limit:
+            cache = self.cache.for_resource(info)
+            for key in sorted(cache.objects):
+                obj = cache.objects[key]
+                if key.startswith(prefix) and match(obj):
+                    items.append(obj)
+            list_meta["resourceVersion"] = str(cache.rv)
+            return {"kind": info.list_kind, "apiVersion": info.api_version, "metadata": list_meta, "items": items}
+
+        revision, start = 0, prefix
+        if continue_:
+            revision, start = self._decode_continue(continue_, prefix)
+        name = fields.exact("metadata.name")
+        if name is not None and (namespace or not info.namespaced) and not continue_:
+            kv = await self.store.get(self.key(info, namespace, name))
+            rev = await self.store.current_revision()
+            if kv is not None:
+                obj = decode(kv.value, kv.mod_revision)
+                if match(obj):
+                    items.append(obj)
+            return {"kind": info.list_kind, "apiVersion": info.api_version,
+                    "metadata": {"resourceVersion": str(rev)}, "items": items}
+        page_size = max(limit, 500) if limit else 0
+        more = False
+        last_key = ""
+        while True:
+            try:
+                page = await self.store.list(prefix, start=start, limit=page_size, revision=revision)
+            except CompactedError:
+                raise errors.Gone("The provided continue parameter is too old to display a consistent list result. "
+                                  "You can start a new list without the continue parameter.") from None
+            revision = page.revision
+            for i, kv in enumerate(page.kvs):
+                obj = decode(kv.value, kv.mod_revision)
+                last_key = kv.key
+                if match(obj):
+                    items.append(obj)
+                    if limit and len(items) == limit:
+                        more = page.more or i < len(page.kvs) - 1
+                        break
+            else:
+                if page.more and page.kvs:
+                    start = page.kvs[-1].key + "\0"
+                    continue
+            break
+        list_meta["resourceVersion"] = str(revision)
+        if more:
+            list_meta["continue"] = self._encode_continue(revision, last_key[len(prefix):] + "\0")
+        return {"kind": info.list_kind, "apiVersion": info.api_version, "metadata": list_meta, "items": items}
+
+    @staticmethod
+    def _encode_continue(revision: int, start: str) -> str:
+        raw = codec.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": start})
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @staticmethod
+    def _decode_continue(token: str, prefix: str) -> tuple[int, str]:
+        try:
+            data = codec.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            revision, start = int(data["rv"]), str(data["start"])
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise errors.BadRequest("continue key is not valid: incorrect encoded start resourceVersion "
+                                    "(version meta.k8s.io/v1)") from None
+        if revision <= 0 or ".." in start or start.startswith("/"):
+            raise errors.BadRequest("continue key is not valid: invalid start")
+        return revision, prefix + start
+
+    # --- namespaces ------------------------------------------------------------------------------
+
+    async def check_namespace(self, namespace: str) -> None:
+        """404 if the namespace does not exist, 403 if it is terminating (Kubernetes' wording)."""
+        key = self.key(NAMESPACES, None, namespace)
+        obj = self.cache.for_resource(NAMESPACES).get(key)
+        if obj is None:
+            kv = await self.store.get(key)
+            if kv is None:
+                raise errors.not_found("namespaces", namespace)
+            obj = decode(kv.value, kv.mod_revision)
+        if (obj.get("metadata") or {}).get("deletionTimestamp") or (obj.get("status") or {}).get("phase") == "Terminating":
+            raise errors.Forbidden(
+                f"unable to create new content in namespace {namespace} because it is being terminated",
+                details={"name": namespace, "kind": "namespaces", "causes": [{
+                    "reason": "NamespaceTerminating", "field": "metadata.namespace",
+                    "message": f"namespace {namespace} is being terminated"}]})
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    async def create(self, info: ResourceInfo, namespace: str | None, obj: dict[str, Any], *,
+                     dry_run: bool = False, manager: str | None = None) -> dict[str, Any]:
+        obj = copy.deepcopy(obj)
+        meta = _meta(obj)
+        obj["apiVersion"], obj["kind"] = info.api_version, info.kind
+        if info.namespaced:
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = str(meta["generateName"]) + "".join(secrets.choice(GENERATE_ALPHABET) for _ in range(5))
+        name = str(meta.get("name") or "")
+        if not name:
+            raise errors.invalid(info.kind, "", [{"reason": "FieldValueRequired", "field": "metadata.name",
+                                                  "message": "Required value: name or generateName is required"}], info.group)
+        for drop in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            meta.pop(drop, None)
+        meta["uid"] = new_uid()
+        meta["creationTimestamp"] = _now()
+        if "spec" in obj and info is not NAMESPACES:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
+        strategy = strategy_for(info)
+        strategy.prepare_for_create(obj)
+        causes = _path_segment_causes(name) + list(strategy.validate(obj))
+        if causes:
+            raise errors.invalid(info.kind, name, causes, info.group)
+        _track_managers(None, obj, manager, None)
+        if info.namespaced:
+            await self.check_namespace(str(namespace))
+        if dry_run:
+            return obj
+        try:
+            rev = await self.store.create(self.key(info, namespace, name), encode(obj))
+        except KeyExistsError:
+            raise errors.already_exists(info.resource, name, info.group) from None
+        meta["resourceVersion"] = str(rev)
+        return obj
+
+    async def update(self, info: ResourceInfo, namespace: str | None, name: str, body: dict[str, Any], *,
+                     subresource: str | None = None, dry_run: bool = False,
+                     create_missing: bool = False, manager: str | None = None) -> tuple[dict[str, Any], bool]:
+        """PUT: replace the object (or its status). Returns ``(object, created)``."""
+        body_meta = body.get("metadata") or {}
+        wanted_rv = str(body_meta.get("resourceVersion") or "")
+        for _ in range(MAX_RETRIES):
+            kv = await self.store.get(self.key(info, namespace, name))
+            if kv is None:
+                if create_missing and not subresource:
+                    return await self.create(info, namespace, body, dry_run=dry_run, manager=manager), True
+                raise errors.not_found(info.resource, name, info.group)
+            if wanted_rv and wanted_rv != str(kv.mod_revision):
+                raise errors.conflict(info.resource, name, info.group)
+            old = decode(kv.value, kv.mod_revision)
+            try:
+                return await self._write_update(info, namespace, name, old, copy.deepcopy(body), kv.mod_revision,
+                                                subresource=subresource, dry_run=dry_run, manager=manager), False
+            except RevisionMismatchError:
+                if wanted_rv:
+                    raise errors.conflict(info.resource, name, info.group) from None
+        raise errors.conflict(info.resource, name, info.group, "too many concurrent writers")
+
+    async def guaranteed_update(self, info: ResourceInfo, namespace: str | None, name: str, mutate: Mutator, *,
+                                subresource: str | None = None, dry_run: bool = False,
+                                manager: str | None = None, binding: bool = False) -> dict[str, Any]:
+        """Read-modify-write until no other writer raced us (patch, binding, scale, finalizers).
+
+        ``mutate`` gets a fresh copy of the current object and returns the desired one; if that
+        carries a resourceVersion different from the current one, the write is a 409 Conflict.
+        """
+        for _ in range(MAX_RETRIES):
+            kv = await self._get_kv(info, namespace, name)
+            old = decode(kv.value, kv.mod_revision)
+            new = await mutate(copy.deepcopy(old))
+            rv = str((new.get("metadata") or {}).get("resourceVersion") or "")
+            if rv and rv != str(kv.mod_revision):
+                raise errors.conflict(info.resource, name, info.group)
+            try:
+                return await self._write_update(info, namespace, name, old, new, kv.mod_revision,
+                                                subresource=subresource, dry_run=dry_run, manager=manager,
+                                                raw=binding)
+            except RevisionMismatchError:
+                continue
+        raise errors.conflict(info.resource, name, info.group, "too many concurrent writers")
+
+    async def _write_update(self, info: ResourceInfo, namespace: str | None, name: str, old: dict[str, Any],
+                            new: dict[str, Any], revision: int, *, subresource: str | None,
+                            dry_run: bool, manager: str | None = None, raw: bool = False) -> dict[str, Any]:
+        """One conditional write of ``new`` over ``old`` (``raw``: a system write, e.g. pods/binding,
+        that bypasses the kind's update strategy and validation)."""
+        if not isinstance(new, dict):
+            raise errors.BadRequest("the body of the request was not a JSON object")
+        new_meta = _meta(new)
+        if new_meta.get("name") and new_meta["name"] != name:
+            raise errors.BadRequest(f"the name of the object ({new_meta['name']}) does not match the name on the URL ({name})")
+        if info.namespaced and new_meta.get("namespace") and new_meta["namespace"] != namespace:
+            raise errors.BadRequest("the namespace of the provided object does not match the namespace sent on the request")
+        old_meta = old["metadata"]
+        new["apiVersion"], new["kind"] = info.api_version, info.kind
+        strategy = strategy_for(info)
+        if raw:
+            new["metadata"] = dict(old_meta, **{k: v for k, v in new_meta.items() if k in ("finalizers", "labels", "annotations")})
+            new_meta = new["metadata"]
+        elif subresource == "status":
+            new["metadata"] = copy.deepcopy(old_meta)
+            strategy.prepare_for_status_update(new, old)
+        else:
+            new_meta["name"] = name
+            if info.namespaced:
+                new_meta["namespace"] = namespace
+            for keep in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+                if keep in old_meta:
+                    new_meta[keep] = old_meta[keep]
+                else:
+                    new_meta.pop(keep, None)
+            new_meta.pop("selfLink", None)
+            strategy.prepare_for_update(new, old)
+            if "generation" in old_meta and new.get("spec") != old.get("spec"):
+                new_meta["generation"] = int(old_meta["generation"]) + 1
+            if old_meta.get("deletionTimestamp"):
+                added = set(new_meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
+                if added:
+                    raise errors.invalid(info.kind, name, [errors.forbidden_field(
+                        "metadata.finalizers", f"no new finalizers can be added if the object is being deleted, "
+                        f"found new finalizers {sorted(added)}")], info.group)
+        _track_managers(old, new, manager, subresource)
+        causes = _path_segment_causes(name) + ([] if raw else list(strategy.validate_update(new, old)))
+        if causes:
+            raise errors.invalid(info.kind, name, causes, info.group)
+        new_meta["resourceVersion"] = str(revision)
+        if _strip_volatile(new) == _strip_volatile(old):
+            return old                      # no-op: no write, no new resourceVersion (as Kubernetes)
+        if dry_run:
+            return new
+        key = self.key(info, namespace, name)
+        if new_meta.get("deletionTimestamp") and not new_meta.get("finalizers") and not _spec_finalizers(info, new) \
+                and not new_meta.get("deletionGracePeriodSeconds"):
+            rev = await self.store.delete(key, revision)
+            new_meta["resourceVersion"] = str(rev)
+            return new
+        rev = await self.store.update(key, encode(new), revision)
+        new_meta["resourceVersion"] = str(rev)
+        return new
+
+    # --- deletes -------------------------------------------------------------------------------
+
+    async def delete(self, info: ResourceInfo, namespace: str | None, name: str,
+                     options: DeleteOptions) -> tuple[dict[str, Any], bool]:
+        """DELETE with Kubernetes semantics. Returns ``(object, deleted_now)``."""
+        if info is NAMESPACES and name in UNDELETABLE_NAMESPACES:
+            raise errors.Forbidden(f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                                   details={"name": name, "kind": "namespaces"})
+        key = self.key(info, namespace, name)
+        for _ in range(MAX_RETRIES):
+            kv = await self._get_kv(info, namespace, name)
+            obj = decode(kv.value, kv.mod_revision)
+            meta = obj["metadata"]
+            if options.precondition_uid and options.precondition_uid != meta.get("uid"):
+                raise errors.conflict(info.resource, name, info.group,
+                                      f"Precondition failed: UID in precondition: {options.precondition_uid}, "
+                                      f"UID in object meta: {meta.get('uid')}")
+            if options.precondition_rv and options.precondition_rv != meta.get("resourceVersion"):
+                raise errors.conflict(info.resource, name, info.group,
+                                      f"Precondition failed: ResourceVersion in precondition: {options.precondition_rv}, "
+                                      f"ResourceVersion in object meta: {meta.get('resourceVersion')}")
+            grace = self._grace_period(info, obj, options)
+            new = copy.deepcopy(obj)
+            new_meta = new["metadata"]
+            finalizers = list(new_meta.get("finalizers") or [])
+            if not meta.get("deletionTimestamp"):
+                policy = options.propagation_policy
+                if policy == "Orphan" and ORPHAN not in finalizers:
+                    finalizers.append(ORPHAN)
+                elif policy == "Foreground" and FOREGROUND not in finalizers:
+                    finalizers.append(FOREGROUND)
+            if finalizers:
+                new_meta["finalizers"] = finalizers
+            if info is NAMESPACES:
+                new.setdefault("spec", {})["finalizers"] = list((obj.get("spec") or {}).get("finalizers") or ["kubernetes"])
+                new.setdefault("status", {})["phase"] = "Terminating"
+            pending = bool(finalizers) or grace > 0 or bool(_spec_finalizers(info, new))
+            if pending:
+                if meta.get("deletionTimestamp"):
+                    current = int(meta.get("deletionGracePeriodSeconds") or 0)
+                    if grace >= current and new == obj:
+                        return obj, False
+                    if grace < current:
+                        new_meta["deletionTimestamp"] = _now(grace)
+                        new_meta["deletionGracePeriodSeconds"] = grace
+                else:
+                    new_meta["deletionTimestamp"] = _now(grace)
+                    new_meta["deletionGracePeriodSeconds"] = grace
+                if not finalizers and not _spec_finalizers(info, new) and grace == 0:
+                    pending = False
+                else:
+                    if options.dry_run:
+                        return new, False
+                    try:
+                        rev = await self.store.update(key, encode(new), kv.mod_revision)
+                    except RevisionMismatchError:
+                        continue
+                    new_meta["resourceVersion"] = str(rev)
+                    return new, False
+            if options.dry_run:
+                return obj, True
+            try:
+                rev = await self.store.delete(key, kv.mod_revision)
+            except (RevisionMismatchError, KeyNotFoundError):
+                continue
+            meta["resourceVersion"] = str(rev)
+            return obj, True
+        raise errors.conflict(info.resource, name, info.group, "too many concurrent writers")
+
+    @staticmethod
+    def _grace_period(info: ResourceInfo, obj: dict[str, Any], options: DeleteOptions) -> int:
+        if info is not PODS:
+            return 0
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+            return 0
+        if options.grace_period_seconds is not None:
+            return max(0, int(options.grace_period_seconds))
+        value = spec.get("terminationGracePeriodSeconds")
+        return int(value) if isinstance(value, int) and value >= 0 else 30
+
+
+def _track_managers(old: dict[str, Any] | None, new: dict[str, Any], manager: str | None,
+                    subresource: str | None) -> None:
+    """Record managedFields for the write when the patch library offers it (server-side apply)."""
+    track = getattr(patch_lib, "update_managed_fields", None)
+    if track is not None and manager is not None:
+        track(old, new, manager, "Update", subresource)
+
+
+def _spec_finalizers(info: ResourceInfo, obj: dict[str, Any]) -> list[str]:
+    if info is not NAMESPACES:
+        return []
+    return list((obj.get("spec") or {}).get("finalizers") or [])
+
+
+__all__ = ["Objects", "DeleteOptions", "encode", "SYSTEM_NAMESPACES", "UnavailableError"]

@@ -1,0 +1,139 @@
+"""Pod QoS class, cgroup parent and container resources: pure functions of the pod spec.
+
+Kubernetes' rules (``pkg/apis/core/v1/helper/qos``, ``pkg/kubelet/cm``): a pod is Guaranteed when
+every container has cpu and memory limits equal to its requests, BestEffort when no container asks
+for anything, Burstable otherwise. Requests default to limits. cpu.shares = milli×1024/1000 (min 2),
+quota from the cpu limit with a 100 ms period, memory limit in bytes. No I/O here.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, Mapping
+
+from kubelet.cri import LinuxResources
+
+Pod = Mapping[str, Any]
+
+CPU_PERIOD_US = 100_000
+MIN_SHARES = 2
+MAX_SHARES = 262_144
+
+_SUFFIX: dict[str, Fraction] = {
+    "": Fraction(1), "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000),
+    "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12),
+    "P": Fraction(10**15), "E": Fraction(10**18),
+    "Ki": Fraction(2**10), "Mi": Fraction(2**20), "Gi": Fraction(2**30), "Ti": Fraction(2**40),
+    "Pi": Fraction(2**50), "Ei": Fraction(2**60),
+}
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)(?:([eE][+-]?[0-9]+)|(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?)$")
+
+
+def parse_quantity(value: str | int | float) -> Fraction:
+    """``"100m"`` → 1/10, ``"64Mi"`` → 67108864, exactly. Raises ``ValueError`` on a malformed quantity."""
+    if isinstance(value, (int, float)):
+        return Fraction(Decimal(str(value)))
+    m = _QUANTITY.match(value.strip())
+    if not m:
+        raise ValueError(f"quantities must match the regular expression "
+                         f"'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {value!r}")
+    number = Fraction(Decimal(m.group(1)))
+    if m.group(2):
+        return number * Fraction(10) ** int(m.group(2)[1:])
+    return number * _SUFFIX[m.group(3) or ""]
+
+
+def _resources(container: Mapping[str, Any]) -> tuple[dict[str, Fraction], dict[str, Fraction]]:
+    res = container.get("resources") or {}
+    limits = {k: parse_quantity(v) for k, v in (res.get("limits") or {}).items()}
+    requests = {k: parse_quantity(v) for k, v in (res.get("requests") or {}).items()}
+    for k, v in limits.items():          # requests default to limits (API defaulting)
+        requests.setdefault(k, v)
+    return requests, limits
+
+
+def qos_class(pod: Pod) -> str:
+    """``Guaranteed`` | ``Burstable`` | ``BestEffort``."""
+    spec = pod.get("spec") or {}
+    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    requests: dict[str, Fraction] = {}
+    limits: dict[str, Fraction] = {}
+    guaranteed = True
+    for c in containers:
+        req, lim = _resources(c)
+        for k, v in req.items():
+            if k in ("cpu", "memory") and v != 0:
+                requests[k] = requests.get(k, Fraction(0)) + v
+        have = set()
+        for k, v in lim.items():
+            if k in ("cpu", "memory") and v != 0:
+                have.add(k)
+                limits[k] = limits.get(k, Fraction(0)) + v
+        if have != {"cpu", "memory"}:
+            guaranteed = False
+    if not requests and not limits:
+        return "BestEffort"
+    if guaranteed and requests == limits:
+        return "Guaranteed"
+    return "Burstable"
+
+
+def pod_cgroup_parent(pod: Pod) -> str:
+    """``kubepods/pod<uid>``, ``kubepods/burstable/pod<uid>`` or ``kubepods/besteffort/pod<uid>``."""
+    uid = (pod.get("metadata") or {}).get("uid", "")
+    qos = qos_class(pod)
+    if qos == "Guaranteed":
+        return f"kubepods/pod{uid}"
+    return f"kubepods/{qos.lower()}/pod{uid}"
+
+
+def milli_cpu_to_shares(milli: int) -> int:
+    if milli == 0:
+        return MIN_SHARES
+    shares = milli * 1024 // 1000
+    return max(MIN_SHARES, min(MAX_SHARES, shares))
+
+
+def container_resources(container: Mapping[str, Any], pod: Pod | None = None) -> LinuxResources:
+    """The container's cgroup settings as CRI's ``LinuxResources``."""
+    requests, limits = _resources(container)
+    cpu_req = requests.get("cpu")
+    cpu_lim = limits.get("cpu")
+    mem_lim = limits.get("memory")
+    shares = milli_cpu_to_shares(int(cpu_req * 1000)) if cpu_req is not None else MIN_SHARES
+    quota = 0
+    period = 0
+    if cpu_lim is not None and cpu_lim > 0:
+        period = CPU_PERIOD_US
+        quota = max(1000, int(cpu_lim * 1000) * CPU_PERIOD_US // 1000)
+    oom = 1000 if pod is not None and qos_class(pod) == "BestEffort" else 0
+    if pod is not None and qos_class(pod) == "Guaranteed":
+        oom = -997
+    return LinuxResources(cpu_period=period, cpu_quota=quota, cpu_shares=shares,
+                          memory_limit_in_bytes=int(mem_lim) if mem_lim else 0, oom_score_adj=oom)
+
+
+def resource_value(container: Mapping[str, Any], resource: str, divisor: str | None = None,
+                   node_allocatable: Mapping[str, str] | None = None) -> str:
+    """A container's ``limits.cpu``/``requests.memory``/... for the downward API, as Kubernetes renders it.
+
+    Limits not set fall back to the node's allocatable; values are rounded up to the divisor (cpu
+    divisor defaults to 1, memory to 1 byte).
+    """
+    requests, limits = _resources(container)
+    kind, _, name = resource.partition(".")
+    source = limits if kind == "limits" else requests
+    value = source.get(name)
+    if value is None:
+        if kind == "limits" and node_allocatable and name in node_allocatable:
+            value = parse_quantity(node_allocatable[name])
+        else:
+            value = Fraction(0)
+    div = parse_quantity(divisor) if divisor else Fraction(1)
+    if div == 0:
+        div = Fraction(1)
+    units = value / div
+    ceil = -(-units.numerator // units.denominator)
+    return str(ceil)

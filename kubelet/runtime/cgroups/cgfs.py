@@ -1,0 +1,138 @@
+"""Low-level cgroupfs file access shared by the v1 and v2 drivers: read/write control files with
+errors that name the file, mkdir/rmdir of cgroup directories, and parsing of flat-keyed files.
+
+Blocking I/O: callers on an event loop run these in a thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+
+from .model import CgroupBusyError, CgroupError
+
+
+def write(path: Path, value: str | int) -> None:
+    """Write one value to a control file (one write(2), as the kernel expects)."""
+    data = str(value).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)   # TRUNC: harmless on cgroupfs, needed by a fake tree
+    except OSError as e:
+        raise CgroupError(f"open {path}: {e.strerror}") from e
+    try:
+        os.write(fd, data)
+    except OSError as e:
+        raise CgroupError(f"write {value!r} to {path}: {e.strerror}") from e
+    finally:
+        os.close(fd)
+
+
+def read(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode()
+    except OSError as e:
+        raise CgroupError(f"read {path}: {e.strerror}") from e
+
+
+def read_int(path: Path, default: int = 0) -> int:
+    """An integer file; ``max`` → 0 (unlimited); a missing file → ``default``."""
+    try:
+        text = read(path).strip()
+    except CgroupError:
+        return default
+    if text in ("", "max"):
+        return 0
+    return int(text.split()[0])
+
+
+def read_keyed(path: Path) -> dict[str, int]:
+    """A flat-keyed file (``memory.stat``, ``cpu.stat``, ``memory.events``); missing → {}."""
+    try:
+        text = read(path)
+    except CgroupError:
+        return {}
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                out[parts[0]] = int(parts[1])
+            except ValueError:
+                continue
+    return out
+
+
+def read_pids(path: Path) -> list[int]:
+    """The pids in a ``cgroup.procs`` file; a vanished cgroup → []."""
+    try:
+        text = read(path)
+    except CgroupError:
+        return []
+    return [int(x) for x in text.split()]
+
+
+def mkdir(path: Path) -> bool:
+    """Create one cgroup directory; True when it was new."""
+    try:
+        os.mkdir(path, 0o755)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as e:
+        raise CgroupError(f"mkdir {path}: {e.strerror}") from e
+
+
+def subdirs_bottom_up(path: Path) -> list[Path]:
+    """``path`` and every cgroup below it, deepest first (the order rmdir needs)."""
+    out: list[Path] = []
+    for dirpath, dirnames, _ in os.walk(path, topdown=False):
+        out.append(Path(dirpath))
+        del dirnames
+    return out
+
+
+def rmdir_tree(path: Path, deadline: float, *, plain_files: bool = False) -> None:
+    """rmdir ``path`` and its descendants bottom-up; retry EBUSY (dying tasks) until ``deadline``.
+
+    A missing directory is fine (idempotent). Raises :class:`CgroupBusyError` when processes stay.
+    ``plain_files``: the tree is a fake cgroupfs (tests), so its control files are unlinked first.
+    """
+    if not path.exists():
+        return
+    for d in subdirs_bottom_up(path):
+        if plain_files:
+            for f in d.iterdir():
+                if f.is_file():
+                    f.unlink()
+        while True:
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno == errno.EBUSY and time.monotonic() < deadline:
+                    time.sleep(0.002)
+                    continue
+                if e.errno == errno.EBUSY:
+                    raise CgroupBusyError(f"rmdir {d}: still in use") from e
+                raise CgroupError(f"rmdir {d}: {e.strerror}") from e
+
+
+def mount_fstype(path: Path) -> str:
+    """The filesystem type of the mount holding ``path`` (from /proc/self/mountinfo), e.g. ``cgroup2``."""
+    best, fstype = "", ""
+    target = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                mnt = left.split()[4].replace("\\040", " ")
+                if (target == mnt or target.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                    best, fstype = mnt, right.split()[0]
+    except OSError:
+        return ""
+    return fstype

@@ -1,0 +1,474 @@
+"""Build an image from a Dockerfile (the subset in :mod:`dockerfile`) into the store.
+
+Each step either changes only the config (an ``empty_layer`` history entry, ``#(nop)`` as Docker
+writes it) or adds one layer: COPY/ADD write their files as a tar; RUN runs the command in a
+container on the current layers (through a :class:`RunStep`) and its overlay upper dir, deletions
+as whiteouts, becomes the layer. Steps are cached like Docker's classic builder: the key is the
+previous step's key + the instruction (with build args) + a digest of the copied content, so a
+rebuild with nothing changed is all cache hits and gives the same image id. Blocking: run in a thread.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import json
+import logging
+import lzma
+import os
+import stat
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+from kubelet.runtime.images import oci
+from kubelet.runtime.images.dockerfile import Instruction, expand, ignored, key_values, parse, parse_ignore, words
+from kubelet.runtime.images.errors import BuildError, ImageError
+from kubelet.runtime.images.layers import add_dir_entry, add_path, find_in_layers, write_layer
+from kubelet.runtime.images.store import ImageStore, StoredImage
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+Log = Callable[[str], None]
+
+
+class RunStep(Protocol):
+    """Runs a RUN instruction: a container whose rootfs is overlay(lowerdirs, upper); returns the exit code.
+
+    ``upper`` and ``work`` are empty directories the runner must use as overlay upperdir/workdir, so
+    that afterwards ``upper`` holds exactly the step's changes (deletions as whiteouts).
+    """
+
+    def run(self, lowerdirs: Sequence[Path], upper: Path, work: Path, argv: Sequence[str], env: Sequence[str],
+            cwd: str, user: str, output: Callable[[bytes], None]) -> int: ...
+
+
+@dataclass
+class BuildResult:
+    image: StoredImage
+    steps: int = 0
+    cached: int = 0
+
+
+@dataclass
+class _State:
+    config: dict[str, Any] = field(default_factory=dict)
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    diff_ids: list[str] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    key: str = "scratch"
+    created: str = ""
+    cmd_from_base: bool = False
+    args: dict[str, str] = field(default_factory=dict)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _env_map(env: list[str]) -> dict[str, str]:
+    return dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+
+
+class Builder:
+    def __init__(self, store: ImageStore, context: Path, dockerfile: Path | None = None, *,
+                 build_args: dict[str, str] | None = None, no_cache: bool = False, runner: RunStep | None = None,
+                 log: Log | None = None, pull: Callable[[str], StoredImage] | None = None) -> None:
+        self.store = store
+        self.context = context.resolve()
+        self.dockerfile = dockerfile or self.context / "Dockerfile"
+        self.build_args = dict(build_args or {})
+        self.no_cache = no_cache
+        self.runner = runner
+        self.log = log or (lambda line: logger.info("%s", line))
+        self.pull = pull
+        self.cache_file = store.root / "build-cache.json"
+        ignore = self.context / ".dockerignore"
+        self.ignore = parse_ignore(ignore.read_text()) if ignore.is_file() else []
+
+    # ------------------------------------------------------------------------------------ cache
+    def _cache(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.cache_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def _cache_get(self, key: str) -> dict[str, Any] | None:
+        if self.no_cache:
+            return None
+        hit = self._cache().get(key)
+        if hit is None:
+            return None
+        layer = hit.get("layer")
+        if layer is not None:
+            if not self.store.blobs.has(layer["digest"]):
+                return None
+            self.store.ensure_layer(layer, hit["diff_id"])
+        return hit
+
+    def _cache_put(self, key: str, value: dict[str, Any]) -> None:
+        with self.store.locked():
+            cache = self._cache()
+            cache[key] = value
+            tmp = self.cache_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(cache))
+            os.replace(tmp, self.cache_file)
+
+    @staticmethod
+    def _key(prev: str, *parts: str) -> str:
+        return "sha256:" + hashlib.sha256("\n".join((prev, *parts)).encode()).hexdigest()
+
+    # ------------------------------------------------------------------------------------- main
+    def build(self, tags: Sequence[str] = ()) -> BuildResult:
+        if not self.dockerfile.is_file():
+            raise BuildError(f"no Dockerfile at {self.dockerfile}")
+        instructions = parse(self.dockerfile.read_text())
+        global_args: dict[str, str] = {}
+        st: _State | None = None
+        result = BuildResult(image=None)  # type: ignore[arg-type]
+        total = len(instructions)
+        with self.store.ingesting():
+            for i, ins in enumerate(instructions, 1):
+                self.log(f"Step {i}/{total} : {ins}")
+                result.steps += 1
+                if ins.cmd == "ARG" and st is None:
+                    for k, v in key_values(ins.raw, ins.line, "ARG"):
+                        global_args[k] = self.build_args.get(k, v)
+                    continue
+                if ins.cmd == "FROM":
+                    st = self._from(ins, global_args)
+                    self.log(f" ---> {st.key[7:19] if st.key.startswith('sha256:') else st.key}")
+                    continue
+                if st is None:
+                    raise BuildError(f"Dockerfile line {ins.line}: {ins.cmd} before FROM")
+                cached = self._step(st, ins)
+                result.cached += cached
+                self.log(" ---> Using cache" if cached else f" ---> {st.key[7:19]}")
+            assert st is not None
+            image = self._commit(st, tags)
+        result.image = image
+        self.log(f"Successfully built {image.id[7:19]}")
+        for t in image.tags:
+            self.log(f"Successfully tagged {t}")
+        return result
+
+    def _from(self, ins: Instruction, global_args: dict[str, str]) -> _State:
+        ref = expand(words(ins.raw)[0], global_args)
+        if len(words(ins.raw)) not in (1, 3):
+            raise BuildError(f"Dockerfile line {ins.line}: FROM takes an image [AS name]")
+        st = _State(args={})
+        if ref == "scratch":
+            st.config = {"Env": [DEFAULT_PATH]}
+            st.created = "1970-01-01T00:00:00Z"
+            return st
+        img = self.store.get(ref)
+        if img is None and self.pull is not None:
+            img = self.pull(ref)
+        if img is None:
+            raise BuildError(f"FROM {ref}: image not found in the store (kubelite image pull {ref})")
+        st.config = json.loads(json.dumps(img.config.get("config") or {}))
+        st.layers = [dict(img.manifest["layers"][i]) for i in range(len(img.layers))]
+        st.diff_ids = [layer.diff_id for layer in img.layers]
+        st.history = list(img.config.get("history") or [])
+        st.key = img.id
+        st.created = img.created
+        st.cmd_from_base = bool(st.config.get("Cmd"))
+        return st
+
+    def _layer_paths(self, st: _State) -> list[Path]:
+        return [self.store.layer_path(d) for d in st.diff_ids]
+
+    def _env(self, st: _State) -> dict[str, str]:
+        return {**st.args, **_env_map(st.config.get("Env") or [])}
+
+    def _step(self, st: _State, ins: Instruction) -> bool:
+        """Apply one instruction to ``st``; returns True on a cache hit."""
+        env = self._env(st)
+        raw = expand(ins.raw, env) if ins.cmd in ("ENV", "LABEL", "EXPOSE", "WORKDIR", "USER", "STOPSIGNAL",
+                                                   "VOLUME", "ARG") else ins.raw
+        cfg = st.config
+        if ins.cmd in ("COPY", "ADD"):
+            return self._copy(st, ins, env)
+        if ins.cmd == "RUN":
+            return self._run(st, ins)
+        nop = f"/bin/sh -c #(nop)  {ins.cmd} {raw}"
+        if ins.cmd == "ENV":
+            envs = _env_map(cfg.get("Env") or [])
+            pairs = key_values(ins.raw, ins.line, "ENV")
+            for k, v in pairs:
+                envs[k] = expand(v, {**env, **envs})
+            cfg["Env"] = [f"{k}={v}" for k, v in envs.items()]
+            nop = "/bin/sh -c #(nop)  ENV " + " ".join(f"{k}={envs[k]}" for k, _ in pairs)
+        elif ins.cmd == "ARG":
+            for k, v in key_values(raw, ins.line, "ARG"):
+                st.args[k] = self.build_args.get(k, v)
+        elif ins.cmd == "LABEL":
+            labels = cfg.setdefault("Labels", {}) or {}
+            for k, v in key_values(raw, ins.line, "LABEL"):
+                labels[k] = v
+            cfg["Labels"] = labels
+        elif ins.cmd == "MAINTAINER":
+            pass
+        elif ins.cmd == "EXPOSE":
+            ports = cfg.setdefault("ExposedPorts", {}) or {}
+            for p in raw.split():
+                ports[p if "/" in p else f"{p}/tcp"] = {}
+            cfg["ExposedPorts"] = ports
+        elif ins.cmd == "USER":
+            cfg["User"] = raw
+        elif ins.cmd == "WORKDIR":
+            wd = os.path.normpath(os.path.join(cfg.get("WorkingDir") or "/", raw))
+            cfg["WorkingDir"] = wd
+            nop = f"/bin/sh -c #(nop) WORKDIR {wd}"
+            if find_in_layers(self._layer_paths(st), wd) is None:
+                return self._layer_step(st, nop, "", lambda tf: self._parents(tf, st, wd, include_self=True))
+        elif ins.cmd in ("CMD", "ENTRYPOINT"):
+            value = list(ins.json_args) if ins.json_args is not None else (
+                ["/bin/sh", "-c", ins.raw] if ins.raw else None)
+            cfg["Cmd" if ins.cmd == "CMD" else "Entrypoint"] = value
+            if ins.cmd == "ENTRYPOINT" and st.cmd_from_base:
+                cfg["Cmd"] = None
+            if ins.cmd == "CMD":
+                st.cmd_from_base = False
+            nop = f"/bin/sh -c #(nop)  {ins.cmd} {json.dumps(value)}"
+        elif ins.cmd == "STOPSIGNAL":
+            cfg["StopSignal"] = raw
+        elif ins.cmd == "VOLUME":
+            vols = cfg.setdefault("Volumes", {}) or {}
+            for v in (ins.json_args or raw.split()):
+                vols[v] = {}
+            cfg["Volumes"] = vols
+        else:
+            raise BuildError(f"Dockerfile line {ins.line}: {ins.cmd} is not supported by kubelite build")
+        return self._layer_step(st, nop, json.dumps(st.args, sort_keys=True), make=lambda: None)
+
+    def _layer_step(self, st: _State, created_by: str, content: str,
+                    fill: Callable[[tarfile.TarFile], None] | None = None,
+                    make: Callable[[], tuple[dict[str, Any], str] | None] | None = None) -> bool:
+        key = self._key(st.key, created_by, content)
+        hit = self._cache_get(key)
+        if hit is not None:
+            layer, diff_id, created = hit["layer"], hit["diff_id"], hit["created"]
+        else:
+            created = _now()
+            if make is not None:
+                made = make()
+                layer, diff_id = made if made is not None else (None, "")
+            else:
+                assert fill is not None
+                blob = write_layer(self.store.blobs, fill)
+                layer, diff_id = blob.descriptor(), blob.diff_id
+            if layer is not None:
+                self.store.ensure_layer(layer, diff_id)
+            self._cache_put(key, {"layer": layer, "diff_id": diff_id, "created": created})
+        entry: dict[str, Any] = {"created": created, "created_by": created_by}
+        if layer is None:
+            entry["empty_layer"] = True
+        else:
+            st.layers.append(layer)
+            st.diff_ids.append(diff_id)
+        st.history.append(entry)
+        st.key = key
+        st.created = created
+        return hit is not None
+
+    # ----------------------------------------------------------------------------------- COPY/ADD
+    def _parents(self, tf: tarfile.TarFile, st: _State, path: str, include_self: bool = False) -> None:
+        """Directory entries for ``path``'s parents, keeping the metadata lower layers give them."""
+        parts = [p for p in path.strip("/").split("/") if p]
+        upto = parts if include_self else parts[:-1]
+        for i in range(1, len(upto) + 1):
+            rel = "/".join(upto[:i])
+            lower = find_in_layers(self._layer_paths(st), rel)
+            if lower is not None and lower.is_dir() and not lower.is_symlink():
+                s = os.lstat(lower)
+                add_dir_entry(tf, rel, stat.S_IMODE(s.st_mode), int(s.st_mtime))
+            else:
+                add_dir_entry(tf, rel, 0o755, 0)
+
+    def _sources(self, patterns: list[str], line: int) -> list[Path]:
+        out: list[Path] = []
+        for pat in patterns:
+            if "://" in pat:
+                raise BuildError(f"Dockerfile line {line}: remote URLs are not fetched by kubelite build: {pat}")
+            matches = sorted(self.context.glob(pat.lstrip("/"))) if any(c in pat for c in "*?[") else \
+                [self.context / pat.lstrip("/")]
+            matches = [m for m in matches if not self._ignored(m)]
+            if not matches or not all(m.exists() or m.is_symlink() for m in matches):
+                raise BuildError(f"Dockerfile line {line}: COPY failed: {pat!r} not found in the build context")
+            for m in matches:
+                real = Path(os.path.normpath(m))
+                if real != self.context and self.context not in real.parents:
+                    raise BuildError(f"Dockerfile line {line}: {pat!r} is outside the build context")
+                out.append(real)
+        return out
+
+    def _ignored(self, path: Path) -> bool:
+        if not self.ignore:
+            return False
+        rel = os.path.relpath(path, self.context)
+        return rel not in (".", "Dockerfile", ".dockerignore") and ignored(self.ignore, rel)
+
+    def _content_digest(self, sources: list[Path]) -> str:
+        h = hashlib.sha256()
+        for src in sources:
+            paths = [src] if not src.is_dir() or src.is_symlink() else sorted(
+                [src, *src.rglob("*")], key=lambda p: str(p))
+            for p in paths:
+                if self._ignored(p) and p != src:
+                    continue
+                s = os.lstat(p)
+                rel = os.path.relpath(p, self.context)
+                h.update(f"{rel}\0{stat.S_IMODE(s.st_mode)}\0{stat.S_IFMT(s.st_mode)}\0".encode())
+                if stat.S_ISREG(s.st_mode):
+                    with open(p, "rb") as f:
+                        while chunk := f.read(1 << 20):
+                            h.update(chunk)
+                elif stat.S_ISLNK(s.st_mode):
+                    h.update(os.readlink(p).encode())
+        return h.hexdigest()
+
+    def _chown(self, st: _State, spec: str | None) -> tuple[int, int]:
+        if not spec:
+            return (0, 0)
+        user, _, group = spec.partition(":")
+
+        def lookup(name: str, file: str, field_: int) -> int:
+            if name.isdigit():
+                return int(name)
+            path = find_in_layers(self._layer_paths(st), file)
+            for line in (path.read_text().splitlines() if path is not None and path.is_file() else []):
+                parts = line.split(":")
+                if parts[0] == name and len(parts) > field_:
+                    return int(parts[field_])
+            raise BuildError(f"--chown: unknown {'user' if file.endswith('passwd') else 'group'} {name!r}")
+        uid = lookup(user, "etc/passwd", 2)
+        gid = lookup(group, "etc/group", 2) if group else (lookup(user, "etc/passwd", 3) if not user.isdigit() else uid)
+        return uid, gid
+
+    def _copy(self, st: _State, ins: Instruction, env: dict[str, str]) -> bool:
+        if "from" in ins.flags:
+            raise BuildError(f"Dockerfile line {ins.line}: COPY --from is not supported by kubelite build yet")
+        args = list(ins.json_args) if ins.json_args is not None else words(ins.raw)
+        args = [expand(a, env) for a in args]
+        if len(args) < 2:
+            raise BuildError(f"Dockerfile line {ins.line}: {ins.cmd} needs a source and a destination")
+        *srcs, dest = args
+        workdir = st.config.get("WorkingDir") or "/"
+        dest_abs = os.path.normpath(os.path.join(workdir, dest))
+        dest_is_dir = dest.endswith("/") or len(srcs) > 1
+        sources = self._sources(srcs, ins.line)
+        if len(sources) > 1:
+            dest_is_dir = True
+        chown = self._chown(st, ins.flags.get("chown"))
+        digest = self._content_digest(sources)
+        kind = "dir" if len(sources) == 1 and sources[0].is_dir() else ("multi" if len(sources) > 1 else "file")
+        created_by = f"/bin/sh -c #(nop) {ins.cmd} {kind}:{digest} in {dest_abs}{'/' if dest_is_dir else ''} "
+        lower_dest = find_in_layers(self._layer_paths(st), dest_abs)
+        if lower_dest is not None and lower_dest.is_dir():
+            dest_is_dir = True
+
+        def fill(tf: tarfile.TarFile) -> None:
+            self._parents(tf, st, dest_abs, include_self=dest_is_dir)
+            for src in sources:
+                if src.is_dir() and not src.is_symlink():
+                    for child in sorted(os.listdir(src)):
+                        c = src / child
+                        if not self._ignored(c):
+                            add_path(tf, c, f"{dest_abs}/{child}", chown=chown, exclude=self._ignored)
+                elif ins.cmd == "ADD" and _is_archive(src):
+                    _add_archive(tf, src, dest_abs if dest_is_dir or dest.endswith("/") else dest_abs, chown)
+                else:
+                    target = f"{dest_abs}/{src.name}" if dest_is_dir else dest_abs
+                    add_path(tf, src, target, chown=chown)
+        return self._layer_step(st, created_by, ins.flags.get("chown", ""), fill)
+
+    # ------------------------------------------------------------------------------------------ RUN
+    def _run(self, st: _State, ins: Instruction) -> bool:
+        argv = list(ins.json_args) if ins.json_args is not None else ["/bin/sh", "-c", ins.raw]
+        used_args = {k: v for k, v in st.args.items() if k not in _env_map(st.config.get("Env") or [])}
+        prefix = f"|{len(used_args)} " + " ".join(f"{k}={v}" for k, v in sorted(used_args.items())) + " " \
+            if used_args else ""
+        created_by = prefix + (" ".join(argv) if ins.json_args is not None else f"/bin/sh -c {ins.raw}")
+
+        def make() -> tuple[dict[str, Any], str] | None:
+            if self.runner is None:
+                raise BuildError(f"Dockerfile line {ins.line}: RUN needs a container runtime, none is available")
+            env = [f"{k}={v}" for k, v in {**used_args, **_env_map(st.config.get("Env") or [])}.items()]
+            with tempfile.TemporaryDirectory(dir=self.store.root / "tmp", prefix="build-") as tmp:
+                upper, work = Path(tmp) / "upper", Path(tmp) / "work"
+                upper.mkdir()
+                work.mkdir()
+                code = self.runner.run(self._layer_paths(st), upper, work, argv, env,
+                                       st.config.get("WorkingDir") or "/", st.config.get("User") or "",
+                                       lambda b: self.log(b.decode(errors="replace").rstrip("\n")))
+                if code != 0:
+                    raise BuildError(f"The command '{' '.join(argv)}' returned a non-zero code: {code}")
+
+                def fill(tf: tarfile.TarFile) -> None:
+                    for child in sorted(os.listdir(upper)):
+                        add_path(tf, upper / child, child, overlay=True)
+                blob = write_layer(self.store.blobs, fill)
+            return blob.descriptor(), blob.diff_id
+        (self.store.root / "tmp").mkdir(exist_ok=True)
+        return self._layer_step(st, created_by, json.dumps(st.config.get("Env")), make=make)
+
+    # --------------------------------------------------------------------------------------- commit
+    def _commit(self, st: _State, tags: Sequence[str]) -> StoredImage:
+        os_, arch = oci.host_platform()
+        config = {"created": st.created or _now(), "architecture": arch, "os": os_, "config": st.config,
+                  "rootfs": {"type": "layers", "diff_ids": st.diff_ids}, "history": st.history}
+        cbytes = oci.dumps(config)
+        self.store.blobs.put_bytes(cbytes)
+        layers = [{"mediaType": d.get("mediaType", oci.OCI_LAYER_GZIP), "digest": d["digest"], "size": d["size"]}
+                  for d in st.layers]
+        manifest = oci.dumps({"schemaVersion": 2, "mediaType": oci.OCI_MANIFEST,
+                              "config": oci.descriptor(oci.OCI_CONFIG, cbytes), "layers": layers})
+        return self.store.commit_image(manifest, list(tags))
+
+
+def _is_archive(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with path.open("rb") as f:
+        head = f.read(512)
+    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
+        return True
+    return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+def _add_archive(tf: tarfile.TarFile, src: Path, dest: str, chown: tuple[int, int]) -> None:
+    """ADD of a local tar: its entries extracted under ``dest`` (owners as in the archive, as Docker does)."""
+    with src.open("rb") as f:
+        head = f.read(6)
+    opener: Any = gzip.open if head[:2] == b"\x1f\x8b" else bz2.open if head[:3] == b"BZh" else \
+        lzma.open if head[:6] == b"\xfd7zXZ\x00" else open
+    with opener(src, "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as inner:
+        for m in inner:
+            name = "/".join(p for p in m.name.split("/") if p not in ("", "."))
+            if ".." in name.split("/"):
+                raise BuildError(f"ADD {src.name}: entry {m.name!r} escapes the destination")
+            m.name = f"{dest.strip('/')}/{name}".strip("/") if name else dest.strip("/")
+            if m.islnk():
+                m.linkname = f"{dest.strip('/')}/{m.linkname.lstrip('./')}".strip("/")
+            tf.addfile(m, inner.extractfile(m) if m.isreg() else None)
+
+
+def build(store: ImageStore, context: Path | str, tags: Sequence[str] = (), *, dockerfile: Path | None = None,
+          build_args: dict[str, str] | None = None, no_cache: bool = False, runner: RunStep | None = None,
+          log: Log | None = None, pull: Callable[[str], StoredImage] | None = None) -> BuildResult:
+    """Build ``context`` (its ``Dockerfile`` unless given) into ``store``, tagged ``tags``."""
+    try:
+        return Builder(store, Path(context), dockerfile, build_args=build_args, no_cache=no_cache, runner=runner,
+                       log=log, pull=pull).build(tags)
+    except ImageError:
+        raise
+    except OSError as exc:
+        raise BuildError(f"build failed: {exc}") from None
+
+

@@ -1,0 +1,229 @@
+"""The node's fork server: one single-threaded, pre-imported Python that forks shims, execs and sandboxes.
+
+Forking the threaded asyncio runtime is unsafe and a fresh interpreter per container costs 20-80 ms,
+so the runtime starts this once (``python -m kubelet.runtime.ociruntime.forkserver SOCKET``) and asks it
+over a ``SOCK_SEQPACKET`` Unix socket: one JSON request per connection, file descriptors (stdio) in
+``SCM_RIGHTS``. ``create`` forks a shim that answers on the inherited connection itself; ``exec`` answers
+``{"pid"}`` then ``{"exit"}``; ``sandbox`` forks the pause process, which answers; ``mount``/``umount``
+run here, in the node's mount namespace. It dies with its parent (PDEATHSIG); what it forked does not.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import json
+import logging
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+from typing import Any
+
+from kubelet.runtime import linux
+from kubelet.runtime.ociruntime import ops, shim
+
+logger = logging.getLogger(__name__)
+
+
+def _recv(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    fds = array.array("i")
+    msg, anc, _flags, _addr = conn.recvmsg(1 << 20, socket.CMSG_SPACE(16 * fds.itemsize))
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+    return (json.loads(msg) if msg else {}), list(fds)
+
+
+def _reply(conn: socket.socket, obj: dict[str, Any]) -> None:
+    try:
+        conn.send(json.dumps(obj).encode())
+    except OSError:
+        pass
+
+
+def serve(path: str) -> None:
+    """Serve forever on ``path`` (the caller removes a stale socket first)."""
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    from kubelet.runtime import pause  # pre-import everything a child needs
+
+    lst = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    lst.bind(path)
+    os.chmod(path, 0o600)
+    lst.listen(64)
+    sel = selectors.DefaultSelector()
+    sel.register(lst, selectors.EVENT_READ, None)
+    os.write(1, b"ready\n")
+    while True:
+        for key, _ in sel.select():
+            if key.data is None:
+                conn, _ = lst.accept()
+                sel.register(conn, selectors.EVENT_READ, ("req", conn))
+                continue
+            kind, obj = key.data[0], key.data[1]
+            if kind == "req":
+                sel.unregister(obj)
+                try:
+                    req, fds = _recv(obj)
+                except OSError:
+                    obj.close()
+                    continue
+                _handle(req, fds, obj, sel, lst, pause)
+            elif kind == "child":  # a child we forked exited: reap, answer its waiter if any
+                pidfd, pid, conn = obj, key.data[2], key.data[3]
+                sel.unregister(pidfd)
+                os.close(pidfd)
+                _, status = os.waitpid(pid, 0)
+                if conn is not None:
+                    code = os.waitstatus_to_exitcode(status)
+                    _reply(conn, {"exit": code if code >= 0 else 128 - code})
+                    conn.close()
+
+
+def _handle(req: dict[str, Any], fds: list[int], conn: socket.socket, sel: selectors.BaseSelector,
+            lst: socket.socket, pause: Any) -> None:
+    op = req.get("op")
+    try:
+        if op == "ping":
+            _reply(conn, {"ok": True, "pid": os.getpid()})
+        elif op == "create":
+            pid = os.fork()
+            if pid == 0:
+                sel.close()
+                lst.close()
+                try:
+                    shim.create(req["root"], req["id"], req["bundle"], conn, req.get("log_path", ""),
+                                req.get("events", ""), fds or None)
+                finally:
+                    os._exit(1)
+            _track(sel, pid, None)
+            for fd in fds:
+                os.close(fd)
+        elif op == "exec":
+            pid = ops.exec_in(req["root"], req["id"], req["process"], fds)
+            for fd in fds:
+                os.close(fd)
+            _reply(conn, {"pid": pid})
+            _track(sel, pid, conn)
+            return
+        elif op == "sandbox":
+            pid = os.fork()
+            if pid == 0:
+                sel.close()
+                lst.close()
+                try:
+                    pause.run(req, conn)
+                finally:
+                    os._exit(1)
+            _track(sel, pid, None)
+        elif op == "mount":
+            linux.mount(req.get("source"), req["target"], req.get("fstype"), req.get("flags", 0), req.get("data"))
+            _reply(conn, {"ok": True})
+        elif op == "umount":
+            try:
+                linux.umount2(req["target"], req.get("flags", 0))
+            except OSError as e:
+                if e.errno not in (22, 2):  # EINVAL: not a mount point; ENOENT: gone
+                    raise
+            _reply(conn, {"ok": True})
+        else:
+            _reply(conn, {"error": f"unknown op {op!r}"})
+    except Exception as e:  # one bad request must not end the server
+        _reply(conn, {"error": f"{type(e).__name__}: {e}"})
+    conn.close()
+
+
+def _track(sel: selectors.BaseSelector, pid: int, conn: socket.socket | None) -> None:
+    pidfd = os.pidfd_open(pid)
+    sel.register(pidfd, selectors.EVENT_READ, ("child", pidfd, pid, conn))
+
+
+# ---------------------------------------------------------------------------------------------- client
+class ForkServerError(Exception):
+    """The fork server refused or failed a request; ``str()`` is its one-line reason."""
+
+
+class ForkServerClient:
+    """The asyncio side: starts the server once and sends it requests."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server process (blocking, ~100 ms; call via ``asyncio.to_thread``)."""
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        env = dict(os.environ)
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+        env["PYTHONPATH"] = root + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self.proc = subprocess.Popen([sys.executable, "-m", "kubelet.runtime.ociruntime.forkserver", self.path],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        self.proc.stdout.close()
+        if line != b"ready\n":
+            raise ForkServerError("fork server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def _connect(self, req: dict[str, Any], fds: list[int] | None = None) -> socket.socket:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect(self.path)
+        data = json.dumps(req).encode()
+        if fds:
+            socket.send_fds(s, [data], fds)
+        else:
+            s.send(data)
+        s.setblocking(False)
+        return s
+
+    async def call(self, req: dict[str, Any], fds: list[int] | None = None) -> dict[str, Any]:
+        """One request, one answer; raises ForkServerError with the server's or child's error."""
+        s = self._connect(req, fds)
+        try:
+            data = await asyncio.get_running_loop().sock_recv(s, 1 << 20)
+        finally:
+            s.close()
+        if not data:
+            raise ForkServerError(f"{req.get('op')}: no answer (the child died)")
+        msg = json.loads(data)
+        if "error" in msg:
+            raise ForkServerError(msg["error"])
+        return msg
+
+    async def exec(self, req: dict[str, Any], fds: list[int]) -> tuple[int, asyncio.Future[int]]:
+        """Start an exec; returns its helper pid and a future for its exit code."""
+        s = self._connect(dict(req, op="exec"), fds)
+        loop = asyncio.get_running_loop()
+        data = await loop.sock_recv(s, 65536)
+        msg = json.loads(data) if data else {"error": "no answer"}
+        if "error" in msg:
+            s.close()
+            raise ForkServerError(msg["error"])
+
+        async def _wait() -> int:
+            try:
+                d = await loop.sock_recv(s, 65536)
+                return int(json.loads(d)["exit"]) if d else 255
+            finally:
+                s.close()
+        return int(msg["pid"]), asyncio.ensure_future(_wait())
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])

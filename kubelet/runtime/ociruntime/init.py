@@ -1,0 +1,313 @@
+"""The container's own setup, run in the processes the shim forks: namespaces, rootfs, pivot_root, exec.
+
+``stage1`` runs in the first child (host PID namespace): join the cgroup, enter or create the user
+namespace, join namespaces by path, unshare the new ones, and fork the container's init (PID 1 of a new
+PID namespace), whose pid it reports. ``stage2`` runs in that init: make ``/`` private, mount the rootfs
+and the spec's mounts, create device nodes, pivot_root, detach the old root, mask paths, report ready,
+wait for *start*, drop privileges and exec. Errors travel to the shim as one JSON message on the sync
+socket; nothing here returns normally.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import socket
+import stat
+from typing import Any
+
+from kubelet.runtime import linux
+from kubelet.runtime.linux import (MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC,
+                                   MS_REMOUNT, MS_SHARED, MS_SLAVE)
+
+MOUNT_FLAGS = {
+    "ro": (MS_RDONLY, False), "rw": (MS_RDONLY, True), "nosuid": (MS_NOSUID, False), "suid": (MS_NOSUID, True),
+    "nodev": (MS_NODEV, False), "dev": (MS_NODEV, True), "noexec": (MS_NOEXEC, False), "exec": (MS_NOEXEC, True),
+    "bind": (MS_BIND, False), "rbind": (MS_BIND | MS_REC, False), "relatime": (linux.MS_RELATIME, False),
+    "strictatime": (linux.MS_STRICTATIME, False), "noatime": (linux.MS_NOATIME, False),
+}
+PROPAGATION = {"private": MS_PRIVATE, "rprivate": MS_PRIVATE | MS_REC, "slave": MS_SLAVE,
+               "rslave": MS_SLAVE | MS_REC, "shared": MS_SHARED, "rshared": MS_SHARED | MS_REC}
+ROOTFS_MOUNTS_ANNOTATION = "org.kubelite.rootfs.mounts"
+
+
+def send(sock: socket.socket, msg: dict[str, Any]) -> None:
+    sock.send(json.dumps(msg).encode())
+
+
+def recv(sock: socket.socket) -> dict[str, Any]:
+    data = sock.recv(65536)
+    if not data:
+        raise EOFError("peer closed")
+    return json.loads(data)
+
+
+def parse_options(options: list[str]) -> tuple[int, int, str]:
+    """Mount options → (flags, propagation flags, data string)."""
+    flags, prop, data = 0, 0, []
+    for o in options:
+        if o in MOUNT_FLAGS:
+            bit, clear = MOUNT_FLAGS[o]
+            flags = flags & ~bit if clear else flags | bit
+        elif o in PROPAGATION:
+            prop |= PROPAGATION[o]
+        else:
+            data.append(o)
+    return flags, prop, ",".join(data)
+
+
+def secure_join(root: str, path: str) -> str:
+    """``root``/``path`` with every symlink resolved as if ``root`` were ``/`` (never escapes ``root``)."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    resolved: list[str] = []
+    hops = 0
+    while parts:
+        p = parts.pop(0)
+        if p == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        cand = os.path.join(root, *resolved, p)
+        if os.path.islink(cand):
+            hops += 1
+            if hops > 40:
+                raise OSError(40, f"too many symlinks in {path}")
+            target = os.readlink(cand)
+            if target.startswith("/"):
+                resolved = []
+            parts = [x for x in target.split("/") if x and x != "."] + parts
+            continue
+        resolved.append(p)
+    return os.path.join(root, *resolved)
+
+
+# ------------------------------------------------------------------------------------------ stage 1
+def stage1(spec: dict[str, Any], sync: socket.socket, procs_files: list[str]) -> None:
+    """First child: cgroup, namespaces, fork PID 1. Reports ``{"pid": n}`` or ``{"error": ...}``; exits."""
+    try:
+        pid = os.getpid()
+        for f in procs_files:
+            linux.write_file(f, str(pid))
+        set_oom_score_adj(spec["process"])
+        nss = {n["type"]: n.get("path") for n in spec.get("linux", {}).get("namespaces", [])}
+        if nss.get("user") and "mount" in nss and not nss["mount"]:
+            _idmapped_rootfs(spec, nss["user"])
+        if "user" in nss:
+            if nss["user"]:
+                fd = os.open(nss["user"], os.O_RDONLY | os.O_CLOEXEC)
+                linux.setns(fd, linux.CLONE_NEWUSER)
+                os.close(fd)
+            else:
+                linux.unshare(linux.CLONE_NEWUSER)
+                send(sync, {"map": pid})
+                recv(sync)
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        new = 0
+        for kind, path in nss.items():
+            if kind == "user":
+                continue
+            if path:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                linux.setns(fd, linux.NAMESPACE_FLAGS[kind])
+                os.close(fd)
+            else:
+                new |= linux.NAMESPACE_FLAGS[kind]
+        if new:
+            linux.unshare(new)
+        child = os.fork()
+        if child == 0:
+            stage2(spec, sync)
+        send(sync, {"pid": child})
+        os._exit(0)
+    except BaseException as e:  # report, never raise out of a forked child
+        try:
+            send(sync, {"error": f"{type(e).__name__}: {e}"})
+        finally:
+            os._exit(1)
+
+
+def _idmapped_rootfs(spec: dict[str, Any], userns_path: str) -> None:
+    """Mount the rootfs overlay as host root in a private mount namespace, its lower layers idmapped into
+    the pod's user namespace (mount_setattr), so files owned by host root show as the container's root.
+    The container's own mount namespace, made next inside the user namespace, inherits it."""
+    extra = spec.get("annotations", {}).get(ROOTFS_MOUNTS_ANNOTATION)
+    if not extra:
+        return
+    linux.unshare(linux.CLONE_NEWNS)
+    linux.mount(None, "/", None, MS_PRIVATE | MS_REC)
+    userns = os.open(userns_path, os.O_RDONLY | os.O_CLOEXEC)
+    rootfs = os.path.join(spec["_bundle"], spec["root"]["path"])
+    for m in json.loads(extra):
+        for opt in m.get("options", []):
+            if opt.startswith("lowerdir="):
+                for layer in opt[len("lowerdir="):].split(":"):
+                    fd = linux.open_tree(layer, linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC)
+                    linux.mount_setattr(fd, linux.MOUNT_ATTR_IDMAP, userns)
+                    linux.move_mount(fd, layer)  # over the layer itself, in this mount namespace only
+                    os.close(fd)
+        flags, _prop, data = parse_options(m.get("options", []))
+        linux.mount(m["source"], rootfs, m["type"], flags, data or None)
+    os.close(userns)
+    spec["_rootfs_mounted"] = True
+
+
+# ------------------------------------------------------------------------------------------ stage 2
+def _mount_entry(rootfs: str, m: dict[str, Any]) -> None:
+    dest = secure_join(rootfs, m["destination"])
+    mtype = m.get("type") or ""
+    flags, prop, data = parse_options(list(m.get("options", [])))
+    src = m.get("source") or mtype
+    is_bind = bool(flags & MS_BIND) or mtype == "bind"
+    if is_bind:
+        if os.path.isdir(src):
+            os.makedirs(dest, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            if not os.path.exists(dest):
+                os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+        linux.mount(src, dest, None, MS_BIND | (flags & MS_REC))
+        rest = flags & ~(MS_BIND | MS_REC)
+        if rest:
+            linux.mount(None, dest, None, MS_REMOUNT | MS_BIND | rest)
+    else:
+        os.makedirs(dest, exist_ok=True)
+        try:
+            linux.mount(src, dest, mtype, flags, data or None)
+        except PermissionError:
+            if mtype != "sysfs":
+                raise
+            # sysfs cannot be mounted from a user namespace that does not own the netns: bind the host's
+            linux.mount("/sys", dest, None, MS_BIND | MS_REC)
+            linux.mount(None, dest, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if prop:
+        linux.mount(None, dest, None, prop)
+
+
+def _devices(rootfs: str, devices: list[dict[str, Any]], in_userns: bool) -> None:
+    for d in devices:
+        dest = secure_join(rootfs, d["path"])
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        kind = stat.S_IFCHR if d.get("type", "c") in ("c", "u") else stat.S_IFBLK
+        if in_userns:  # mknod is not allowed in a user namespace: bind the host's node
+            os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+            linux.mount(d["path"], dest, None, MS_BIND)
+            continue
+        os.mknod(dest, kind | d.get("fileMode", 0o666), os.makedev(d["major"], d["minor"]))
+        os.chmod(dest, d.get("fileMode", 0o666))
+        os.chown(dest, d.get("uid", 0), d.get("gid", 0))
+
+
+def _mask(paths: list[str]) -> None:
+    for p in paths:
+        try:
+            if os.path.isdir(p):
+                linux.mount("tmpfs", p, "tmpfs", MS_RDONLY)
+            else:
+                linux.mount("/dev/null", p, None, MS_BIND)
+        except FileNotFoundError:
+            pass
+
+
+def _readonly(paths: list[str]) -> None:
+    for p in paths:
+        try:
+            linux.mount(p, p, None, MS_BIND | MS_REC)
+            linux.mount(None, p, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        except FileNotFoundError:
+            pass
+
+
+def stage2(spec: dict[str, Any], sync: socket.socket) -> None:
+    """The container's init: mounts, pivot_root, ready, wait for start, drop privileges, exec."""
+    try:
+        lx = spec.get("linux", {})
+        nss = {n["type"]: n.get("path") for n in lx.get("namespaces", [])}
+        in_userns = "user" in nss
+        bundle = spec["_bundle"]
+        rootfs = os.path.join(bundle, spec["root"]["path"])
+        if "mount" in nss:
+            linux.mount(None, "/", None, PROPAGATION.get(lx.get("rootfsPropagation", "rprivate"), MS_PRIVATE | MS_REC))
+            extra = spec.get("annotations", {}).get(ROOTFS_MOUNTS_ANNOTATION)
+            if extra and not spec.get("_rootfs_mounted"):
+                for m in json.loads(extra):
+                    flags, _prop, data = parse_options(m.get("options", []))
+                    linux.mount(m["source"], rootfs, m["type"], flags, data or None)
+            else:
+                linux.mount(rootfs, rootfs, None, MS_BIND | MS_REC)
+            for m in spec.get("mounts", []):
+                _mount_entry(rootfs, m)
+            _devices(rootfs, lx.get("devices", []), in_userns)
+            for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                                 ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx")):
+                link = os.path.join(rootfs, "dev", name)
+                if os.path.isdir(os.path.join(rootfs, "dev")) and not os.path.lexists(link):
+                    os.symlink(target, link)
+            os.chdir(rootfs)
+            linux.pivot_root(".", ".")
+            linux.umount2(".", linux.MNT_DETACH)
+            os.chdir("/")
+            _mask(lx.get("maskedPaths", []))
+            _readonly(lx.get("readonlyPaths", []))
+            if spec["root"].get("readonly"):
+                linux.mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+        if "uts" in nss and not nss["uts"] and spec.get("hostname"):
+            linux.sethostname(spec["hostname"])
+        send(sync, {"ready": True})
+        start_fd = spec["_start_fd"]
+        if os.read(start_fd, 1) != b"s":
+            os._exit(1)  # the shim gave up on us before start
+        os.close(start_fd)
+        proc = spec["process"]
+        _exec(proc, sync)
+    except BaseException as e:
+        try:
+            send(sync, {"error": f"{type(e).__name__}: {e}"})
+        finally:
+            os._exit(127)
+
+
+RLIMITS = {name: getattr(resource, name.replace("RLIMIT_", "RLIMIT_")) for name in dir(resource)
+           if name.startswith("RLIMIT_")}
+
+
+def set_oom_score_adj(proc: dict[str, Any]) -> None:
+    """Inherited by children; set while still host root (lowering it needs CAP_SYS_RESOURCE)."""
+    if proc.get("oomScoreAdj") is not None:
+        linux.write_file("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]))
+
+
+def apply_process(proc: dict[str, Any]) -> None:
+    """rlimits, no_new_privs, capabilities, user and cwd of an OCI ``process`` (for init and exec alike)."""
+    for rl in proc.get("rlimits", []):
+        resource.setrlimit(RLIMITS[rl["type"]], (rl["soft"], rl["hard"]))
+    caps = proc.get("capabilities")
+    if caps is not None:
+        linux.drop_bounding_set(linux.cap_mask(caps.get("bounding", [])))
+    user = proc.get("user", {})
+    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+    os.setgroups([int(g) for g in user.get("additionalGids", [])])
+    if uid != 0 and caps and caps.get("ambient"):
+        linux.prctl(linux.PR_SET_KEEPCAPS, 1)
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if caps is not None:
+        linux.capset(linux.cap_mask(caps.get("effective", [])) if uid == 0 or caps.get("ambient") else 0,
+                     linux.cap_mask(caps.get("permitted", [])) if uid == 0 or caps.get("ambient") else 0,
+                     linux.cap_mask(caps.get("inheritable", [])))
+    if proc.get("noNewPrivileges"):
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    os.chdir(proc.get("cwd") or "/")
+
+
+def _exec(proc: dict[str, Any], sync: socket.socket) -> None:
+    apply_process(proc)
+    env = dict(e.split("=", 1) for e in proc.get("env", []) if "=" in e)
+    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    args = proc["args"]
+    try:
+        os.execvpe(args[0], args, env)
+    except OSError as e:
+        send(sync, {"error": f"exec {args[0]!r}: {e.strerror}", "exec": True})
+        os._exit(127 if e.errno == 2 else 126)

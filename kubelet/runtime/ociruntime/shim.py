@@ -1,0 +1,288 @@
+"""The per-container shim: the container's parent, in its own session, outliving whoever started it.
+
+``create`` (called in a freshly forked process) makes the container's cgroup, forks the container
+through ``init.stage1``/``stage2``, writes ``state.json``, answers the creator on ``reply`` and then
+serves until the container has exited: the control socket ``shim.sock`` (``start``, ``kill <sig>``,
+``wait``), the container's stdout/stderr into the CRI log file (``<RFC3339Nano> stdout|stderr F|P
+line``), and at exit the exit code, reason (Completed | Error | OOMKilled, from the memory cgroup's
+``oom_kill`` counter) and finish time into ``exit.json`` (fsynced, renamed), then a datagram on the
+runtime's events socket. Single-threaded: one ``selectors`` loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import time
+from typing import Any, BinaryIO
+
+from kubelet.runtime import linux
+from kubelet.runtime.ociruntime import cgroupfs, init, state
+
+PARTIAL_MAX = 16 * 1024  # a line longer than this is written as P chunks
+
+
+def rfc3339nano(ns: int) -> str:
+    secs, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+
+
+class CriLog:
+    """Writes a stream into the CRI log format, splitting full (F) and partial (P) lines."""
+
+    def __init__(self, f: BinaryIO | None, stream: str) -> None:
+        self.f, self.stream, self.buf = f, stream.encode(), b""
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+        out = []
+        while True:
+            i = self.buf.find(b"\n")
+            if i < 0:
+                break
+            out.append((b"F", self.buf[:i]))
+            self.buf = self.buf[i + 1:]
+        while len(self.buf) >= PARTIAL_MAX:
+            out.append((b"P", self.buf[:PARTIAL_MAX]))
+            self.buf = self.buf[PARTIAL_MAX:]
+        self._write(out)
+
+    def close(self) -> None:
+        if self.buf:
+            self._write([(b"F", self.buf)])
+            self.buf = b""
+
+    def _write(self, items: list[tuple[bytes, bytes]]) -> None:
+        if not items or self.f is None:
+            return
+        ts = rfc3339nano(time.time_ns()).encode()
+        self.f.write(b"".join(ts + b" " + self.stream + b" " + tag + b" " + line + b"\n" for tag, line in items))
+        self.f.flush()
+
+
+def _write_maps(pid: int, spec: dict[str, Any]) -> None:
+    lx = spec.get("linux", {})
+    for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
+        lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in lx.get(key, []))
+        linux.write_file(f"/proc/{pid}/{name}", lines)
+
+
+def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str = "",
+           events: str = "", stdio: list[int] | None = None) -> None:
+    """Become the shim of container ``cid``; answers ``{"pid": n}`` or ``{"error": ...}`` on ``reply``."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    cdir = state.container_dir(root, cid)
+    procs: list[str] = []
+    cg = ""
+    pid = 0
+    try:
+        os.makedirs(cdir)
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            spec = json.load(f)
+        spec["_bundle"] = os.path.abspath(bundle)
+        lx = spec.get("linux", {})
+        cg = lx.get("cgroupsPath", "")
+        if cg:
+            procs = cgroupfs.create(cg, lx.get("resources") or {})
+        start_r, start_w = os.pipe()
+        spec["_start_fd"] = start_r
+        sync_parent, sync_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if stdio:
+            in_fd, out_fd, err_fd = stdio
+            out_r = err_r = -1
+        else:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            in_fd, out_fd, err_fd = os.open("/dev/null", os.O_RDONLY), out_w, err_w
+        first = os.fork()
+        if first == 0:
+            sync_parent.close()
+            os.dup2(in_fd, 0)
+            os.dup2(out_fd, 1)
+            os.dup2(err_fd, 2)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            init.stage1(spec, sync_child, procs)
+        sync_child.close()
+        os.close(start_r)
+        for fd in (in_fd, out_fd, err_fd):
+            os.close(fd)
+        while True:
+            msg = init.recv(sync_parent)
+            if "map" in msg:
+                _write_maps(msg["map"], spec)
+                init.send(sync_parent, {"ok": True})
+            elif "pid" in msg:
+                pid = msg["pid"]
+            elif "error" in msg:
+                raise RuntimeError(msg["error"])
+            elif msg.get("ready"):
+                break
+        os.waitpid(first, 0)
+        pidfd = os.pidfd_open(pid)
+        st = {"id": cid, "pid": pid, "bundle": spec["_bundle"], "created": time.time_ns(),
+              "starttime": state.proc_starttime(pid), "cgroup": cg, "shim": os.getpid(),
+              "shim_starttime": state.proc_starttime(os.getpid()),
+              "oom_base": cgroupfs.oom_kills(cg) if cg else 0}
+        state.write_json(os.path.join(cdir, "state.json"), st)
+        ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        ctl.bind(os.path.join(cdir, "shim.sock"))
+        ctl.listen(16)
+    except BaseException as e:
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+        if cg:
+            try:
+                cgroupfs.destroy(cg)
+            except OSError:
+                pass
+        state.remove_container_dir(root, cid)
+        try:
+            reply.send(json.dumps({"error": str(e)}).encode())
+        finally:
+            os._exit(1)
+    reply.send(json.dumps({"pid": pid}).encode())
+    reply.close()
+    _serve(cdir, cid, pid, pidfd, ctl, sync_parent, start_w, out_r, err_r, log_path, events, st)
+
+
+def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: socket.socket, start_w: int,
+           out_r: int, err_r: int, log_path: str, events: str, st: dict[str, Any]) -> None:
+    sel = selectors.DefaultSelector()
+    logf = open(log_path, "ab", buffering=0) if log_path else None
+    logs = {}
+    for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
+        if fd >= 0:
+            os.set_blocking(fd, False)
+            logs[fd] = CriLog(logf, stream)
+            sel.register(fd, selectors.EVENT_READ, "log")
+    sel.register(ctl, selectors.EVENT_READ, "ctl")
+    sel.register(pidfd, selectors.EVENT_READ, "exit")
+    waiters: list[socket.socket] = []
+    started = False
+    exec_error = ""
+    exited: int | None = None
+    while exited is None:
+        for key, _ in sel.select():
+            what = key.data
+            if what == "log":
+                _drain(key.fd, logs, sel)
+            elif what == "ctl":
+                conn, _ = ctl.accept()
+                cmd = conn.recv(256).decode().split()
+                if not cmd:
+                    conn.close()
+                elif cmd[0] == "start":
+                    if started:
+                        conn.sendall(b'{"error": "container already started"}')
+                        conn.close()
+                        continue
+                    started = True
+                    os.write(start_w, b"s")
+                    os.close(start_w)
+                    try:
+                        msg = init.recv(sync)
+                        exec_error = msg.get("error", "")
+                    except EOFError:
+                        pass  # the sync socket closed on exec: it runs
+                    st["started"] = time.time_ns()
+                    if exec_error:
+                        st["exec_error"] = exec_error
+                    state.write_json(os.path.join(cdir, "state.json"), st)
+                    conn.sendall(json.dumps({"error": exec_error} if exec_error else {"ok": True}).encode())
+                    conn.close()
+                elif cmd[0] == "kill":
+                    try:
+                        signal.pidfd_send_signal(pidfd, int(cmd[1]))
+                        conn.sendall(b'{"ok": true}')
+                    except ProcessLookupError:
+                        conn.sendall(b'{"error": "container not running"}')
+                    conn.close()
+                elif cmd[0] == "wait":
+                    waiters.append(conn)
+                else:
+                    conn.close()
+            elif what == "exit":
+                _, status = os.waitpid(pid, 0)
+                exited = os.waitstatus_to_exitcode(status)
+    # the container is gone: drain what it wrote (other writers in a shared PID namespace may linger)
+    deadline = time.monotonic() + 0.5
+    while any(fd in logs for fd in (out_r, err_r)) and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=max(0.0, deadline - time.monotonic())):
+            if key.data == "log":
+                _drain(key.fd, logs, sel)
+    for log in logs.values():
+        log.close()
+    code = exited if exited >= 0 else 128 - exited
+    oom = bool(st.get("cgroup")) and cgroupfs.oom_kills(st["cgroup"]) > st.get("oom_base", 0)
+    reason = "OOMKilled" if oom and code == 137 else ("Completed" if code == 0 else "Error")
+    if not started:
+        reason = "Error"
+    if st.get("exec_error"):
+        reason = "StartError"
+    ex = {"exit_code": code, "reason": reason, "finished": time.time_ns(), "message": st.get("exec_error", "")}
+    state.write_json(os.path.join(cdir, "exit.json"), ex, sync=True)
+    try:
+        os.unlink(os.path.join(cdir, "shim.sock"))
+    except FileNotFoundError:
+        pass
+    ctl.setblocking(False)
+    while True:  # late callers still in the backlog: waiters get the record, others a refusal
+        try:
+            conn, _ = ctl.accept()
+        except BlockingIOError:
+            break
+        conn.setblocking(True)
+        conn.settimeout(1)
+        try:
+            cmd = conn.recv(256).decode().split()
+        except OSError:
+            cmd = []
+        if cmd and cmd[0] == "wait":
+            waiters.append(conn)
+        else:
+            try:
+                conn.sendall(b'{"error": "container not running"}')
+            except OSError:
+                pass
+            conn.close()
+    ctl.close()
+    out = json.dumps(ex).encode()
+    for w in waiters:
+        try:
+            w.sendall(out)
+        except OSError:
+            pass
+        w.close()
+    if events:
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            s.sendto(json.dumps({"id": cid, "kind": "exited", "at": ex["finished"]}).encode(), events)
+            s.close()
+        except OSError:
+            pass
+    os._exit(0)
+
+
+def _drain(fd: int, logs: dict[int, CriLog], sel: selectors.BaseSelector) -> None:
+    try:
+        data = os.read(fd, 65536)
+    except BlockingIOError:
+        return
+    if data:
+        logs[fd].feed(data)
+    else:
+        sel.unregister(fd)
+        os.close(fd)
+        logs[fd].close()
+        del logs[fd]

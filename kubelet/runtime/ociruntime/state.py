@@ -1,0 +1,95 @@
+"""The OCI runtime's state directory: one dir per container with what the shim records.
+
+``<root>/<id>/state.json`` (pid, its start time, bundle, cgroup, created/started ns), ``exit.json``
+(exit code, reason, finish ns; written once, durably) and ``shim.sock`` while the shim lives. ``status``
+derives the OCI status (creating | created | running | stopped) from those files and /proc.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any
+
+
+def container_dir(root: str, cid: str) -> str:
+    if not cid or "/" in cid or cid.startswith("."):
+        raise ValueError(f"invalid container id {cid!r}")
+    return os.path.join(root, cid)
+
+
+def write_json(path: str, data: dict[str, Any], sync: bool = False) -> None:
+    """Atomically replace ``path`` (tmp + rename; with ``sync`` also fsync file and dir)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
+    os.rename(tmp, path)
+    if sync:
+        fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def read_json(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def proc_starttime(pid: int) -> int:
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks): with the pid, a process' identity."""
+    with open(f"/proc/{pid}/stat") as f:
+        data = f.read()
+    return int(data[data.rindex(")") + 2:].split()[19])
+
+
+def alive(pid: int, starttime: int) -> bool:
+    """The process ``pid`` exists, is not a zombie and is the one that started at ``starttime``."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    fields = data[data.rindex(")") + 2:].split()
+    return fields[0] != "Z" and int(fields[19]) == starttime
+
+
+def status(root: str, cid: str) -> dict[str, Any] | None:
+    """OCI ``state`` of ``cid`` (plus ``exit`` when stopped), or None when there is no such container."""
+    d = container_dir(root, cid)
+    st = read_json(os.path.join(d, "state.json"))
+    if st is None:
+        return {"ociVersion": "1.0.2", "id": cid, "status": "creating", "pid": 0, "bundle": ""} \
+            if os.path.isdir(d) else None
+    ex = read_json(os.path.join(d, "exit.json"))
+    if ex is not None:
+        s = "stopped"
+    elif not alive(st["pid"], st["starttime"]) and not alive(st["shim"], st.get("shim_starttime", -1)):
+        s = "stopped"  # the shim died with it: nothing recorded, the kernel says it is gone
+        ex = {"exit_code": 255, "reason": "Unknown", "finished": 0, "message": "shim lost"}
+    else:
+        s = "running" if "started" in st else "created"
+    out = {"ociVersion": "1.0.2", "id": cid, "status": s, "pid": st["pid"] if s != "stopped" else 0,
+           "bundle": st["bundle"], "annotations": {}, "_state": st}
+    if ex is not None:
+        out["_exit"] = ex
+    return out
+
+
+def remove_container_dir(root: str, cid: str) -> None:
+    shutil.rmtree(container_dir(root, cid), ignore_errors=True)
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        return sorted(e.name for e in os.scandir(root) if e.is_dir())
+    except FileNotFoundError:
+        return []

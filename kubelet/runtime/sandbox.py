@@ -1,0 +1,219 @@
+"""Pod sandboxes: the pause process holding the pod's namespaces, its files, /dev/shm, network and cgroup.
+
+``create`` makes ``<root>/sandboxes/<id>/`` with ``ns/{net,ipc,uts[,pid][,user]}`` (bind mounts of the
+pause process' namespaces), ``hosts``, ``resolv.conf``, ``hostname`` and ``shm`` (a tmpfs named
+``kubelite-shm``), asks node networking for the pod's veth and IP, and records everything in
+``meta.json``. ``stop`` kills the pause process and releases the network; ``remove`` also unmounts and
+deletes. Each step is undone if a later one fails: a failed create leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import time
+from dataclasses import asdict
+from typing import Any
+
+from kubelet import cri
+from kubelet.runtime.linux import MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID
+from kubelet.runtime.ociruntime import cgroupfs, state
+from kubelet.runtime.ociruntime.forkserver import ForkServerClient
+
+logger = logging.getLogger(__name__)
+
+USERNS_SIZE = 65536
+USERNS_FIRST = 16  # ranges start at 16 * 65536 = 1048576 on the host, clear of ordinary users
+
+
+class SandboxError(cri.CriError):
+    """A sandbox could not be created; nothing of it is left."""
+
+
+def config_to_json(cfg: cri.PodSandboxConfig) -> dict[str, Any]:
+    d = asdict(cfg)
+    d["hosts_entries"] = [list(x) for x in cfg.hosts_entries]
+    return d
+
+
+def config_from_json(d: dict[str, Any]) -> cri.PodSandboxConfig:
+    d = dict(d)
+    d["metadata"] = cri.PodSandboxMetadata(**d["metadata"])
+    d["dns"] = cri.DNSConfig(**{k: tuple(v) for k, v in d["dns"].items()}) if d.get("dns") else None
+    d["hosts_entries"] = tuple(tuple(x) for x in d.get("hosts_entries", ()))
+    return cri.PodSandboxConfig(**d)
+
+
+def hosts_file(cfg: cri.PodSandboxConfig, ip: str | None) -> str:
+    lines = ["# Kubernetes-managed hosts file (kubelite).", "127.0.0.1\tlocalhost",
+             "::1\tlocalhost ip6-localhost ip6-loopback", "fe00::0\tip6-localnet", "fe00::0\tip6-mcastprefix",
+             "fe00::1\tip6-allnodes", "fe00::2\tip6-allrouters"]
+    if ip:
+        lines.append(f"{ip}\t{cfg.hostname}")
+    for addr, names in cfg.hosts_entries:
+        lines.append(f"{addr}\t{names}")
+    return "\n".join(lines) + "\n"
+
+
+def resolv_conf(cfg: cri.PodSandboxConfig) -> str:
+    if cfg.dns is None or not (cfg.dns.servers or cfg.dns.searches or cfg.dns.options):
+        try:
+            with open("/etc/resolv.conf") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+    out = [f"nameserver {s}" for s in cfg.dns.servers]
+    if cfg.dns.searches:
+        out.append("search " + " ".join(cfg.dns.searches))
+    if cfg.dns.options:
+        out.append("options " + " ".join(cfg.dns.options))
+    return "\n".join(out) + "\n"
+
+
+def _network_module() -> Any:
+    """node-infra's ``kubelet.runtime.network`` when it is there (None until it lands)."""
+    try:
+        from kubelet.runtime import network  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return network if hasattr(network, "setup_pod") else None
+
+
+def allocate_userns(root: str) -> int:
+    """The first host uid range (65536 ids) no other sandbox under ``root`` uses."""
+    used = set()
+    base = os.path.join(root, "sandboxes")
+    for sid in state.list_ids(base):
+        meta = state.read_json(os.path.join(base, sid, "meta.json"))
+        if meta and meta.get("userns_base"):
+            used.add(meta["userns_base"])
+    slot = USERNS_FIRST
+    while slot * USERNS_SIZE in used:
+        slot += 1
+    return slot * USERNS_SIZE
+
+
+async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxConfig, handler: str,
+                 cgroup_root: str, labels: dict[str, str]) -> dict[str, Any]:
+    """Make sandbox ``sid``; returns its meta record. Rolls everything back on failure."""
+    d = os.path.join(root, "sandboxes", sid)
+    meta: dict[str, Any] = {"id": sid, "config": config_to_json(cfg), "created_at": time.time_ns(),
+                            "handler": handler, "ip": None, "pid": None, "ns": {}, "dir": d,
+                            "cgroup": f"/{cgroup_root.strip('/')}/{cfg.cgroup_parent.strip('/')}",
+                            "labels": labels}
+    async with contextlib.AsyncExitStack() as undo:
+        os.makedirs(d)
+        undo.push_async_callback(asyncio.to_thread, shutil.rmtree, d, True)
+        pod_cg_existed = os.path.isdir(f"{cgroupfs.ROOT}/memory{meta['cgroup']}")
+        await asyncio.to_thread(cgroupfs.create, meta["cgroup"], {})
+        meta["own_cgroup"] = not pod_cg_existed
+        if meta["own_cgroup"]:
+            undo.push_async_callback(asyncio.to_thread, cgroupfs.destroy, meta["cgroup"])
+        shm = os.path.join(d, "shm")
+        os.makedirs(shm)
+        await fs.call({"op": "mount", "source": "kubelite-shm", "target": shm, "fstype": "tmpfs",
+                       "flags": MS_NOSUID | MS_NODEV | MS_NOEXEC, "data": "mode=1777,size=65536k"})
+        undo.push_async_callback(fs.call, {"op": "umount", "target": shm, "flags": MNT_DETACH})
+        kinds = []
+        if not cfg.host_network:
+            kinds.append("network")
+        if not cfg.host_ipc:
+            kinds.append("ipc")
+        if not cfg.host_network:
+            kinds.append("uts")
+        if cfg.share_process_namespace and not cfg.host_pid:
+            kinds.append("pid")
+        maps = None
+        if not cfg.host_users:
+            meta["userns_base"] = base = allocate_userns(root)
+            maps = {"uid_map": f"0 {base} {USERNS_SIZE}\n", "gid_map": f"0 {base} {USERNS_SIZE}\n"}
+        if kinds or maps:
+            reply = await fs.call({"op": "sandbox", "dir": d, "hostname": cfg.hostname, "namespaces": kinds,
+                                   "maps": maps})
+            meta["pid"] = reply["pid"]
+            meta["starttime"] = state.proc_starttime(reply["pid"])
+            nsdir = os.path.join(d, "ns")
+            os.makedirs(nsdir)
+            undo.push_async_callback(_release, fs, meta)
+            for k in kinds + (["user"] if maps else []):
+                name = {"network": "net"}.get(k, k)
+                target = os.path.join(nsdir, name)
+                open(target, "x").close()
+                await fs.call({"op": "mount", "source": f"/proc/{meta['pid']}/ns/{name}", "target": target,
+                               "flags": MS_BIND})
+                meta["ns"][k] = target
+        net = _network_module()
+        if net is not None and "network" in kinds:
+            meta["ip"] = await asyncio.to_thread(net.setup_pod, sid, meta["ns"]["network"])
+            undo.push_async_callback(asyncio.to_thread, net.teardown_pod, sid)
+        for name, content in (("hosts", hosts_file(cfg, meta["ip"])), ("resolv.conf", resolv_conf(cfg)),
+                              ("hostname", cfg.hostname + "\n")):
+            with open(os.path.join(d, name), "w") as f:
+                f.write(content)
+        meta["state"] = cri.PodSandboxState.READY.value
+        state.write_json(os.path.join(d, "meta.json"), meta, sync=True)
+        undo.pop_all()
+    return meta
+
+
+async def _release(fs: ForkServerClient, meta: dict[str, Any]) -> None:
+    """Kill the pause process and unmount the namespace files (idempotent)."""
+    pid, st = meta.get("pid"), meta.get("starttime")
+    if pid and st and state.alive(pid, st):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for path in meta.get("ns", {}).values():
+        await fs.call({"op": "umount", "target": path, "flags": MNT_DETACH})
+
+
+async def stop(fs: ForkServerClient, meta: dict[str, Any]) -> None:
+    """Stop the sandbox: pause process and namespaces gone, network released; files kept for status."""
+    await _release(fs, meta)
+    net = _network_module()
+    if net is not None and meta.get("ip"):
+        await asyncio.to_thread(net.teardown_pod, meta["id"])
+    meta["state"] = cri.PodSandboxState.NOTREADY.value
+    state.write_json(os.path.join(meta["dir"], "meta.json"), meta, sync=True)
+
+
+async def remove(fs: ForkServerClient, meta: dict[str, Any]) -> None:
+    """Remove everything the sandbox made (after ``stop``; calls it when needed)."""
+    if meta.get("state") != cri.PodSandboxState.NOTREADY.value:
+        await stop(fs, meta)
+    await fs.call({"op": "umount", "target": os.path.join(meta["dir"], "shm"), "flags": MNT_DETACH})
+    if meta.get("own_cgroup"):
+        await asyncio.to_thread(cgroupfs.destroy, meta["cgroup"])
+    await asyncio.to_thread(shutil.rmtree, meta["dir"], True)
+
+
+def status(meta: dict[str, Any]) -> cri.PodSandboxStatus:
+    cfg = meta["config"]
+    ready = meta.get("state") == cri.PodSandboxState.READY.value
+    if ready and meta.get("pid") and not state.alive(meta["pid"], meta["starttime"]):
+        ready = False  # the pause process died: the namespaces may be pinned, but the pod is broken
+    md = cfg["metadata"]
+    return cri.PodSandboxStatus(
+        id=meta["id"], metadata=cri.PodSandboxMetadata(**md),
+        state=cri.PodSandboxState.READY if ready else cri.PodSandboxState.NOTREADY,
+        created_at=meta["created_at"], ip=meta.get("ip"), labels=dict(cfg.get("labels") or {}) | meta.get("labels", {}),
+        annotations=dict(cfg.get("annotations") or {}), runtime_handler=meta.get("handler", "kubelite"),
+        netns_path=meta["ns"].get("network"), pid=meta.get("pid"))
+
+
+def load(root: str, sid: str) -> dict[str, Any] | None:
+    return state.read_json(os.path.join(root, "sandboxes", sid, "meta.json"))
+
+
+def list_ids(root: str) -> list[str]:
+    return state.list_ids(os.path.join(root, "sandboxes"))
+
+
+def dump(meta: dict[str, Any]) -> str:
+    return json.dumps(meta, indent=2)

@@ -1,0 +1,329 @@
+"""``Runtime``: the node's RuntimeService (kubelet.cri) over sandboxes, snapshots, OCI bundles and the fork server.
+
+State lives under ``root`` (default ``/run/kubelite/runtime``): ``sandboxes/<id>/``, ``containers/<id>/``
+(``meta.json`` and the OCI ``bundle/``), ``oci/<id>/`` (what each shim records), ``snapshots/``. A new
+``Runtime`` on the same root re-adopts everything: listings are read from disk, and a container that
+exited while no runtime ran still shows the exit code and reason its shim wrote. Use as
+``async with Runtime(...) as rt:`` (starts the fork server and the events socket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import time
+import uuid
+from dataclasses import asdict
+from typing import Any, AsyncIterator, Sequence
+
+from kubelet import cri
+from kubelet.runtime import exec as exec_mod
+from kubelet.runtime import oci, sandbox
+from kubelet.runtime.images_adapter import resolve_image
+from kubelet.runtime.ociruntime import cgroupfs, ops, state
+from kubelet.runtime.ociruntime.forkserver import ForkServerClient, ForkServerError
+from kubelet.runtime.snapshots import Snapshotter
+
+logger = logging.getLogger(__name__)
+
+HANDLERS = ("kubelite",)
+OWNER_LABEL = "io.kubelite.owner"
+
+
+def _container_config_from_json(d: dict[str, Any]) -> cri.ContainerConfig:
+    d = dict(d)
+    d["metadata"] = cri.ContainerMetadata(**d["metadata"])
+    d["mounts"] = tuple(cri.Mount(**m) for m in d.get("mounts", ()))
+    d["resources"] = cri.LinuxResources(**d["resources"])
+    sec = dict(d["security"])
+    sec["capabilities"] = cri.Capabilities(**{k: tuple(v) for k, v in sec["capabilities"].items()})
+    sec["supplemental_groups"] = tuple(sec.get("supplemental_groups", ()))
+    d["security"] = cri.LinuxSecurityContext(**sec)
+    d["command"], d["args"] = tuple(d["command"]), tuple(d["args"])
+    d["envs"] = tuple(tuple(e) for e in d["envs"])
+    return cri.ContainerConfig(**d)
+
+
+class Runtime:
+    """kubelite's RuntimeService. ``image_store``: an object with ``get(ref)`` (kubelet.runtime.images)."""
+
+    def __init__(self, root: str = "/run/kubelite/runtime", *, node_name: str = "node",
+                 cgroup_root: str | None = None, image_store: Any = None) -> None:
+        self.root = os.path.abspath(root)
+        self.cgroup_root = cgroup_root if cgroup_root is not None else f"kubelite/{node_name}"
+        self.image_store = image_store
+        self.oci_root = os.path.join(self.root, "oci")
+        self.snapshots = Snapshotter(os.path.join(self.root, "snapshots"))
+        self.fs = ForkServerClient(os.path.join(self.root, "forkserver.sock"))
+        self.events_path = os.path.join(self.root, "events.sock")
+        self._subscribers: set[asyncio.Queue[cri.ContainerEvent]] = set()
+        self._transport: asyncio.DatagramTransport | None = None
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> "Runtime":
+        for d in ("sandboxes", "containers", "oci"):
+            os.makedirs(os.path.join(self.root, d), exist_ok=True)
+        self.fs.start()  # in this thread: the server dies with the thread that forked it (PDEATHSIG)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.events_path)
+        loop = asyncio.get_running_loop()
+        self._transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Events(self), local_addr=self.events_path, family=__import__("socket").AF_UNIX)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.events_path)
+        self.fs.stop()
+        await asyncio.to_thread(self.snapshots.purge_trash)
+
+    # ------------------------------------------------------------------------------------- events
+    def _publish(self, ev: cri.ContainerEvent) -> None:
+        for q in self._subscribers:
+            q.put_nowait(ev)
+
+    async def events(self) -> AsyncIterator[cri.ContainerEvent]:  # type: ignore[override]
+        q: asyncio.Queue[cri.ContainerEvent] = asyncio.Queue()
+        self._subscribers.add(q)
+        try:
+            while True:
+                yield await q.get()
+        finally:
+            self._subscribers.discard(q)
+
+    async def version(self) -> dict[str, str]:
+        return {"runtime_name": "kubelite", "runtime_version": "0.1.0", "runtime_api_version": "v1"}
+
+    # ---------------------------------------------------------------------------------- sandboxes
+    async def run_pod_sandbox(self, config: cri.PodSandboxConfig, runtime_handler: str = "") -> str:
+        handler = runtime_handler or "kubelite"
+        if handler not in HANDLERS:
+            raise cri.CriError(f"unknown runtime handler {handler!r} (have: {', '.join(HANDLERS)})")
+        sid = uuid.uuid4().hex
+        try:
+            async with self._lock:  # uid ranges are allocated from what is on disk
+                await sandbox.create(self.fs, self.root, sid, config, handler, self.cgroup_root, {})
+        except (ForkServerError, OSError) as e:
+            raise sandbox.SandboxError(f"{config.metadata.namespace}/{config.metadata.name}: {e}") from e
+        logger.info("sandbox %s for %s/%s ready", sid[:12], config.metadata.namespace, config.metadata.name)
+        return sid
+
+    def _sandbox(self, sid: str) -> dict[str, Any]:
+        meta = sandbox.load(self.root, sid)
+        if meta is None:
+            raise cri.NotFoundError(f"pod sandbox {sid} not found")
+        return meta
+
+    async def stop_pod_sandbox(self, sandbox_id: str) -> None:
+        meta = sandbox.load(self.root, sandbox_id)
+        if meta is None:
+            return
+        for c in await self.list_containers(sandbox_id):
+            if c.state in (cri.ContainerState.RUNNING, cri.ContainerState.CREATED):
+                await self.stop_container(c.id, 0)
+        await sandbox.stop(self.fs, meta)
+
+    async def remove_pod_sandbox(self, sandbox_id: str) -> None:
+        meta = sandbox.load(self.root, sandbox_id)
+        if meta is None:
+            return
+        for c in await self.list_containers(sandbox_id):
+            await self.remove_container(c.id)
+        await sandbox.remove(self.fs, meta)
+
+    async def pod_sandbox_status(self, sandbox_id: str) -> cri.PodSandboxStatus:
+        return sandbox.status(self._sandbox(sandbox_id))
+
+    async def list_pod_sandboxes(self) -> list[cri.PodSandboxStatus]:
+        out = []
+        for sid in sandbox.list_ids(self.root):
+            meta = sandbox.load(self.root, sid)
+            if meta is not None:
+                out.append(sandbox.status(meta))
+        return out
+
+    # --------------------------------------------------------------------------------- containers
+    def _view(self, meta: dict[str, Any]) -> oci.SandboxView:
+        cfg = meta["config"]
+        ns: dict[str, str] = dict(meta["ns"])
+        if cfg["host_network"]:
+            ns["network"] = ns["uts"] = "host"
+        if cfg["host_ipc"]:
+            ns["ipc"] = "host"
+        if cfg["host_pid"]:
+            ns["pid"] = "host"
+        d = meta["dir"]
+        etc = {"/etc/hostname": f"{d}/hostname", "/etc/resolv.conf": f"{d}/resolv.conf"}
+        etc["/etc/hosts"] = "/etc/hosts" if cfg["host_network"] else f"{d}/hosts"
+        base = meta.get("userns_base")
+        maps = ((0, base, sandbox.USERNS_SIZE),) if base else ()
+        return oci.SandboxView(namespaces=ns, hostname=cfg["hostname"], shm=f"{d}/shm", etc_files=etc,
+                               uid_map=maps, gid_map=maps)
+
+    async def create_container(self, sandbox_id: str, config: cri.ContainerConfig,
+                               sandbox_config: cri.PodSandboxConfig) -> str:
+        meta = self._sandbox(sandbox_id)
+        if meta.get("state") != cri.PodSandboxState.READY.value:
+            raise cri.CreateContainerError(f"pod sandbox {sandbox_id} is not ready")
+        image = resolve_image(self.image_store, config.image)
+        cid = uuid.uuid4().hex
+        cdir = os.path.join(self.root, "containers", cid)
+        bundle = os.path.join(cdir, "bundle")
+        log_path = os.path.join(sandbox_config.log_directory, config.log_path) if config.log_path else ""
+        async with contextlib.AsyncExitStack() as undo:
+            try:
+                os.makedirs(os.path.join(bundle, "rootfs"))
+                undo.callback(shutil.rmtree, cdir, True)
+                mounts = self.snapshots.prepare(cid, image.layer_paths)
+                undo.callback(self.snapshots.remove, cid)
+                if meta.get("userns_base"):  # the container's root owns its writable layer
+                    os.chown(self.snapshots.upper(cid), meta["userns_base"], meta["userns_base"])
+                cg = f"{meta['cgroup']}/{cid}"
+                spec = oci.generate(cid, config, image.config, [str(p) for p in image.layer_paths],
+                                    self._view(meta), cg, [m.to_oci("/") for m in mounts])
+                state.write_json(os.path.join(bundle, "config.json"), spec)
+                if log_path:
+                    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+                record = {"id": cid, "sandbox": sandbox_id, "config": asdict(config), "created_at": time.time_ns(),
+                          "log_path": log_path, "image_id": image.id, "image_ref": image.ref,
+                          "handler": meta.get("handler", "kubelite")}
+                state.write_json(os.path.join(cdir, "meta.json"), record, sync=True)
+                await self.fs.call({"op": "create", "root": self.oci_root, "id": cid, "bundle": bundle,
+                                    "log_path": log_path, "events": self.events_path})
+                undo.pop_all()
+            except (oci.SpecError, ForkServerError, OSError, ValueError) as e:
+                raise cri.CreateContainerError(f"{config.metadata.name}: {e}") from e
+        self._publish(cri.ContainerEvent(cid, sandbox_id, "created", time.time_ns()))
+        return cid
+
+    def _meta(self, cid: str) -> dict[str, Any]:
+        m = state.read_json(os.path.join(self.root, "containers", cid, "meta.json"))
+        if m is None:
+            raise cri.NotFoundError(f"container {cid} not found")
+        return m
+
+    async def start_container(self, container_id: str) -> None:
+        meta = self._meta(container_id)
+        try:
+            await asyncio.to_thread(ops.start, self.oci_root, container_id)
+        except ops.OciError as e:
+            raise cri.CreateContainerError(f"{meta['config']['metadata']['name']}: {e}") from e
+        self._publish(cri.ContainerEvent(container_id, meta["sandbox"], "started", time.time_ns()))
+
+    async def stop_container(self, container_id: str, timeout: float) -> None:
+        self._meta(container_id)
+        st = state.status(self.oci_root, container_id)
+        if st is None or st["status"] == "stopped":
+            return
+        sig = signal.SIGTERM if timeout > 0 and st["status"] == "running" else signal.SIGKILL
+        with contextlib.suppress(ops.OciError):
+            await asyncio.to_thread(ops.kill, self.oci_root, container_id, sig)
+        if sig == signal.SIGTERM:
+            try:
+                await asyncio.to_thread(ops.wait, self.oci_root, container_id, timeout)
+                return
+            except (TimeoutError, OSError):
+                pass
+            with contextlib.suppress(ops.OciError):
+                await asyncio.to_thread(ops.kill, self.oci_root, container_id, signal.SIGKILL)
+        await asyncio.to_thread(ops.wait, self.oci_root, container_id, 10)
+
+    async def remove_container(self, container_id: str) -> None:
+        m = state.read_json(os.path.join(self.root, "containers", container_id, "meta.json"))
+        await asyncio.to_thread(ops.delete, self.oci_root, container_id, True)
+        self.snapshots.remove(container_id)
+        await asyncio.to_thread(shutil.rmtree, os.path.join(self.root, "containers", container_id), True)
+        if m is not None:
+            self._publish(cri.ContainerEvent(container_id, m["sandbox"], "deleted", time.time_ns()))
+
+    def _status(self, meta: dict[str, Any]) -> cri.ContainerStatus:
+        cfg = meta["config"]
+        st = state.status(self.oci_root, meta["id"])
+        kw: dict[str, Any] = {}
+        if st is None:
+            s = cri.ContainerState.UNKNOWN
+        else:
+            s = {"creating": cri.ContainerState.UNKNOWN, "created": cri.ContainerState.CREATED,
+                 "running": cri.ContainerState.RUNNING, "stopped": cri.ContainerState.EXITED}[st["status"]]
+            inner = st.get("_state", {})
+            kw["started_at"] = inner.get("started", 0)
+            kw["pid"] = st["pid"] or None
+            ex = st.get("_exit")
+            if ex:
+                kw.update(finished_at=ex["finished"], exit_code=ex["exit_code"], reason=ex["reason"],
+                          message=ex.get("message", ""))
+        return cri.ContainerStatus(
+            id=meta["id"], pod_sandbox_id=meta["sandbox"], metadata=cri.ContainerMetadata(**cfg["metadata"]),
+            state=s, created_at=meta["created_at"], image=cfg["image"], image_ref=meta.get("image_ref", ""),
+            image_id=meta.get("image_id", ""), log_path=meta["log_path"], labels=dict(cfg.get("labels") or {}),
+            annotations=dict(cfg.get("annotations") or {}), **kw)
+
+    async def container_status(self, container_id: str) -> cri.ContainerStatus:
+        return self._status(self._meta(container_id))
+
+    async def list_containers(self, sandbox_id: str | None = None) -> list[cri.ContainerStatus]:
+        out = []
+        for cid in state.list_ids(os.path.join(self.root, "containers")):
+            m = state.read_json(os.path.join(self.root, "containers", cid, "meta.json"))
+            if m is not None and (sandbox_id is None or m["sandbox"] == sandbox_id):
+                out.append(self._status(m))
+        return out
+
+    def container_config(self, container_id: str) -> cri.ContainerConfig:
+        return _container_config_from_json(self._meta(container_id)["config"])
+
+    # ----------------------------------------------------------------------------------- exec/stats
+    def _process(self, cid: str, cmd: Sequence[str], tty: bool) -> dict[str, Any]:
+        spec = state.read_json(os.path.join(self.root, "containers", cid, "bundle", "config.json"))
+        if spec is None:
+            raise cri.NotFoundError(f"container {cid} not found")
+        proc = dict(spec["process"])
+        proc["args"], proc["terminal"] = list(cmd), tty
+        return proc
+
+    async def exec_sync(self, container_id: str, cmd: Sequence[str], timeout: float) -> cri.ExecResult:
+        p = await self.exec(container_id, cmd, tty=False, stdin=False)
+        return await exec_mod.collect(p, timeout)
+
+    async def exec(self, container_id: str, cmd: Sequence[str], *, tty: bool, stdin: bool) -> cri.ExecProcess:
+        proc = self._process(container_id, cmd, tty)
+        try:
+            return await exec_mod.start(self.fs, self.oci_root, container_id, proc, tty=tty, stdin=stdin)
+        except ForkServerError as e:
+            raise cri.CriError(f"exec in {container_id}: {e}") from e
+
+    async def container_stats(self, container_id: str) -> cri.ContainerStats:
+        self._meta(container_id)
+        st = state.status(self.oci_root, container_id)
+        cg = st["_state"].get("cgroup", "") if st and "_state" in st else ""
+        figures = await asyncio.to_thread(cgroupfs.stats, cg) if cg else {}
+        usage = await asyncio.to_thread(self.snapshots.usage, container_id)
+        return cri.ContainerStats(container_id=container_id, timestamp=time.time_ns(),
+                                  writable_layer_bytes=usage, **figures)
+
+    async def list_container_stats(self) -> list[cri.ContainerStats]:
+        return [await self.container_stats(c.id) for c in await self.list_containers()
+                if c.state == cri.ContainerState.RUNNING]
+
+
+class _Events(asyncio.DatagramProtocol):
+    """Exit notes from shims (one JSON datagram each) → ContainerEvents."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        import json
+        try:
+            msg = json.loads(data)
+            m = state.read_json(os.path.join(self.rt.root, "containers", msg["id"], "meta.json"))
+        except (ValueError, KeyError):
+            return
+        self.rt._publish(cri.ContainerEvent(msg["id"], m["sandbox"] if m else "", msg["kind"], msg["at"]))

@@ -1,0 +1,147 @@
+"""The status manager: the only writer of pod status (Kubernetes' ``status/status_manager.go``).
+
+``set_pod_status`` never blocks: it records the newest status for the pod (with a local version) and
+marks it dirty; one writer task patches ``pods/<name>/status`` for dirty pods, so a burst of updates
+becomes one write with the newest status. A status computed earlier never overwrites a later one (the
+version is checked after the write too), a pod that reached Succeeded/Failed stays there, and writes
+that would change nothing are skipped. Once a deleting pod's containers are all stopped and its final
+status is written, it deletes the pod object with grace period 0 (uid precondition).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping, Protocol
+
+from kubelite.api.errors import ApiError, Conflict, NotFound
+from kubelite.api.resources import PODS
+
+logger = logging.getLogger(__name__)
+TERMINAL = ("Succeeded", "Failed")
+
+
+class PodClient(Protocol):
+    async def patch(self, res: Any, name: str, body: Any, namespace: str | None = None, *,
+                    patch_type: str = "merge", subresource: str | None = None, **kw: Any) -> Any: ...
+    async def delete(self, res: Any, name: str, namespace: str | None = None, **kw: Any) -> Any: ...
+
+
+@dataclass
+class _Entry:
+    namespace: str
+    name: str
+    uid: str
+    status: dict[str, Any]
+    version: int
+    delete_when_written: bool = False
+
+
+def _comparable(status: Mapping[str, Any]) -> Any:
+    """A status without the volatile bits (probe times), for "would this write change anything"."""
+    s = copy.deepcopy(dict(status))
+    for c in s.get("conditions") or []:
+        c.pop("lastProbeTime", None)
+    return s
+
+
+class StatusManager:
+    def __init__(self, client: PodClient, *, retry: float = 1.0) -> None:
+        self.client = client
+        self.retry = retry
+        self._entries: dict[str, _Entry] = {}
+        self._written: dict[str, tuple[int, Any]] = {}     # uid → (version, comparable status) on the server
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._version = 0
+        self.writes = 0
+        self.deleted: set[str] = set()
+
+    def set_pod_status(self, pod: Mapping[str, Any], status: dict[str, Any], *, delete: bool = False) -> None:
+        """Record ``status`` as the pod's newest; ``delete``: remove the pod object once it is written."""
+        meta = pod.get("metadata") or {}
+        uid = meta.get("uid", "")
+        old = self._entries.get(uid)
+        server_phase = (pod.get("status") or {}).get("phase")
+        if (old is not None and old.status.get("phase") in TERMINAL) or server_phase in TERMINAL:
+            phase = old.status.get("phase") if old is not None and old.status.get("phase") in TERMINAL \
+                else server_phase
+            if status.get("phase") != phase:
+                status = dict(status, phase=phase)
+        self._version += 1
+        self._entries[uid] = _Entry(meta.get("namespace", "default"), meta.get("name", ""), uid, status,
+                                    self._version, delete)
+        written = self._written.get(uid)
+        server = _comparable(pod.get("status") or {})
+        if not delete and (written is not None and written[1] == _comparable(status)
+                           or written is None and server == _comparable(status)):
+            return
+        self._dirty.add(uid)
+        self._wake.set()
+
+    def get(self, uid: str) -> dict[str, Any] | None:
+        e = self._entries.get(uid)
+        return e.status if e is not None else None
+
+    def forget(self, uid: str) -> None:
+        self._entries.pop(uid, None)
+        self._written.pop(uid, None)
+        self._dirty.discard(uid)
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            failed = False
+            for uid in list(self._dirty):
+                self._dirty.discard(uid)
+                if not await self._write(uid):
+                    self._dirty.add(uid)
+                    failed = True
+            if failed:
+                await asyncio.sleep(self.retry)
+                self._wake.set()
+
+    async def flush(self) -> None:
+        """Write everything dirty now (tests, shutdown)."""
+        for uid in list(self._dirty):
+            self._dirty.discard(uid)
+            if not await self._write(uid):
+                self._dirty.add(uid)
+
+    async def _write(self, uid: str) -> bool:
+        entry = self._entries.get(uid)
+        if entry is None:
+            return True
+        body = {"metadata": {"uid": entry.uid}, "status": entry.status}
+        try:
+            written = self._written.get(uid)
+            if written is None or written[0] < entry.version:
+                if written is None or written[1] != _comparable(entry.status):
+                    await self.client.patch(PODS, entry.name, body, entry.namespace, patch_type="merge",
+                                            subresource="status")
+                    self.writes += 1
+                self._written[uid] = (entry.version, _comparable(entry.status))
+            if entry.delete_when_written and uid not in self.deleted:
+                await self.client.delete(PODS, entry.name, entry.namespace, grace_period_seconds=0)
+                self.deleted.add(uid)
+        except NotFound:
+            self.forget(uid)
+            return True
+        except Conflict as exc:
+            logger.info("status of %s/%s: %s", entry.namespace, entry.name, exc)
+            return False
+        except ApiError as exc:
+            logger.warning("status of %s/%s not written: %s", entry.namespace, entry.name, exc)
+            return False
+        except Exception:                                   # the writer's loop boundary
+            logger.exception("status of %s/%s not written", entry.namespace, entry.name)
+            return False
+        # a newer status may have arrived while the write was in flight: it stays dirty
+        current = self._entries.get(uid)
+        if current is not None and current.version > entry.version:
+            self._dirty.add(uid)
+            self._wake.set()
+        return True

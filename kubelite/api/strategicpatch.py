@@ -1,0 +1,275 @@
+"""Strategic merge patch (k8s.io/apimachinery strategicpatch) and kubectl's client-side-apply three-way merge.
+
+List merge keys and patch strategies come from Kubernetes' schemas (``x-kubernetes-patch-merge-key``,
+``x-kubernetes-patch-strategy``) via :mod:`kubelite.api.schema`. Directives: ``$patch``
+(replace/delete/merge), ``$retainKeys``, ``$setElementOrder/<field>``, ``$deleteFromPrimitiveList/<field>``.
+Pure functions; malformed patches raise :class:`~kubelite.api.errors.BadRequest`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from kubelite.api import schema
+from kubelite.api.errors import BadRequest
+
+_ORDER = "$setElementOrder/"
+_DELETE_PRIMITIVE = "$deleteFromPrimitiveList/"
+Node = schema.Schema | None
+
+
+def root_schema(obj: dict[str, Any], api_version: str | None = None, kind: str | None = None) -> Node:
+    av = api_version or obj.get("apiVersion")
+    kd = kind or obj.get("kind")
+    return schema.for_kind(str(av), str(kd)) if av and kd else None
+
+
+def strategic_merge_patch(original: dict[str, Any], patch: Any, api_version: str | None = None,
+                          kind: str | None = None) -> dict[str, Any]:
+    """Apply a strategic merge patch to a copy of ``original`` (the kind is read from it unless given)."""
+    if not isinstance(patch, dict):
+        raise BadRequest("strategic merge patch: the patch must be a JSON object")
+    node = root_schema(original, api_version, kind)
+    merged = _merge_map(copy.deepcopy(original) if isinstance(original, dict) else {}, patch, node)
+    return merged if merged is not None else {}
+
+
+def _clean(value: Any, node: Node) -> Any:
+    """A patch value added where nothing was: directives processed against an empty original."""
+    if isinstance(value, dict):
+        merged = _merge_map({}, value, node)
+        return merged if merged is not None else {}
+    if isinstance(value, list):
+        item = schema.items(node)
+        return [_clean(v, item) for v in value if not (isinstance(v, dict) and v.get("$patch") == "replace")]
+    return value
+
+
+def _merge_map(original: dict[str, Any], patch: dict[str, Any], node: Node) -> dict[str, Any] | None:
+    """Merge ``patch`` into ``original`` (mutated); None means "delete this map"."""
+    directive = patch.get("$patch")
+    if directive == "replace":
+        return _clean({k: v for k, v in patch.items() if k != "$patch"}, node)
+    if directive == "delete":
+        return None
+    if directive not in (None, "merge"):
+        raise BadRequest(f'strategic merge patch: unknown patch type: "{directive}" in map')
+    orders: dict[str, list[Any]] = {}
+    before: dict[str, list[Any]] = {}
+    if "$retainKeys" in patch:
+        retain = patch["$retainKeys"]
+        if not isinstance(retain, list):
+            raise BadRequest("strategic merge patch: $retainKeys must be a list")
+        for key in [k for k in original if k not in retain]:
+            del original[key]
+    for key, value in patch.items():
+        if key.startswith(_DELETE_PRIMITIVE):
+            field = key[len(_DELETE_PRIMITIVE):]
+            if not isinstance(value, list):
+                raise BadRequest(f"strategic merge patch: {key} must be a list")
+            if isinstance(original.get(field), list):
+                original[field] = [x for x in original[field] if x not in value]
+        elif key.startswith(_ORDER):
+            if not isinstance(value, list):
+                raise BadRequest(f"strategic merge patch: {key} must be a list")
+            field = key[len(_ORDER):]
+            orders[field] = value
+            if isinstance(original.get(field), list):
+                before[field] = list(original[field])
+    for key, value in patch.items():
+        if key.startswith("$"):
+            continue
+        if value is None:
+            original.pop(key, None)
+            continue
+        strategies, merge_key, _ = schema.patch_meta(node, key)
+        sub = schema.child(node, key)
+        current = original.get(key)
+        if isinstance(value, dict):
+            merged = _merge_map(current if isinstance(current, dict) else {}, value, sub)
+            if merged is None:
+                original.pop(key, None)
+            else:
+                original[key] = merged
+        elif isinstance(value, list):
+            if "merge" in strategies:
+                original[key] = _merge_list(current if isinstance(current, list) else [], value, merge_key,
+                                            schema.items(sub))
+            else:
+                original[key] = _clean(value, sub)
+        else:
+            original[key] = value
+    for field, order in orders.items():
+        if isinstance(original.get(field), list):
+            _, merge_key, _ = schema.patch_meta(node, field)
+            original[field] = _reorder(original[field], order, before.get(field, []), merge_key)
+    return original
+
+
+def _key_of(item: Any, merge_key: str | None) -> Any:
+    return item.get(merge_key) if merge_key and isinstance(item, dict) else item
+
+
+def _merge_list(original: list[Any], patch: list[Any], merge_key: str | None, item: Node) -> list[Any]:
+    if any(isinstance(e, dict) and e.get("$patch") == "replace" for e in patch):
+        return [_clean(e, item) for e in patch if not (isinstance(e, dict) and e.get("$patch") == "replace")]
+    out = list(original)
+    if merge_key is None:  # a set of primitives
+        for e in patch:
+            if isinstance(e, dict) and "$patch" in e:
+                raise BadRequest("strategic merge patch: $patch is not allowed in a list of primitives")
+            if e not in out:
+                out.append(e)
+        return out
+    for e in patch:
+        if not isinstance(e, dict):
+            raise BadRequest(f"strategic merge patch: list elements must be maps with the merge key {merge_key}")
+        if merge_key not in e:
+            raise BadRequest(f"map: {e} does not contain declared merge key: {merge_key}")
+        key = e[merge_key]
+        idx = next((i for i, o in enumerate(out) if isinstance(o, dict) and o.get(merge_key) == key), None)
+        if e.get("$patch") == "delete":
+            out = [o for o in out if not (isinstance(o, dict) and o.get(merge_key) == key)]
+            continue
+        if idx is None:
+            out.append(_clean(e, item))
+        else:
+            merged = _merge_map(out[idx], e, item)
+            if merged is None:
+                del out[idx]
+            else:
+                out[idx] = merged
+    return out
+
+
+def _reorder(merged: list[Any], order: list[Any], server: list[Any], merge_key: str | None) -> list[Any]:
+    """Apply ``$setElementOrder``: listed elements in that order, others keep their server position."""
+    order_keys = [_key_of(o, merge_key) for o in order]
+    server_keys = [_key_of(o, merge_key) for o in server]
+    left = sorted((e for e in merged if _key_of(e, merge_key) in order_keys),
+                  key=lambda e: order_keys.index(_key_of(e, merge_key)))
+    right = [e for e in merged if _key_of(e, merge_key) not in order_keys]
+    out: list[Any] = []
+    i = j = 0
+    while i < len(left) or j < len(right):
+        if i >= len(left):
+            out.append(right[j]); j += 1
+        elif j >= len(right):
+            out.append(left[i]); i += 1
+        else:
+            lk, rk = _key_of(left[i], merge_key), _key_of(right[j], merge_key)
+            if lk in server_keys and rk in server_keys and server_keys.index(lk) > server_keys.index(rk):
+                out.append(right[j]); j += 1
+            else:
+                out.append(left[i]); i += 1
+    return out
+
+
+# --- three-way merge (kubectl apply, client side) -------------------------------------------------
+
+def three_way_merge_patch(original: dict[str, Any] | None, modified: dict[str, Any], current: dict[str, Any],
+                          api_version: str | None = None, kind: str | None = None) -> dict[str, Any]:
+    """The patch ``kubectl apply`` sends: changes from ``current`` to ``modified`` plus deletions of what
+    ``original`` (the last-applied configuration) had and ``modified`` dropped. ``{}`` means unchanged."""
+    node = root_schema(modified, api_version, kind)
+    delta = _diff_maps(current, modified, node, ignore_deletions=True, ignore_changes=False)
+    deletions = _diff_maps(original or {}, modified, node, ignore_deletions=False, ignore_changes=True)
+    return _merge_patches(deletions, delta, node)
+
+
+def _diff_maps(orig: dict[str, Any], mod: dict[str, Any], node: Node, *, ignore_deletions: bool,
+               ignore_changes: bool, retain: bool = False) -> dict[str, Any]:
+    patch: dict[str, Any] = {}
+    for key, mv in mod.items():
+        if key not in orig:
+            if not ignore_changes:
+                patch[key] = mv
+            continue
+        ov = orig[key]
+        if ov == mv:
+            continue
+        strategies, merge_key, _ = schema.patch_meta(node, key)
+        if isinstance(ov, dict) and isinstance(mv, dict):
+            sub = _diff_maps(ov, mv, schema.child(node, key), ignore_deletions=ignore_deletions,
+                             ignore_changes=ignore_changes, retain="retainKeys" in strategies)
+            if sub:
+                patch[key] = sub
+        elif isinstance(ov, list) and isinstance(mv, list) and "merge" in strategies:
+            _diff_list(patch, key, ov, mv, merge_key, schema.items(schema.child(node, key)),
+                       "retainKeys" in strategies, ignore_deletions=ignore_deletions, ignore_changes=ignore_changes)
+        elif not ignore_changes:
+            patch[key] = mv
+    if not ignore_deletions:
+        for key in orig:
+            if key not in mod:
+                patch[key] = None
+    if patch and retain:
+        patch["$retainKeys"] = sorted(mod)
+    return patch
+
+
+def _diff_list(patch: dict[str, Any], key: str, ov: list[Any], mv: list[Any], merge_key: str | None, item: Node,
+               retain: bool, *, ignore_deletions: bool, ignore_changes: bool) -> None:
+    if merge_key is None or not all(isinstance(e, dict) for e in ov + mv):
+        added = [x for x in mv if x not in ov] if not ignore_changes else []
+        removed = [x for x in ov if x not in mv] if not ignore_deletions else []
+        if added:
+            patch[key] = added
+        if removed:
+            patch[_DELETE_PRIMITIVE + key] = removed
+        if added or removed:
+            patch[_ORDER + key] = list(mv)
+        return
+    by_key = {o.get(merge_key): o for o in ov}
+    mod_keys = {e.get(merge_key) for e in mv}
+    items: list[Any] = []
+    for e in mv:
+        o = by_key.get(e.get(merge_key))
+        if o is None:
+            if not ignore_changes:
+                items.append(e)
+        elif o != e:
+            sub = _diff_maps(o, e, item, ignore_deletions=ignore_deletions, ignore_changes=ignore_changes,
+                             retain=retain)
+            if sub:
+                sub[merge_key] = e.get(merge_key)
+                items.append(sub)
+    if not ignore_deletions:
+        items += [{"$patch": "delete", merge_key: o.get(merge_key)} for o in ov if o.get(merge_key) not in mod_keys]
+    if items:
+        patch[_ORDER + key] = [{merge_key: e.get(merge_key)} for e in mv]
+        patch[key] = items
+
+
+def _merge_patches(a: dict[str, Any], b: dict[str, Any], node: Node) -> dict[str, Any]:
+    """Combine two patches (``b`` wins); merge-keyed lists combine element by element."""
+    out = copy.deepcopy(a)
+    for key, bv in b.items():
+        av = out.get(key)
+        if key == "$retainKeys" and isinstance(av, list) and isinstance(bv, list):
+            out[key] = sorted(set(av) | set(bv))
+        elif key.startswith(_DELETE_PRIMITIVE) and isinstance(av, list) and isinstance(bv, list):
+            out[key] = av + [x for x in bv if x not in av]
+        elif isinstance(av, dict) and isinstance(bv, dict):
+            out[key] = _merge_patches(av, bv, schema.child(node, key))
+        elif isinstance(av, list) and isinstance(bv, list) and not key.startswith("$"):
+            strategies, merge_key, _ = schema.patch_meta(node, key)
+            if "merge" in strategies and merge_key:
+                item = schema.items(schema.child(node, key))
+                merged = list(av)
+                for e in bv:
+                    idx = next((i for i, x in enumerate(merged) if isinstance(x, dict) and isinstance(e, dict)
+                                and x.get(merge_key) == e.get(merge_key)), None)
+                    if idx is None:
+                        merged.append(e)
+                    else:
+                        merged[idx] = _merge_patches(merged[idx], e, item)
+                out[key] = merged
+            elif "merge" in strategies:
+                out[key] = av + [x for x in bv if x not in av]
+            else:
+                out[key] = copy.deepcopy(bv)
+        else:
+            out[key] = copy.deepcopy(bv)
+    return out

@@ -1,0 +1,162 @@
+"""Fixtures for the runtime's e2e tests: a busybox rootfs, a Runtime on a private root, and a leak check.
+
+Every test gets its own state root and cgroup root (with the pid and a random suffix in their names);
+after it, ``no_leaks`` fails the test if any mount, cgroup, veth, network namespace or process made by
+it is left.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import pytest
+
+from kubelet import cri
+from kubelet.runtime.service import Runtime
+
+REPO = Path(__file__).resolve().parents[3]
+APPLETS = ("sh", "true", "cat", "echo", "sleep", "hostname", "ps", "ls", "id", "mknod", "mount", "nc", "ipcs",
+           "ipcmk", "dd", "head", "yes", "stat", "grep", "wc", "kill", "env", "touch", "test", "ip", "timeout")
+
+pytestmark = pytest.mark.e2e
+
+
+def _mounts() -> set[str]:
+    with open("/proc/self/mountinfo") as f:
+        return {line.split()[4] for line in f}
+
+
+def _cgroups(rel: str) -> list[str]:
+    """Cgroups under ``rel`` other than the node-level ``rel`` and ``rel/kubepods`` (the node owns those)."""
+    out = []
+    for c in os.listdir("/sys/fs/cgroup"):
+        base = f"/sys/fs/cgroup/{c}/{rel}"
+        for dirpath, _dirs, _files in os.walk(base):
+            if dirpath not in (base, f"{base}/kubepods", f"{base}/kubepods/burstable", f"{base}/kubepods/besteffort"):
+                out.append(dirpath)
+    return out
+
+
+def _remove_cgroups(rel: str) -> None:
+    for c in os.listdir("/sys/fs/cgroup"):
+        base = f"/sys/fs/cgroup/{c}/{rel}"
+        if os.path.isdir(base):
+            subprocess.run(["find", base, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"], check=False)
+
+
+def _procs_mentioning(text: str) -> list[int]:
+    out = []
+    for e in os.scandir("/proc"):
+        if not e.name.isdigit() or int(e.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{e.name}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    out.append(int(e.name))
+        except OSError:
+            pass
+    return out
+
+
+def _links() -> set[str]:
+    return set(os.listdir("/sys/class/net"))
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    r = tmp_path_factory.mktemp("busybox") / "rootfs"
+    for d in ("bin", "proc", "dev", "sys", "tmp", "etc", "root"):
+        (r / d).mkdir(parents=True)
+    shutil.copy("/bin/busybox", r / "bin" / "busybox")
+    for a in APPLETS:
+        (r / "bin" / a).symlink_to("busybox")
+    (r / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n")
+    (r / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
+    (r / "tmp").chmod(0o1777)
+    return r
+
+
+class Env:
+    """One test's runtime world: its root, cgroup root and helpers to describe pods."""
+
+    def __init__(self, root: Path, cg_root: str, rootfs: Path) -> None:
+        self.root, self.cg_root, self.rootfs = root, cg_root, rootfs
+        self.image = f"rootfs:{rootfs}"
+        self.logs = root / "logs"
+
+    def pod(self, name: str, **kw: object) -> cri.PodSandboxConfig:
+        uid = uuid.uuid4().hex
+        return cri.PodSandboxConfig(
+            metadata=cri.PodSandboxMetadata(name=name, namespace="default", uid=uid), hostname=name,
+            log_directory=str(self.logs / f"default_{name}_{uid}"), cgroup_parent=f"kubepods/pod{uid}", **kw)
+
+    def container(self, name: str, *cmd: str, **kw: object) -> cri.ContainerConfig:
+        return cri.ContainerConfig(metadata=cri.ContainerMetadata(name=name), image=self.image, command=cmd,
+                                   log_path=f"{name}/0.log", **kw)
+
+    def runtime(self) -> Runtime:
+        return Runtime(str(self.root / "state"), cgroup_root=self.cg_root)
+
+    def cli(self, *args: str, check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        p = subprocess.run([sys.executable, "-m", "kubelite", "runtime", "--root", str(self.root / "state"),
+                            "--cgroup-root", self.cg_root, *args], capture_output=True, text=True, env=env,
+                           timeout=60, **kw)  # type: ignore[call-overload]
+        if check and p.returncode != 0:
+            raise AssertionError(f"kubelite runtime {' '.join(args)} -> {p.returncode}: {p.stderr}")
+        return p
+
+
+@pytest.fixture
+def env(busybox_rootfs: Path) -> Iterator[Env]:
+    """A private runtime world, checked for leaks afterwards."""
+    tag = f"kubelite-t{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    root = Path("/tmp") / tag
+    root.mkdir()
+    links = _links()
+    mounts = _mounts()
+    e = Env(root, tag, busybox_rootfs)
+    try:
+        yield e
+    finally:
+        deadline = time.monotonic() + 5
+        while True:
+            left_mounts = {m for m in _mounts() - mounts if str(root) in m}
+            left_cg = _cgroups(tag)
+            left_procs = _procs_mentioning(str(root))
+            left_links = {link for link in _links() - links if link.startswith(("kl", "kubelite"))}
+            if not (left_mounts or left_cg or left_procs) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        for p in left_procs:
+            try:
+                os.kill(p, 9)
+            except ProcessLookupError:
+                pass
+        for m in sorted(left_mounts, reverse=True):
+            subprocess.run(["umount", "-l", m], check=False)
+        _remove_cgroups(tag)
+        shutil.rmtree(root, ignore_errors=True)
+        assert not left_mounts, f"mounts left: {left_mounts}"
+        assert not left_cg, f"cgroups left: {left_cg}"
+        assert not left_procs, f"processes left: {left_procs}"
+        assert not left_links, f"links left: {left_links}"
+
+
+@pytest.fixture
+async def rt(env: Env) -> AsyncIterator[Runtime]:
+    async with env.runtime() as r:
+        try:
+            yield r
+        finally:
+            for s in await r.list_pod_sandboxes():
+                await r.remove_pod_sandbox(s.id)
+            for c in await r.list_containers():
+                await r.remove_container(c.id)

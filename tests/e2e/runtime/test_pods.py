@@ -1,0 +1,121 @@
+"""A pod's sandbox and its containers: shared namespaces, limits, devices, user namespaces."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+
+from kubelet import cri
+from kubelet.runtime.service import Runtime
+
+from .conftest import Env
+from .test_containers import log_lines, run_to_end, wait_exited
+
+pytestmark = pytest.mark.e2e
+
+
+async def wait_log(path: str, n: int = 1, timeout: float = 10) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        if os.path.exists(path) and len(lines := log_lines(path)) >= n:
+            return lines
+        assert time.monotonic() < deadline, f"{path}: fewer than {n} lines"
+        await asyncio.sleep(0.02)
+
+
+async def test_two_containers_share_net_ipc_uts_shm_but_not_mounts_or_pids(env: Env, rt: Runtime) -> None:
+    pod = env.pod("duo")
+    sid = await rt.run_pod_sandbox(pod)
+    a = await rt.create_container(sid, env.container(
+        "a", "sh", "-c", "echo shared > /dev/shm/note; echo mine > /tmp/a-only; "
+        "for n in ipc net uts mnt pid; do stat -L -c %i /proc/self/ns/$n; done; "
+        "nc -ll -p 8080 -e echo pong"), pod)
+    await rt.start_container(a)
+    a_log = (await rt.container_status(a)).log_path
+    a_ns = await wait_log(a_log, 5)
+    st, b_lines = await run_to_end(rt, env, pod, sid, "sh", "-c",
+        "for n in ipc net uts mnt pid; do stat -L -c %i /proc/self/ns/$n; done; "
+        "cat /dev/shm/note; test -e /tmp/a-only && echo sees-a || echo no-a; "
+        "ps -o comm | grep -c nc; echo ping | nc 127.0.0.1 8080; hostname")
+    assert st.exit_code == 0, b_lines
+    assert b_lines[0:3] == a_ns[0:3]           # ipc, net, uts shared
+    assert b_lines[3] != a_ns[3]               # own mount namespace
+    assert b_lines[4] != a_ns[4]               # own PID namespace
+    assert b_lines[5:] == ["shared", "no-a", "0", "pong", "duo"]
+    sb = await rt.pod_sandbox_status(sid)
+    assert sb.state == cri.PodSandboxState.READY and sb.netns_path and os.path.exists(sb.netns_path)
+
+
+async def test_oom_killed_137(env: Env, rt: Runtime) -> None:
+    pod = env.pod("hog")
+    sid = await rt.run_pod_sandbox(pod)
+    st, _ = await run_to_end(rt, env, pod, sid, "dd", "if=/dev/zero", "of=/dev/null", "bs=96M", "count=1",
+                             resources=cri.LinuxResources(memory_limit_in_bytes=32 << 20))
+    assert (st.exit_code, st.reason) == (137, "OOMKilled")
+
+
+async def _usage(rt: Runtime, cid: str) -> int:
+    return (await rt.container_stats(cid)).cpu_usage_ns
+
+
+async def test_cpu_quota_500m(env: Env, rt: Runtime) -> None:
+    pod = env.pod("burn")
+    sid = await rt.run_pod_sandbox(pod)
+    cid = await rt.create_container(sid, env.container("c", "sh", "-c", "while :; do :; done",
+                                    resources=cri.LinuxResources(cpu_quota=50000, cpu_period=100000)), pod)
+    await rt.start_container(cid)
+    await asyncio.sleep(0.3)  # let it reach its steady state: this measures a rate over a fixed window
+    u0, t0 = await _usage(rt, cid), time.monotonic()
+    await asyncio.sleep(3)
+    cores = (await _usage(rt, cid) - u0) / 1e9 / (time.monotonic() - t0)
+    assert 0.3 < cores <= 0.55, cores
+    await rt.stop_container(cid, 0)
+
+
+async def test_cpu_shares_split_on_one_core(env: Env, rt: Runtime) -> None:
+    pod = env.pod("shares")
+    sid = await rt.run_pod_sandbox(pod)
+    ids = []
+    for name, shares in (("big", 1024), ("small", 512)):
+        cid = await rt.create_container(sid, env.container(name, "sh", "-c", "while :; do :; done",
+                                        resources=cri.LinuxResources(cpu_shares=shares, cpuset_cpus="0")), pod)
+        await rt.start_container(cid)
+        ids.append(cid)
+    await asyncio.sleep(0.3)
+    u0 = [await _usage(rt, c) for c in ids]
+    await asyncio.sleep(3)
+    u1 = [await _usage(rt, c) for c in ids]
+    ratio = (u1[0] - u0[0]) / (u1[1] - u0[1])
+    assert 1.7 <= ratio <= 2.3, ratio
+    for c in ids:
+        await rt.stop_container(c, 0)
+
+
+async def test_mknod_of_a_disk_fails(env: Env, rt: Runtime) -> None:
+    pod = env.pod("dev")
+    sid = await rt.run_pod_sandbox(pod)
+    st, lines = await run_to_end(rt, env, pod, sid, "sh", "-c",
+                                 "mknod /tmp/disk b 8 0 2>/dev/null && echo made || echo refused; "
+                                 "head -c 1 /dev/zero | wc -c; ls /dev/pts/ptmx /dev/shm /dev/mqueue >/dev/null && echo dev-ok")
+    assert lines == ["refused", "1", "dev-ok"]
+
+
+async def test_host_users_false_root_cannot_read_root_only_host_file(env: Env, rt: Runtime) -> None:
+    secret = env.root / "secret"
+    secret.write_text("top secret\n")
+    secret.chmod(0o600)
+    pod = env.pod("userns", host_users=False)
+    sid = await rt.run_pod_sandbox(pod)
+    st, lines = await run_to_end(rt, env, pod, sid, "sh", "-c",
+                                 "id -u; cat /proc/self/uid_map; stat -c %u /bin/busybox; touch /new && stat -c %u /new; "
+                                 "cat /mnt/secret 2>/dev/null || echo denied",
+                                 mounts=(cri.Mount("/mnt/secret", str(secret), readonly=True),))
+    assert lines[0] == "0"
+    assert lines[1].split()[:1] == ["0"] and lines[1].split()[1] != "0"
+    assert lines[2:4] == ["0", "0"]  # image files idmapped to the container's root; its writes are its own
+    assert lines[-1] == "denied"
+    upper_new = [p for p in (env.root / "state" / "snapshots").glob("*/fs/new")]
+    assert upper_new and upper_new[0].stat().st_uid == int(lines[1].split()[1])  # host side: unprivileged uid

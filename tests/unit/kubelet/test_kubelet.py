@@ -1,0 +1,194 @@
+"""The kubelet's core (pod workers, PLEG, prober, status manager) against the fake runtime and client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import pytest
+
+from kubelet.cri import ContainerState
+from kubelet.kubelet import Kubelet, KubeletConfig
+from kubelet.testing import FakeImageService, FakeRuntime
+from tests.unit.kubelet.fakeclient import FakeClient
+
+pytestmark = pytest.mark.unit
+
+
+async def wait_for(cond: Callable[[], Any], timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+def make_pod(name: str, *containers: dict[str, Any], uid: str | None = None, policy: str = "Always",
+             **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "uid": uid or f"uid-{name}",
+                         "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"nodeName": "n1", "restartPolicy": policy,
+                     "containers": list(containers) or [{"name": "c", "image": "busybox:1.36"}], **spec},
+            "status": {}}
+
+
+class Harness:
+    def __init__(self, tmp: Path, runtime: FakeRuntime | None = None, client: FakeClient | None = None,
+                 base: float = 0.2) -> None:
+        self.runtime = runtime or FakeRuntime()
+        self.images = FakeImageService(["busybox:1.36"])
+        self.client = client or FakeClient()
+        self.kubelet = Kubelet(KubeletConfig("n1", tmp, host_ip="192.168.0.9", crash_loop_base=base,
+                                             crash_loop_cap=1.0, pleg_period=0.05, housekeeping_period=0.1),
+                               self.client, self.runtime, self.images)
+
+    def add(self, pod: dict[str, Any]) -> None:
+        self.client.put("pods", pod)
+        self.kubelet.pod_added(pod)
+
+    def last_status(self, name: str) -> dict[str, Any]:
+        for key, obj in self.client.objects.items():
+            if key[0] == "pods" and key[2] == name:
+                return obj.get("status") or {}
+        return {}
+
+    def containers(self, name: str) -> list:
+        return [c for c in self.runtime.containers.values() if c.metadata.name == name]
+
+
+@contextlib.asynccontextmanager
+async def running(h: Harness) -> AsyncIterator[Harness]:
+    task = asyncio.create_task(h.kubelet.run())
+    h.kubelet.mark_synced()
+    try:
+        yield h
+    finally:
+        h.kubelet.stop()
+        await asyncio.wait_for(task, 5)
+
+
+async def test_pod_runs_and_status_is_written(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    async with running(h):
+        h.add(make_pod("web", {"name": "a", "image": "busybox:1.36"}, {"name": "b", "image": "busybox:1.36"}))
+        await wait_for(lambda: h.last_status("web").get("phase") == "Running")
+        s = h.last_status("web")
+        assert [c["name"] for c in s["containerStatuses"]] == ["a", "b"]
+        assert all(c["ready"] for c in s["containerStatuses"]) and s["hostIP"] == "192.168.0.9"
+        assert s["podIP"].startswith("10.244.")
+        assert [c for c, _ in h.runtime.calls].count("run_pod_sandbox") == 1
+
+
+async def test_exit_restarts_with_growing_backoff(tmp_path: Path) -> None:
+    h = Harness(tmp_path, base=0.3)
+    async with running(h):
+        h.add(make_pod("crash"))
+        await wait_for(lambda: any(c.state == ContainerState.RUNNING for c in h.containers("c")))
+        t_exit = time.monotonic()
+        h.runtime.exit(h.containers("c")[0].id, 1)
+        # first restart is immediate (no backoff yet)
+        await wait_for(lambda: len(h.containers("c")) == 2 and
+                       any(c.state == ContainerState.RUNNING for c in h.containers("c")))
+        first = time.monotonic() - t_exit
+        assert first < 0.3
+        newest = max(h.containers("c"), key=lambda c: c.metadata.attempt)
+        h.runtime.exit(newest.id, 1)
+        t_exit = time.monotonic()
+        await wait_for(lambda: h.last_status("crash")["containerStatuses"][0]["state"].get("waiting", {})
+                       .get("reason") == "CrashLoopBackOff")
+        await wait_for(lambda: len(h.containers("c")) == 3, timeout=3)
+        assert time.monotonic() - t_exit >= 0.25
+        s = h.last_status("crash")
+        await wait_for(lambda: h.last_status("crash")["containerStatuses"][0]["restartCount"] == 2)
+        assert s["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 1
+
+
+async def test_never_policy_pod_succeeds(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    async with running(h):
+        h.add(make_pod("job", policy="Never"))
+        await wait_for(lambda: h.containers("c") and h.containers("c")[0].state == ContainerState.RUNNING)
+        h.runtime.exit(h.containers("c")[0].id, 0)
+        await wait_for(lambda: h.last_status("job").get("phase") == "Succeeded")
+        term = h.last_status("job")["containerStatuses"][0]["state"]["terminated"]
+        assert term["reason"] == "Completed" and term["exitCode"] == 0
+        assert len(h.containers("c")) == 1
+
+
+async def test_missing_configmap_then_created(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    async with running(h):
+        h.add(make_pod("cfg", {"name": "c", "image": "busybox:1.36",
+                               "envFrom": [{"configMapRef": {"name": "settings"}}]}))
+        await wait_for(lambda: (h.last_status("cfg").get("containerStatuses") or [{}])[0]
+                       .get("state", {}).get("waiting", {}).get("reason") == "CreateContainerConfigError")
+        assert h.last_status("cfg")["containerStatuses"][0]["state"]["waiting"]["message"] == \
+            'configmap "settings" not found'
+        h.client.put("configmaps", {"metadata": {"name": "settings", "namespace": "default"}, "data": {"X": "1"}})
+        await wait_for(lambda: h.last_status("cfg").get("phase") == "Running", timeout=5)
+        cfg = next(iter(h.runtime.configs.values()))
+        assert ("X", "1") in cfg.envs
+
+
+async def test_graceful_delete_then_object_removed(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    async with running(h):
+        pod = make_pod("gone")
+        h.add(pod)
+        await wait_for(lambda: h.last_status("gone").get("phase") == "Running")
+        deleting = dict(pod, metadata=dict(pod["metadata"], deletionTimestamp="2026-01-01T00:00:00Z",
+                                           deletionGracePeriodSeconds=5))
+        h.client.put("pods", deleting)
+        h.kubelet.pod_updated(pod, deleting)
+        await wait_for(lambda: any(a == "delete" for a, *_ in h.client.actions))
+        assert ("delete", "pods", "gone", {"grace_period_seconds": 0}) in h.client.actions
+        assert all(c.state == ContainerState.EXITED for c in h.containers("c"))
+        h.kubelet.pod_deleted(deleting)
+        await wait_for(lambda: not h.runtime.containers and not h.runtime.sandboxes)
+
+
+async def test_orphans_removed_and_restart_readopts(tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    client = FakeClient()
+    h = Harness(tmp_path, runtime, client)
+    async with running(h):
+        h.add(make_pod("keep"))
+        h.add(make_pod("drop"))
+        await wait_for(lambda: h.last_status("keep").get("phase") == "Running"
+                       and h.last_status("drop").get("phase") == "Running")
+    # the kubelet is gone; containers live on. Meanwhile "drop" is deleted and keep's container exits 3.
+    del client.objects[("pods", "default", "drop")]
+    keep_c = next(c for c in runtime.containers.values() if c.labels["io.kubernetes.pod.name"] == "keep")
+    runtime.exit(keep_c.id, 3)
+    starts_before = [c for c, _ in runtime.calls].count("start_container")
+    h2 = Harness(tmp_path, runtime, client)
+    h2.kubelet.pod_added(client.objects[("pods", "default", "keep")])
+    async with running(h2):
+        await wait_for(lambda: not any(c.labels["io.kubernetes.pod.name"] == "drop"
+                                       for c in runtime.containers.values()))
+        await wait_for(lambda: h2.last_status("keep")["containerStatuses"][0]["restartCount"] == 1)
+        s = h2.last_status("keep")["containerStatuses"][0]
+        assert s["lastState"]["terminated"]["exitCode"] == 3 and s["lastState"]["terminated"]["reason"] == "Error"
+    assert [c for c, _ in runtime.calls].count("start_container") == starts_before + 1
+
+
+async def test_liveness_failure_restarts_and_readiness_gates(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    probe = {"exec": {"command": ["check"]}, "periodSeconds": 0.05, "failureThreshold": 2}
+    async with running(h):
+        h.add(make_pod("probed", {"name": "c", "image": "busybox:1.36", "livenessProbe": probe,
+                                  "readinessProbe": {"exec": {"command": ["ready"]}, "periodSeconds": 0.05}}))
+        await wait_for(lambda: h.last_status("probed").get("conditions") and
+                       {c["type"]: c["status"] for c in h.last_status("probed")["conditions"]}["Ready"] == "True")
+        from kubelet.cri import ExecResult
+        h.runtime.exec_results[("check",)] = ExecResult(1, b"", b"bad")
+        await wait_for(lambda: len(h.containers("c")) == 2)
+        killed = [c for c in h.containers("c") if c.metadata.attempt == 0][0]
+        assert killed.state == ContainerState.EXITED

@@ -1,0 +1,85 @@
+"""fieldValidation Strict/Warn/Ignore against Kubernetes' schemas (cases after field_validation_test.go)."""
+
+import json
+import time
+
+import pytest
+
+from apiserver.registry import fieldvalidation
+from kubelite.api.errors import BadRequest
+from kubelite.api.resources import CONFIGMAPS, DEPLOYMENTS, PODS
+
+pytestmark = pytest.mark.unit
+
+
+def pod(**extra_spec):
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {"limits": {"cpu": "1"}}}],
+                     **extra_spec}}
+
+
+def test_known_fields_pass_untouched_in_every_mode():
+    obj = pod(nodeSelector={"x": "y"}, volumes=[{"name": "v", "emptyDir": {}}])
+    obj["metadata"]["managedFields"] = [{"manager": "m", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:any": {}}}}]
+    obj["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    for mode in ("Strict", "Warn", "Ignore", None):
+        cleaned, warnings = fieldvalidation.check(PODS, obj, mode)
+        assert cleaned == obj and warnings == []
+
+
+def test_strict_rejects_unknown_with_kubernetes_message():
+    obj = pod(foo=1)
+    obj["spec"]["containers"][0]["bogus"] = True
+    with pytest.raises(BadRequest) as e:
+        fieldvalidation.check(PODS, obj, "Strict")
+    assert e.value.message == ('Pod in version "v1" cannot be handled as a Pod: strict decoding error: '
+                               'unknown field "spec.containers[0].bogus", unknown field "spec.foo"')
+    assert e.value.status_code == 400
+
+
+def test_warn_returns_warnings_and_drops():
+    obj = pod(foo=1)
+    cleaned, warnings = fieldvalidation.check(PODS, obj, "Warn")
+    assert warnings == ['unknown field "spec.foo"']
+    assert "foo" not in cleaned["spec"]
+
+
+def test_ignore_drops_silently():
+    cleaned, warnings = fieldvalidation.check(DEPLOYMENTS, {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                            "metadata": {"name": "d"}, "spec": {"x": 1}}, "Ignore")
+    assert cleaned == {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {}}
+    assert warnings == []
+
+
+def test_duplicates_in_document_order():
+    raw = ('{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d","name":"d","unknownMeta":1},'
+           '"spec":{"unknown1":1,"paused":true,"paused":false,"template":{"spec":{"containers":'
+           '[{"name":"c","unknownNested":1,"imagePullPolicy":"Always","imagePullPolicy":"Never"}]}}}}')
+    obj = json.loads(raw)
+    with pytest.raises(BadRequest) as e:
+        fieldvalidation.check(DEPLOYMENTS, obj, "Strict", raw=raw.encode())
+    assert e.value.message.endswith(
+        'strict decoding error: duplicate field "metadata.name", unknown field "metadata.unknownMeta", '
+        'unknown field "spec.unknown1", duplicate field "spec.paused", '
+        'unknown field "spec.template.spec.containers[0].unknownNested", '
+        'duplicate field "spec.template.spec.containers[0].imagePullPolicy"')
+
+
+def test_map_values_are_free_keys():
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"any.key": "v"}, "dta": {}}
+    cleaned, warnings = fieldvalidation.check(CONFIGMAPS, cm, None)
+    assert warnings == ['unknown field "dta"'] and cleaned["data"] == {"any.key": "v"}
+
+
+def test_bad_mode_is_bad_request():
+    with pytest.raises(BadRequest):
+        fieldvalidation.check(PODS, pod(), "Loud")
+
+
+def test_fast():
+    fieldvalidation.check(PODS, pod(), "Strict")  # loads the schema once
+    obj = pod(volumes=[{"name": f"v{i}", "emptyDir": {}} for i in range(20)])
+    start = time.perf_counter()
+    for _ in range(200):
+        fieldvalidation.check(PODS, obj, "Strict", raw=json.dumps(obj))
+    assert (time.perf_counter() - start) / 200 < 0.005
