@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from kubelite.api.errors import Conflict, NotFound
 from kubelite.api.resources import NODES, PODS
-from controllers.base import Obj, Queue, Recorder, Store, record
+from controllers.base import Obj, Queue, Recorder, Store, on_node, record
 from controllers.podutil import is_terminal, now_iso, parse_time
 
 logger = logging.getLogger(__name__)
@@ -172,8 +172,8 @@ class NodeLifecycleController:
         return node
 
     async def _mark_pods_not_ready(self, node_name: str) -> None:
-        for pod in self.pod_store.list():
-            if (pod.get("spec") or {}).get("nodeName") != node_name or is_terminal(pod):
+        for pod in on_node(self.pod_store, node_name):
+            if is_terminal(pod):
                 continue
             conds = copy.deepcopy((pod.get("status") or {}).get("conditions") or [])
             changed = False
@@ -221,8 +221,8 @@ class NodeLifecycleController:
             return
         now = self.wall()
         soonest: float | None = None
-        for pod in self.pod_store.list():
-            if (pod.get("spec") or {}).get("nodeName") != name or pod["metadata"].get("deletionTimestamp"):
+        for pod in on_node(self.pod_store, name):
+            if pod["metadata"].get("deletionTimestamp"):
                 continue
             deadline = eviction_deadline(pod, taints, now)
             if deadline is None:
