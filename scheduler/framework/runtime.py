@@ -88,22 +88,28 @@ class Framework:
         if n == 0:
             return []
         want = num_feasible_nodes_to_find(n, self.percentage)
+        filters = [(p.name, p.filter) for p in self.filter if p.name not in state.skip_filter]
         feasible: list[NodeInfo] = []
         start = self.next_start % n
         processed = 0
-        for i in range(n):
-            ni = nodes[(start + i) % n]
+        success = Code.SUCCESS
+        statuses = diagnosis.node_statuses
+        # walk the nodes from where the previous cycle stopped (round robin), stop at `want` feasible
+        for ni in (nodes[start:] + nodes[:start]) if start else nodes:
             processed += 1
-            st = self.run_filter(state, pod, ni)
-            if st.code is Code.SUCCESS:
+            for name, fn in filters:
+                st = fn(state, pod, ni)
+                if st.code is not success:
+                    if st.code is Code.ERROR:
+                        raise RuntimeError(f"running {name} filter on node {ni.name}: {st.message}")
+                    st.plugin = st.plugin or name
+                    statuses[ni.name] = st
+                    diagnosis.unschedulable_plugins.add(st.plugin)
+                    break
+            else:
                 feasible.append(ni)
                 if len(feasible) >= want:
                     break
-            elif st.code is Code.ERROR:
-                raise RuntimeError(f"running {st.plugin} filter on node {ni.name}: {st.message}")
-            else:
-                diagnosis.node_statuses[ni.name] = st
-                diagnosis.unschedulable_plugins.add(st.plugin)
         self.next_start = (start + processed) % n
         return feasible
 
@@ -117,7 +123,8 @@ class Framework:
         for p in self.score:
             if p.name in state.skip_score:
                 continue
-            scores = [p.score(state, pod, ni)[0] for ni in feasible]
+            score_all = getattr(p, "score_all", None)
+            scores = score_all(state, pod, feasible) if score_all else [p.score(state, pod, ni)[0] for ni in feasible]
             if isinstance(p, NormalizeScorePlugin):
                 p.normalize_score(state, pod, scores)
             w = self.weights[p.name]
@@ -126,16 +133,10 @@ class Framework:
         return totals
 
     def select_host(self, feasible: list[NodeInfo], totals: list[int]) -> str:
-        """Highest total; ties broken uniformly at random (reservoir sampling, as kube does)."""
-        best_i, best, ties = 0, totals[0], 1
-        for i in range(1, len(totals)):
-            if totals[i] > best:
-                best_i, best, ties = i, totals[i], 1
-            elif totals[i] == best:
-                ties += 1
-                if self._rng.randrange(ties) == 0:
-                    best_i = i
-        return feasible[best_i].name
+        """Highest total; ties broken uniformly at random (as kube's reservoir sampling does)."""
+        best = max(totals)
+        ties = [i for i, t in enumerate(totals) if t == best]
+        return feasible[ties[self._rng.randrange(len(ties))] if len(ties) > 1 else ties[0]].name
 
     # -- the cycle ---------------------------------------------------------------------------------
     def schedule(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> ScheduleResult:

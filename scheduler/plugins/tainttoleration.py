@@ -31,6 +31,9 @@ class TaintToleration(Plugin):
         n = sum(1 for t in node_info.taints if t.get("effect") == "PreferNoSchedule" and not tolerates(tols, t))
         return n, SUCCESS
 
+    def score_all(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> list[int]:
+        return [self.score(state, pod, ni)[0] if ni.taints else 0 for ni in nodes]
+
     def normalize_score(self, state: CycleState, pod: Pod, scores: list[int]) -> Status:
         default_normalize(scores, reverse=True)
         return SUCCESS
