@@ -60,6 +60,7 @@ class SchedulingQueue:
         self._move_request_cycle = -1
         self._wake = asyncio.Event()
         self._closed = False
+        self._last_unschedulable_scan = clock()
 
     # -- sizes (metric scheduler_pending_pods{queue}) -------------------------------------------------
     def pending(self) -> dict[str, int]:
@@ -152,6 +153,9 @@ class SchedulingQueue:
             _, _, key = heapq.heappop(self._backoff)
             if self._where.get(key) == "backoff":
                 self._to_active(self._infos[key])
+        if now - self._last_unschedulable_scan < 1.0:
+            return
+        self._last_unschedulable_scan = now
         for key, where in list(self._where.items()):
             if where == "unschedulable" and now - self._infos[key].timestamp > MAX_IN_UNSCHEDULABLE:
                 self._requeue(self._infos[key])
