@@ -20,6 +20,7 @@ from scheduler.framework.nodeinfo import NodeInfo
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
 BASE_PERCENTAGE_OF_NODES_TO_SCORE = 50
+CHUNK = 64                      # nodes filtered per batch
 
 
 def num_feasible_nodes_to_find(num_all_nodes: int, percentage: int = 0) -> int:
@@ -84,32 +85,51 @@ class Framework:
 
     def find_nodes_that_fit(self, state: CycleState, pod: Pod, nodes: list[NodeInfo],
                             diagnosis: Diagnosis) -> list[NodeInfo]:
+        """Filter from where the previous cycle stopped (round robin) until ``want`` nodes fit.
+
+        Nodes go through the filters in chunks; a plugin with ``filter_batch(state, pod, nodes)``
+        (returning ``{index: Status}`` for the rejected ones only) filters a whole chunk in one call,
+        the others node by node. Plugins run in profile order, each on the survivors of the previous.
+        """
         n = len(nodes)
         if n == 0:
             return []
         want = num_feasible_nodes_to_find(n, self.percentage)
-        filters = [(p.name, p.filter) for p in self.filter if p.name not in state.skip_filter]
+        filters = [(p.name, getattr(p, "filter_batch", None), p.filter)
+                   for p in self.filter if p.name not in state.skip_filter]
         feasible: list[NodeInfo] = []
         start = self.next_start % n
-        processed = 0
-        success = Code.SUCCESS
+        order = (nodes[start:] + nodes[:start]) if start else nodes
         statuses = diagnosis.node_statuses
-        # walk the nodes from where the previous cycle stopped (round robin), stop at `want` feasible
-        for ni in (nodes[start:] + nodes[:start]) if start else nodes:
-            processed += 1
-            for name, fn in filters:
-                st = fn(state, pod, ni)
-                if st.code is not success:
-                    if st.code is Code.ERROR:
-                        raise RuntimeError(f"running {name} filter on node {ni.name}: {st.message}")
-                    st.plugin = st.plugin or name
-                    statuses[ni.name] = st
-                    diagnosis.unschedulable_plugins.add(st.plugin)
-                    break
-            else:
-                feasible.append(ni)
-                if len(feasible) >= want:
-                    break
+        success = Code.SUCCESS
+        processed = n
+        for base in range(0, n, CHUNK):
+            survivors = order[base:base + CHUNK]
+            for name, batch, single in filters:
+                if batch is not None:
+                    rejected = batch(state, pod, survivors)
+                else:
+                    rejected = {}
+                    for i, ni in enumerate(survivors):
+                        st = single(state, pod, ni)
+                        if st.code is not success:
+                            rejected[i] = st
+                if rejected:
+                    for i, st in rejected.items():
+                        if st.code is Code.ERROR:
+                            raise RuntimeError(f"running {name} filter on node {survivors[i].name}: {st.message}")
+                        st.plugin = st.plugin or name
+                        statuses[survivors[i].name] = st
+                        diagnosis.unschedulable_plugins.add(st.plugin)
+                    survivors = [ni for i, ni in enumerate(survivors) if i not in rejected]
+            feasible.extend(survivors)
+            if len(feasible) >= want:
+                del feasible[want:]
+                last = feasible[-1]
+                # resume right after the last node kept (kube counts processed nodes the same way)
+                processed = base + next(i for i in range(min(CHUNK, n - base) - 1, -1, -1)
+                                        if order[base + i] is last) + 1
+                break
         self.next_start = (start + processed) % n
         return feasible
 
@@ -128,8 +148,7 @@ class Framework:
             if isinstance(p, NormalizeScorePlugin):
                 p.normalize_score(state, pod, scores)
             w = self.weights[p.name]
-            for i, s in enumerate(scores):
-                totals[i] += s * w
+            totals = [t + s * w for t, s in zip(totals, scores)]
         return totals
 
     def select_host(self, feasible: list[NodeInfo], totals: list[int]) -> str:

@@ -59,6 +59,22 @@ class NodeResourcesFit(Plugin):
             return Status.unschedulable(*reasons, plugin=self.name)
         return SUCCESS
 
+    def filter_batch(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> dict[int, Status]:
+        req = self._requests(state, pod)[0]
+        if req.scalar:
+            return {i: st for i, ni in enumerate(nodes) for st in (self.filter(state, pod, ni),)
+                    if not st.is_success()}
+        cpu, mem, eph = req.milli_cpu, req.memory, req.ephemeral_storage
+        out: dict[int, Status] = {}
+        for i, ni in enumerate(nodes):
+            a, u = ni.allocatable, ni.requested
+            if (len(ni.pods) >= a.allowed_pods or cpu > a.milli_cpu - u.milli_cpu or mem > a.memory - u.memory
+                    or eph > a.ephemeral_storage - u.ephemeral_storage):
+                st = self.filter(state, pod, ni)
+                if not st.is_success():
+                    out[i] = st
+        return out
+
     def score(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> tuple[int, Status]:
         _, (cpu, mem) = self._requests(state, pod)
         alloc = node_info.allocatable

@@ -23,6 +23,10 @@ class TaintToleration(Plugin):
         return Status.unresolvable(
             f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}", plugin=self.name)
 
+    def filter_batch(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> dict[int, Status]:
+        return {i: st for i, ni in enumerate(nodes) if ni.taints
+                for st in (self.filter(state, pod, ni),) if not st.is_success()}
+
     def score(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> tuple[int, Status]:
         if not node_info.taints:
             return 0, SUCCESS
