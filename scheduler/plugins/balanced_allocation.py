@@ -32,14 +32,17 @@ class BalancedAllocation(Plugin):
     def score_all(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> list[int]:
         cpu, mem = state._data.get(STATE_KEY) or non_zero_requests(pod, pod_requests(pod))
         out = []
+        append = out.append
         for ni in nodes:
-            a = ni.allocatable
-            if not a.milli_cpu or not a.memory:
-                out.append(0)
+            c, m = ni.alloc_cpu, ni.alloc_mem
+            if not c or not m:
+                append(0)
                 continue
-            fc = (ni.non_zero_cpu + cpu) / a.milli_cpu
-            fm = (ni.non_zero_mem + mem) / a.memory
-            fc = 1.0 if fc > 1.0 else fc
-            fm = 1.0 if fm > 1.0 else fm
-            out.append(int((1 - (fc - fm if fc > fm else fm - fc) / 2) * MAX_NODE_SCORE))
+            fc = (ni.non_zero_cpu + cpu) / c
+            fm = (ni.non_zero_mem + mem) / m
+            if fc > 1.0:
+                fc = 1.0
+            if fm > 1.0:
+                fm = 1.0
+            append(int((1 - (fc - fm if fc > fm else fm - fc) / 2) * MAX_NODE_SCORE))
         return out

@@ -88,11 +88,6 @@ class NodeResourcesFit(Plugin):
     def score_all(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> list[int]:
         """The same score for many nodes in one call (the framework's fast path)."""
         _, (cpu, mem) = self._requests(state, pod)
-        out = []
-        for ni in nodes:
-            a = ni.allocatable
-            c, m = a.milli_cpu, a.memory
-            rc, rm = ni.non_zero_cpu + cpu, ni.non_zero_mem + mem
-            out.append(((((c - rc) * 100 // c) if c and rc <= c else 0)
-                        + (((m - rm) * 100 // m) if m and rm <= m else 0)) // 2)
-        return out
+        return [((((c - rc) * 100 // c) if c and rc <= c else 0) + (((m - rm) * 100 // m) if m and rm <= m else 0)) // 2
+                for ni in nodes
+                for c, m, rc, rm in ((ni.alloc_cpu, ni.alloc_mem, ni.non_zero_cpu + cpu, ni.non_zero_mem + mem),)]
