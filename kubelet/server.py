@@ -20,6 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
 
+from kubelet import inspect as inspection
 from kubelet import logs as logfiles
 from kubelet.cri import ContainerState, ContainerStatus, CriError
 from kubelet.kubelet import Kubelet
@@ -249,6 +250,7 @@ def make_app(kubelet: Kubelet, token: str = "") -> web.Application:
     for path in ("/exec/{ns}/{pod}/{container}", "/exec/{ns}/{pod}/{uid}/{container}"):
         app.router.add_get(path, exec_handler)
         app.router.add_post(path, exec_handler)
+    inspection.add_routes(app, KUBELET)
     return app
 
 
