@@ -259,6 +259,8 @@ class Kubelet:
                 self.metrics.pod_start_duration.observe(max(0.0, time.time() - parse_time(created)))
         if deleting:
             return None if done else 1.0
+        if status["phase"] in ("Succeeded", "Failed") and not rp.running():
+            return None                               # nothing left to do until the pod changes
         if result.actions.backoff:
             return min(result.actions.backoff.values()) + 0.01
         if result.errors:

@@ -267,3 +267,27 @@ async def test_status_only_updates_do_not_wake_the_worker(tmp_path: Path) -> Non
         changed = dict(pod, metadata=dict(pod["metadata"], labels={"a": "b"}))
         h.kubelet.pod_updated(pod, changed)
         await wait_for(lambda: h.kubelet.workers.syncs > after)
+
+
+async def test_startup_probe_gates_started_ready_and_liveness(tmp_path: Path) -> None:
+    from kubelet.cri import ExecResult
+    h = Harness(tmp_path)
+    h.runtime.exec_results[("started?",)] = ExecResult(1, b"", b"")
+    h.runtime.exec_results[("alive?",)] = ExecResult(1, b"", b"")     # would restart, if it ran
+    fast = {"periodSeconds": 0.05, "failureThreshold": 1000}
+    async with running(h):
+        h.add(make_pod("slow", {"name": "c", "image": "busybox:1.36",
+                                "startupProbe": {"exec": {"command": ["started?"]}, **fast},
+                                "livenessProbe": {"exec": {"command": ["alive?"]}, "periodSeconds": 0.05,
+                                                  "failureThreshold": 1}}))
+        await wait_for(lambda: h.last_status("slow").get("phase") == "Running")
+        await asyncio.sleep(0.3)
+        cs = h.last_status("slow")["containerStatuses"][0]
+        assert cs["started"] is False and cs["ready"] is False
+        assert ("exec_sync", ("alive?",)) not in h.runtime.calls       # liveness waits for startup
+        h.runtime.exec_results[("started?",)] = ExecResult(0, b"", b"")
+        h.runtime.exec_results[("alive?",)] = ExecResult(0, b"", b"")
+        await wait_for(lambda: h.last_status("slow")["containerStatuses"][0]["started"] is True)
+        assert h.last_status("slow")["containerStatuses"][0]["ready"] is True
+        await wait_for(lambda: ("exec_sync", ("alive?",)) in h.runtime.calls)
+        assert len(h.containers("c")) == 1
