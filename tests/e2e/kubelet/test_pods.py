@@ -245,3 +245,21 @@ async def test_init_containers_in_order_emptydir_and_termination_message(kenv: E
     term = s["containerStatuses"][0]["state"]["terminated"]
     assert term["message"] == "done-2"
     assert (await _logs(kenv, node, "init", "")) == "first\nsecond\n"
+
+
+async def test_image_pull_errors_backoff_and_never(kenv: Env) -> None:
+    from tests.support.cluster import free_port
+    node = kenv.node()
+    await kenv.ready(node)
+    image = f"127.0.0.1:{free_port()}/missing:1"          # nothing listens there: the pull fails
+    await kenv.client.create("pods", pod_manifest("nopull", node.name, {"name": "c", "image": image}), "default")
+    await kenv.client.create("pods", pod_manifest("never", node.name, {"name": "c", "image": "absent:9",
+                                                                        "imagePullPolicy": "Never"}), "default")
+    def reason(s: dict) -> str:
+        return ((s.get("containerStatuses") or [{}])[0].get("state") or {}).get("waiting", {}).get("reason", "")
+
+    s = await kenv.wait_status("nopull", lambda s: reason(s) == "ImagePullBackOff", 30, "ImagePullBackOff")
+    assert image in s["containerStatuses"][0]["state"]["waiting"]["message"]
+    s = await kenv.wait_status("never", lambda s: reason(s) == "ErrImageNeverPull", 30, "ErrImageNeverPull")
+    assert "not present with pull policy of Never" in s["containerStatuses"][0]["state"]["waiting"]["message"]
+    assert s["phase"] == "Pending"
