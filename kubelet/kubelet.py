@@ -194,8 +194,10 @@ class Kubelet:
                 logger.exception("housekeeping failed")
 
     async def housekeeping(self) -> None:
-        """Orphans: runtime pods no API pod owns get a worker (which removes them); metrics."""
-        rps = await self.rm.runtime_pods()
+        """Orphans: runtime pods no API pod owns get a worker (which removes them); metrics; disk housekeeping.
+        Reads PLEG's last listing (at most a PLEG period old) rather than listing the runtime again."""
+        listing = self.pleg.last_listing
+        rps = self.rm.group(*listing) if listing is not None else await self.rm.runtime_pods()
         for uid in rps:
             if uid not in self.pods:
                 self.workers.wake(uid)

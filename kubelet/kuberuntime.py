@@ -81,8 +81,12 @@ class RuntimeManager:
     # ---------------------------------------------------------------- reading the runtime
     async def runtime_pods(self) -> dict[str, RuntimePod]:
         """Every pod the runtime holds for this node, by uid (sandboxes without our labels are left out)."""
-        sandboxes = [s for s in await self.runtime.list_pod_sandboxes() if self.owns(s.labels)]
-        containers = [c for c in await self.runtime.list_containers() if self.owns(c.labels)]
+        return self.group(await self.runtime.list_pod_sandboxes(), await self.runtime.list_containers())
+
+    def group(self, all_sandboxes: list[Any], all_containers: list[ContainerStatus]) -> dict[str, RuntimePod]:
+        """A listing (e.g. PLEG's last relist) grouped into this node's pods by uid."""
+        sandboxes = [s for s in all_sandboxes if self.owns(s.labels)]
+        containers = [c for c in all_containers if self.owns(c.labels)]
         by_uid: dict[str, tuple[list[Any], list[ContainerStatus]]] = {}
         for s in sandboxes:
             by_uid.setdefault(s.labels.get(LABEL_POD_UID) or s.metadata.uid, ([], []))[0].append(s)
