@@ -97,6 +97,7 @@ class Kubelet:
         self.stop_pods_on_exit = False
         self.node_allocatable = dict(config.node_allocatable or {})
         self.host_ip = config.host_ip
+        self.rm.host_ip = config.host_ip
         self._admitted: set[str] = set()
         self._cleaned: set[str] = set()                    # uids removed from the runtime (PLEG echoes ignored)
         self.timing: dict[str, dict[str, float]] = {}     # uid → seen/sandbox/started wall-clock times
@@ -223,7 +224,7 @@ class Kubelet:
         if uid not in self._admitted and not self._admit(pod, rp):
             return None
         sources = await self._sources(pod)
-        running = self._running(rp)
+        running = self._running(pod, rp)
         handler = await self._runtime_handler(pod)
         if handler is None:
             rc = (pod.get("spec") or {}).get("runtimeClassName")
@@ -244,7 +245,7 @@ class Kubelet:
         a = result.actions
         if a.kill_pod or a.create_sandbox or a.containers_to_kill or a.containers_to_start or a.next_init_container:
             rp = await self.rm.runtime_pod(uid)
-        running = self._running(rp)
+        running = self._running(pod, rp)
         self.prober.sync(pod, running)
         await self._read_messages(rp)
         status = compute_pod_status(pod, rp, StatusInputs(
@@ -309,9 +310,11 @@ class Kubelet:
             self._messages.pop(c.id, None)
         return DONE
 
-    @staticmethod
-    def _running(rp: RuntimePod) -> dict[str, tuple[str, str]]:
+    def _running(self, pod: Mapping[str, Any], rp: RuntimePod) -> dict[str, tuple[str, str]]:
+        """Running containers by name → (id, the IP probes dial: the pod's, or the node's with hostNetwork)."""
         ip = rp.sandbox.ip if rp.sandbox is not None and rp.sandbox.ip else ""
+        if not ip and (pod.get("spec") or {}).get("hostNetwork"):
+            ip = self.host_ip
         out: dict[str, tuple[str, str]] = {}
         for c in rp.containers:                        # newest first
             if c.state == ContainerState.RUNNING and c.metadata.name not in out:

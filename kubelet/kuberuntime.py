@@ -76,6 +76,7 @@ class RuntimeManager:
         self.log_dir = log_dir
         self.backoff = backoff or Backoff()
         self.clock = clock
+        self.host_ip = "127.0.0.1"                                # for hostNetwork pods' hooks
         self._sandbox_ids: dict[str, set[str]] | None = None   # uid → its sandbox ids (None: not listed yet)
 
     # ---------------------------------------------------------------- reading the runtime
@@ -204,7 +205,8 @@ class RuntimeManager:
             result.errors[name] = (exc.reason, exc.message)
             result.events.append(("Warning", "Failed", exc.message))
             return
-        src = Sources(sources.configmaps, sources.secrets, pod_ip=sb.ip or sources.host_ip,
+        ip = sb.ip or (sources.host_ip if (pod.get("spec") or {}).get("hostNetwork") else "")
+        src = Sources(sources.configmaps, sources.secrets, pod_ip=ip,
                       host_ip=sources.host_ip, node_allocatable=sources.node_allocatable)
         uid = (pod.get("metadata") or {}).get("uid", "")
         term_dir = pod_dir(self.root_dir, uid) / "containers" / name
@@ -241,7 +243,7 @@ class RuntimeManager:
         post = ((c.get("lifecycle") or {}).get("postStart"))
         if post:
             res = await run_handler(post, runtime=self.runtime, container_id=cid, container=c,
-                                    pod_ip=sb.ip or "", timeout=float(grace_period(pod)))
+                                    pod_ip=ip, timeout=float(grace_period(pod)))
             if not res.ok:
                 msg = f"PostStartHook failed: {res.message}"
                 result.events.append(("Warning", "FailedPostStartHook", msg))
@@ -258,7 +260,7 @@ class RuntimeManager:
                 st = await self.runtime.container_status(cid)
                 sb = await self.runtime.pod_sandbox_status(st.pod_sandbox_id)
                 await asyncio.wait_for(run_handler(pre, runtime=self.runtime, container_id=cid, container=c or {},
-                                                   pod_ip=sb.ip or "", timeout=float(grace)), grace)
+                                                   pod_ip=sb.ip or self.host_ip, timeout=float(grace)), grace)
             except (asyncio.TimeoutError, CriError) as exc:
                 logger.info("%s: preStop of %s: %s", pod_key(pod), cid, exc)
         left = max(deadline - time.monotonic(), MIN_GRACE if grace > 0 else 0)

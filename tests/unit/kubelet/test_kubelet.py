@@ -291,3 +291,16 @@ async def test_startup_probe_gates_started_ready_and_liveness(tmp_path: Path) ->
         assert h.last_status("slow")["containerStatuses"][0]["ready"] is True
         await wait_for(lambda: ("exec_sync", ("alive?",)) in h.runtime.calls)
         assert len(h.containers("c")) == 1
+
+
+async def test_host_network_pod_uses_node_ip(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    async with running(h):
+        h.add(make_pod("hn", {"name": "c", "image": "busybox:1.36",
+                              "env": [{"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]},
+                       hostNetwork=True))
+        await wait_for(lambda: h.last_status("hn").get("phase") == "Running")
+        assert h.last_status("hn")["podIP"] == "192.168.0.9"
+        assert ("IP", "192.168.0.9") in next(iter(h.runtime.configs.values())).envs
+        assert h.kubelet._running(h.kubelet.pods["uid-hn"], await h.kubelet.rm.runtime_pod("uid-hn"))["c"][1] == \
+            "192.168.0.9"
