@@ -181,13 +181,13 @@ async def test_logs_previous_and_kill9_restart_readopts(kenv: Env) -> None:
     await kenv.client.create("pods", pod_manifest("steady", node.name, container("c", "echo steady; sleep 1000")),
                              "default")
     await kenv.client.create("pods", pod_manifest("exits", node.name, container(
-        "c", "echo run-$(cat /proc/uptime | cut -d. -f1); test -e /tmp/x || sleep 4; exit 3")), "default")
+        "c", "echo run-$(cat /proc/uptime | cut -d. -f1); test -e /tmp/x || sleep 3; exit 3")), "default")
     await kenv.wait_status("steady", lambda s: s.get("phase") == "Running", 30, "Running")
     s_exits = await kenv.wait_status("exits", lambda s: "running" in s["containerStatuses"][0]["state"], 30, "run")
     steady_id = (await kenv.status("steady"))["containerStatuses"][0]["containerID"]
     node.kill9()
     # while the kubelet is down, "exits" exits with 3
-    await asyncio_sleep_until_exit(4.5)
+    await asyncio_sleep_until_exit(3.5)
     node.start()
     await kenv.ready(node)
     s = await kenv.wait_status("exits", lambda s: s["containerStatuses"][0]["restartCount"] >= 1, 30, "restarted")
