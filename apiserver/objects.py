@@ -14,14 +14,15 @@ import contextlib
 import copy
 import logging
 import secrets
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Iterator
 
+from apiserver.listing import encode, list_objects
 from apiserver.registry.strategy import strategy_for
 from apiserver.storage import (KeyExistsError, KeyNotFoundError, KeyValue, RevisionMismatchError,
                                Store, UnavailableError)
-from apiserver.listing import encode, list_objects
 from apiserver.watchcache import WatchCache, decode
 from kubelite.api import errors
 from kubelite.api import patch as patch_lib
@@ -51,8 +52,19 @@ class DeleteOptions:
     dry_run: bool = False
 
 
+_clock: tuple[int, str] = (0, "")
+
+
 def _now(offset: int = 0) -> str:
-    return (datetime.now(timezone.utc) + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 UTC time, second precision (formatted once per second: strftime is slow)."""
+    global _clock
+    second = int(time.time()) + offset
+    if offset or second != _clock[0]:
+        text = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if offset:
+            return text
+        _clock = (second, text)
+    return _clock[1]
 
 
 def _meta(obj: dict[str, Any]) -> dict[str, Any]:
