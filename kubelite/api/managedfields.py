@@ -10,7 +10,6 @@ fields an ordinary write (``Update``) changed. Pure functions on plain dicts.
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -70,7 +69,7 @@ def apply_patch(live: dict[str, Any] | None, applied: dict[str, Any], manager: s
     api_version = str(applied.get("apiVersion") or (live or {}).get("apiVersion") or "")
     node = root_schema(applied if applied.get("kind") else (live or {}), api_version)
     mine = field_set(applied, node)
-    base = copy.deepcopy(live) if live is not None else {}
+    base = schema.clone(live) if live is not None else {}
     entries = _entries(base)
     merged = strategic_merge_patch(base, _without_managed(applied), api_version or None,
                                    str(applied.get("kind") or base.get("kind") or "") or None)
@@ -131,7 +130,7 @@ def _last_applied_fields(live: dict[str, Any], node: schema.Schema | None) -> se
 
 
 def _set_last_applied(obj: dict[str, Any], applied: dict[str, Any]) -> None:
-    config = copy.deepcopy(_without_managed(applied))
+    config = schema.clone(_without_managed(applied))
     annotations = (config.get("metadata") or {}).get("annotations")
     if isinstance(annotations, dict):
         annotations.pop(LAST_APPLIED, None)
@@ -197,11 +196,11 @@ def update_managed_fields(old: dict[str, Any] | None, new: dict[str, Any], manag
     for e in entries:
         tree = e.get("fieldsV1") if isinstance(e.get("fieldsV1"), dict) else {}
         if _same_owner(e, manager, operation, subresource):
-            mine = copy.deepcopy(tree)
+            mine = schema.clone(tree)
             continue
         hits = [p for p in touched if tree_has(tree, p)]
         if hits:
-            tree = copy.deepcopy(tree)
+            tree = schema.clone(tree)
             for path in hits:
                 tree_remove(tree, path)
             e = dict(e, fieldsV1=tree)

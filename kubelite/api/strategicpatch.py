@@ -8,7 +8,6 @@ Pure functions; malformed patches raise :class:`~kubelite.api.errors.BadRequest`
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from kubelite.api import schema
@@ -35,7 +34,7 @@ def strategic_merge_patch(original: dict[str, Any], patch: Any, api_version: str
     if not isinstance(patch, dict):
         raise BadRequest("strategic merge patch: the patch must be a JSON object")
     node = schema_node if schema_node is not None else root_schema(original, api_version, kind)
-    merged = _merge_map(copy.deepcopy(original) if isinstance(original, dict) else {}, patch, node)
+    merged = _merge_map(schema.clone(original) if isinstance(original, dict) else {}, patch, node)
     return merged if merged is not None else {}
 
 
@@ -270,7 +269,7 @@ def _diff_list(patch: dict[str, Any], key: str, ov: list[Any], mv: list[Any], me
 
 def _merge_patches(a: dict[str, Any], b: dict[str, Any], node: Node) -> dict[str, Any]:
     """Combine two patches (``b`` wins); merge-keyed lists combine element by element."""
-    out = copy.deepcopy(a)
+    out = schema.clone(a)
     for key, bv in b.items():
         av = out.get(key)
         if key == "$retainKeys" and isinstance(av, list) and isinstance(bv, list):
@@ -295,7 +294,7 @@ def _merge_patches(a: dict[str, Any], b: dict[str, Any], node: Node) -> dict[str
             elif "merge" in strategies:
                 out[key] = av + [x for x in bv if x not in av]
             else:
-                out[key] = copy.deepcopy(bv)
+                out[key] = schema.clone(bv)
         else:
-            out[key] = copy.deepcopy(bv)
+            out[key] = schema.clone(bv)
     return out
