@@ -52,9 +52,20 @@ def encode(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+# Defaults of list-map key fields (published as schema defaults in Kubernetes' OpenAPI): an applied
+# ``ports: [{containerPort: 80}]`` item is the live ``{containerPort: 80, protocol: TCP}`` one.
+KEY_DEFAULTS: dict[str, Any] = {"protocol": "TCP"}
+
+
 def _item_key(item: dict[str, Any], keys: list[str]) -> str:
     """``k:{"containerPort":80,"protocol":"TCP"}`` (keys sorted, as Kubernetes writes them)."""
-    return "k:{" + ",".join(f'"{k}":{encode(item[k])}' for k in keys if k in item) + "}"
+    parts = []
+    for k in keys:
+        if k in item:
+            parts.append(f'"{k}":{encode(item[k])}')
+        elif len(keys) > 1 and k in KEY_DEFAULTS:
+            parts.append(f'"{k}":{encode(KEY_DEFAULTS[k])}')
+    return "k:{" + ",".join(parts) + "}"
 
 
 def field_values(obj: Any, node: schema.Schema | None, prefix: Path = (), top: bool = True) -> dict[Path, Any]:
