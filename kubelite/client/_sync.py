@@ -139,7 +139,7 @@ class SyncClient:
             sock = socket.create_connection((host, self._port), timeout=self.timeout)  # type: ignore[arg-type]
         except OSError as exc:
             raise ServiceUnavailable(f"The connection to the server {self._host}:{self._port} was refused - "
-                                     f"did you specify the right host or port? ({exc.strerror or exc})") from None
+                                     "did you specify the right host or port?") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._https:
             sock = kubeconfig.ssl_context(self.config).wrap_socket(sock, server_hostname=self._host)
