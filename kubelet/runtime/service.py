@@ -62,7 +62,6 @@ class Runtime:
         self.cgroup_root = cgroup_root if cgroup_root is not None else f"kubelite/{node_name}"
         self.image_store = image_store
         self.network = network
-        self._network_ready = False
         self.oci_root = os.path.join(self.root, "oci")
         self.snapshots = Snapshotter(os.path.join(self.root, "snapshots"))
         self.fs = ForkServerClient(os.path.join(self.root, "forkserver.sock"))
@@ -117,9 +116,10 @@ class Runtime:
         sid = uuid.uuid4().hex
         try:
             async with self._lock:  # uid ranges are allocated from what is on disk
-                if self.network is not None and not self._network_ready and not config.host_network:
-                    await asyncio.to_thread(self.network.ensure)  # bridge kubelite0, gateway, routes
-                    self._network_ready = True
+                if self.network is not None and not config.host_network:
+                    # bridge kubelite0, gateway, routes: idempotent and cheap, and the bridge is shared
+                    # by every node on the host (a `kubelite down` elsewhere may have removed it)
+                    await asyncio.to_thread(self.network.ensure)
                 await sandbox.create(self.fs, self.root, sid, config, handler, self.cgroup_root, {}, self.network)
         except (ForkServerError, OSError, ValueError, KubeliteError) as e:
             raise sandbox.SandboxError(f"{config.metadata.namespace}/{config.metadata.name}: {e}") from e
