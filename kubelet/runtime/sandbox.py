@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -62,6 +63,18 @@ def resolv_content(cfg: cri.PodSandboxConfig) -> str:
     if dns is None or not (dns.servers or dns.searches or dns.options):
         return network.resolv_conf(None)  # ClusterFirst without cluster DNS: the host's
     return network.resolv_conf(network.DnsConfig(dns.servers, dns.searches, dns.options))
+
+
+def _setup_pod(net: network.NodeNetwork, sid: str, netns: str) -> network.PodNetwork:
+    """``setup_pod``, re-making the shared bridge when another node's ``kubelite down`` removed it meanwhile."""
+    for attempt in range(3):
+        try:
+            return net.setup_pod(sid, netns)
+        except network.NetlinkError as e:
+            if e.errno != errno.ENODEV or attempt == 2:
+                raise
+            net.ensure()
+    raise AssertionError("unreachable")
 
 
 def allocate_userns(root: str) -> int:
@@ -128,7 +141,7 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
                                "flags": MS_BIND})
                 meta["ns"][k] = target
         if net is not None and "network" in kinds:
-            pn = await asyncio.to_thread(net.setup_pod, sid, meta["ns"]["network"])
+            pn = await asyncio.to_thread(_setup_pod, net, sid, meta["ns"]["network"])
             meta["ip"] = pn.ip
             undo.push_async_callback(asyncio.to_thread, net.teardown_pod, sid)
         for name, content in (("hosts", hosts_content(cfg, meta["ip"])), ("resolv.conf", resolv_content(cfg)),
@@ -168,7 +181,7 @@ async def remove(fs: ForkServerClient, meta: dict[str, Any], net: network.NodeNe
         await stop(fs, meta, net)
     await fs.call({"op": "umount", "target": os.path.join(meta["dir"], "shm"), "flags": MNT_DETACH})
     if meta.get("own_cgroup"):
-        await asyncio.to_thread(cgroupfs.destroy, meta["cgroup"])
+        await asyncio.to_thread(cgroupfs.destroy, meta["cgroup"], 5.0, True)
     await asyncio.to_thread(shutil.rmtree, meta["dir"], True)
 
 

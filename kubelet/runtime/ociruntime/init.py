@@ -83,8 +83,11 @@ def secure_join(root: str, path: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ stage 1
-def stage1(spec: dict[str, Any], sync: socket.socket, procs_files: list[str]) -> None:
-    """First child: cgroup, namespaces, fork PID 1. Reports ``{"pid": n}`` or ``{"error": ...}``; exits."""
+def stage1(spec: dict[str, Any], sync: socket.socket, procs_files: list[str], direct: bool = False) -> None:
+    """First child: cgroup, namespaces, fork PID 1. Reports ``{"pid": n}`` or ``{"error": ...}``; exits.
+
+    ``direct``: the shim already entered the PID namespace for its children (no user namespace), so
+    this process is the container's init: no second fork, it goes on with ``stage2`` itself."""
     try:
         pid = os.getpid()
         for f in procs_files:
@@ -106,7 +109,7 @@ def stage1(spec: dict[str, Any], sync: socket.socket, procs_files: list[str]) ->
             os.setresuid(0, 0, 0)
         new = 0
         for kind, path in nss.items():
-            if kind == "user":
+            if kind == "user" or (direct and kind == "pid"):
                 continue
             if path:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -116,6 +119,8 @@ def stage1(spec: dict[str, Any], sync: socket.socket, procs_files: list[str]) ->
                 new |= linux.NAMESPACE_FLAGS[kind]
         if new:
             linux.unshare(new)
+        if direct:
+            stage2(spec, sync)
         child = os.fork()
         if child == 0:
             stage2(spec, sync)
@@ -157,6 +162,8 @@ def _idmapped_rootfs(spec: dict[str, Any], userns_path: str) -> None:
 def _mount_entry(rootfs: str, m: dict[str, Any]) -> None:
     dest = secure_join(rootfs, m["destination"])
     mtype = m.get("type") or ""
+    if mtype == "cgroup":
+        return  # (runc's default spec has one) containers here do not see cgroupfs
     flags, prop, data = parse_options(list(m.get("options", [])))
     src = m.get("source") or mtype
     is_bind = bool(flags & MS_BIND) or mtype == "bind"

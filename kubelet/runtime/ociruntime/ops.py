@@ -137,7 +137,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
                        capture_output=True, timeout=10)
     cg = st["_state"].get("cgroup")
     if cg:
-        cgroupfs.destroy(cg)
+        cgroupfs.destroy(cg, everywhere=handler != "kubelite")
     state.remove_container_dir(root, cid)
 
 
