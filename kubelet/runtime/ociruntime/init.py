@@ -261,6 +261,7 @@ def stage2(spec: dict[str, Any], sync: socket.socket) -> None:
                 linux.mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
         if "uts" in nss and not nss["uts"] and spec.get("hostname"):
             linux.sethostname(spec["hostname"])
+        _lookup_executable(spec["process"])
         send(sync, {"ready": True})
         start_fd = spec["_start_fd"]
         if os.read(start_fd, 1) != b"s":
@@ -277,6 +278,21 @@ def stage2(spec: dict[str, Any], sync: socket.socket) -> None:
 
 RLIMITS = {name: getattr(resource, name.replace("RLIMIT_", "RLIMIT_")) for name in dir(resource)
            if name.startswith("RLIMIT_")}
+
+
+def _lookup_executable(proc: dict[str, Any]) -> None:
+    """Fail at create, as runc does, when the command cannot be found in the container's PATH."""
+    arg0 = proc["args"][0]
+    if "/" in arg0:
+        path = arg0 if arg0.startswith("/") else os.path.join(proc.get("cwd") or "/", arg0)
+        if os.access(path, os.X_OK):
+            return
+        raise OSError(2, f'exec: "{arg0}": no such file or executable')
+    env = dict(e.split("=", 1) for e in proc.get("env", []) if "=" in e)
+    for d in env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
+        if d and os.access(os.path.join(d, arg0), os.X_OK):
+            return
+    raise OSError(2, f'exec: "{arg0}": executable file not found in $PATH')
 
 
 def set_oom_score_adj(proc: dict[str, Any]) -> None:

@@ -147,7 +147,9 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
             procs = cgroupfs.create(cg, lx.get("resources") or {})
             if spec.get("annotations", {}).get(HANDLER_ANNOTATION, "kubelite") != "kubelite":
                 procs = []  # runc/crun put the container in it; runc itself stays out
-        start_r, start_w = os.pipe()
+        fifo = os.path.join(cdir, state.START_FIFO)  # `start` writes one byte; the init blocks reading it
+        os.mkfifo(fifo, 0o600)
+        start_r = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)  # RDWR: reads block until a byte comes
         spec["_start_fd"] = start_r
         sync_parent, sync_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         if stdio:
@@ -227,11 +229,10 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
             os._exit(1)
     reply.send(json.dumps({"pid": pid}).encode())
     reply.close()
-    _serve(cdir, cid, pid, pidfd, ctl, sync_parent, start_w, out_r, err_r, log_path, events, st)
+    _serve(cdir, cid, pid, pidfd, ctl, sync_parent, out_r, err_r, log_path, events, st)
 
 
-def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: socket.socket, start_w: int,
-           out_r: int, err_r: int, log_path: str, events: str, st: dict[str, Any]) -> None:
+def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: socket.socket, out_r: int, err_r: int, log_path: str, events: str, st: dict[str, Any]) -> None:
     sel = selectors.DefaultSelector()
     logf = open(log_path, "ab", buffering=0) if log_path else None
     logs = {}
@@ -242,8 +243,8 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
             sel.register(fd, selectors.EVENT_READ, "log")
     sel.register(ctl, selectors.EVENT_READ, "ctl")
     sel.register(pidfd, selectors.EVENT_READ, "exit")
+    sel.register(sync, selectors.EVENT_READ, "sync")
     waiters: list[socket.socket] = []
-    started = False
     exec_error = ""
     exited: int | None = None
     while exited is None:
@@ -256,30 +257,9 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
                 cmd = conn.recv(256).decode().split()
                 if not cmd:
                     conn.close()
-                elif cmd[0] == "start":
-                    if started:
-                        conn.sendall(b'{"error": "container already started"}')
-                        conn.close()
-                        continue
-                    started = True
-                    os.write(start_w, b"s")
-                    os.close(start_w)
-                    try:
-                        msg = init.recv(sync)
-                        exec_error = msg.get("error", "")
-                    except EOFError:
-                        pass  # the sync socket closed on exec: it runs
-                    if not exec_error and st["handler"] != "kubelite":
-                        exec_error = _external_wait_running(st["handler"], st["root"], cid, pidfd)
-                    st["started"] = time.time_ns()
-                    if exec_error:
-                        st["exec_error"] = exec_error
-                    state.write_json(os.path.join(cdir, "state.json"), st)
-                    conn.sendall(json.dumps({"error": exec_error} if exec_error else {"ok": True}).encode())
-                    conn.close()
                 elif cmd[0] == "kill":
                     try:
-                        if st.get("handler", "kubelite") != "kubelite" and started:
+                        if st["handler"] != "kubelite" and state.started_at(cdir, st):
                             _external_kill(st["handler"], st["root"], cid, int(cmd[1]))
                         else:
                             signal.pidfd_send_signal(pidfd, int(cmd[1]))
@@ -291,6 +271,18 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
                     waiters.append(conn)
                 else:
                     conn.close()
+            elif what == "sync":  # after start: EOF = the init exec'd; a message = exec failed
+                sel.unregister(sync)
+                try:
+                    exec_error = init.recv(sync).get("error", "")
+                except (EOFError, OSError):
+                    pass
+                if exec_error:
+                    st["exec_error"] = exec_error
+                elif st["handler"] != "kubelite":
+                    st["exec_error"] = _external_wait_running(st["handler"], st["root"], cid, pidfd)
+                st["started"] = state.started_at(cdir, st) or time.time_ns()
+                state.write_json(os.path.join(cdir, "state.json"), st)
             elif what == "exit":
                 _, status = os.waitpid(pid, 0)
                 exited = os.waitstatus_to_exitcode(status)
@@ -305,7 +297,7 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
     code = exited if exited >= 0 else 128 - exited
     oom = bool(st.get("cgroup")) and cgroupfs.oom_kills(st["cgroup"]) > st.get("oom_base", 0)
     reason = "OOMKilled" if oom and code == 137 else ("Completed" if code == 0 else "Error")
-    if not started:
+    if not state.started_at(cdir, st):
         reason = "Error"
     if st.get("exec_error"):
         reason = "StartError"

@@ -102,11 +102,18 @@ async def test_failed_create_leaves_nothing(env: Env, rt: Runtime) -> None:
         await rt.create_container(sid, env.container("c", "true", mounts=(cri.Mount("/x", "/nonexistent-kubelite"),)), pod)
     assert await rt.list_containers() == []
     assert os.listdir(rt.oci_root) == []
-    with pytest.raises(cri.CreateContainerError):
-        cid = await rt.create_container(sid, env.container("c", "/no/such/binary"), pod)
-        await rt.start_container(cid)
-    st = await wait_exited(rt, (await rt.list_containers())[0].id)
-    assert st.exit_code == 127 and st.reason == "StartError" and "/no/such/binary" in st.message
+    with pytest.raises(cri.CreateContainerError, match="no such file"):
+        await rt.create_container(sid, env.container("c", "/no/such/binary"), pod)
+    with pytest.raises(cri.CreateContainerError, match="executable file not found in .PATH"):
+        await rt.create_container(sid, env.container("c", "nosuchcommand"), pod)
+    assert await rt.list_containers() == [] and os.listdir(rt.oci_root) == []
+    junk = env.root / "junk"
+    junk.write_bytes(b"\x00not a program")
+    junk.chmod(0o755)
+    cid = await rt.create_container(sid, env.container("c", "/junk", mounts=(cri.Mount("/junk", str(junk)),)), pod)
+    await rt.start_container(cid)  # found and executable, but exec fails: the exit record says why
+    st = await wait_exited(rt, cid)
+    assert (st.exit_code, st.reason) == (126, "StartError") and "/junk" in st.message
 
 
 @pytest.mark.parametrize("handler", ["runc", "crun"])
