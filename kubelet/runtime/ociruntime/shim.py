@@ -135,18 +135,14 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
     cdir = state.container_dir(root, cid)
     procs: list[str] = []
     cg = ""
-    pid = 0
+    pid = first = 0
     try:
         os.makedirs(cdir)
         with open(os.path.join(bundle, "config.json"), "rb") as f:
             spec = json.load(f)
         spec["_bundle"] = os.path.abspath(bundle)
         lx = spec.get("linux", {})
-        cg = lx.get("cgroupsPath", "")
-        if cg:
-            procs = cgroupfs.create(cg, lx.get("resources") or {})
-            if spec.get("annotations", {}).get(HANDLER_ANNOTATION, "kubelite") != "kubelite":
-                procs = []  # runc/crun put the container in it; runc itself stays out
+        cg_path = lx.get("cgroupsPath", "")
         fifo = os.path.join(cdir, state.START_FIFO)  # `start` writes one byte; the init blocks reading it
         os.mkfifo(fifo, 0o600)
         start_r = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)  # RDWR: reads block until a byte comes
@@ -178,12 +174,17 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
             if handler == "kubelite":
-                init.stage1(spec, sync_child, procs, direct)
+                init.stage1(spec, sync_child, [], direct)
             _external(handler, root, cid, spec, sync_child)
         sync_child.close()
         os.close(start_r)
         for fd in (in_fd, out_fd, err_fd):
             os.close(fd)
+        if cg_path:  # while the child sets up its namespaces and mounts (the other core): the cgroup
+            cg = cg_path
+            procs = cgroupfs.create(cg, lx.get("resources") or {})
+            if handler != "kubelite":
+                procs = []  # runc/crun put the container in it; runc itself stays out
         ready = False
         if direct:
             pid = first
@@ -200,6 +201,8 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
                 ready = True
         if not direct and pid != first:  # stage1 exits once it has forked the init; runc/crun's is the process
             os.waitpid(first, 0)
+        for f in procs:  # into its cgroup before it may exec
+            linux.write_file(f, str(pid))
         pidfd = os.pidfd_open(pid)
         st = {"id": cid, "pid": pid, "bundle": spec["_bundle"], "created": time.time_ns(),
               "starttime": state.proc_starttime(pid), "cgroup": cg, "shim": os.getpid(),
@@ -211,6 +214,11 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
         ctl.bind(os.path.join(cdir, "shim.sock"))
         ctl.listen(16)
     except BaseException as e:
+        if first:
+            try:
+                os.kill(first, signal.SIGKILL)
+            except OSError:
+                pass
         if pid:
             try:
                 os.kill(pid, signal.SIGKILL)
