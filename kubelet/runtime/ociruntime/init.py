@@ -301,6 +301,14 @@ def set_oom_score_adj(proc: dict[str, Any]) -> None:
         linux.write_file("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]))
 
 
+def _permitted_now() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapPrm:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
 def apply_process(proc: dict[str, Any]) -> None:
     """rlimits, no_new_privs, capabilities, user and cwd of an OCI ``process`` (for init and exec alike)."""
     for rl in proc.get("rlimits", []):
@@ -316,9 +324,11 @@ def apply_process(proc: dict[str, Any]) -> None:
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     if caps is not None:
-        linux.capset(linux.cap_mask(caps.get("effective", [])) if uid == 0 or caps.get("ambient") else 0,
-                     linux.cap_mask(caps.get("permitted", [])) if uid == 0 or caps.get("ambient") else 0,
-                     linux.cap_mask(caps.get("inheritable", [])))
+        have = _permitted_now()  # a privileged container gets all the caps we have, not more (some VMs hold back a few)
+        root = uid == 0 or bool(caps.get("ambient"))
+        linux.capset(linux.cap_mask(caps.get("effective", [])) & have if root else 0,
+                     linux.cap_mask(caps.get("permitted", [])) & have if root else 0,
+                     linux.cap_mask(caps.get("inheritable", [])) & have)
     if proc.get("noNewPrivileges"):
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     os.chdir(proc.get("cwd") or "/")

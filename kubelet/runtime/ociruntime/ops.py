@@ -7,10 +7,13 @@ talk to the container's shim over ``<root>/<id>/shim.sock``; once the shim is go
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import socket
+import subprocess
+import termios
 import time
 from typing import Any
 
@@ -139,7 +142,6 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         return
     handler = st["_state"].get("handler", "kubelite")
     if handler != "kubelite":
-        import subprocess
         subprocess.run([handler, "--root", shim.external_root(root, handler), "delete", "-f", cid],
                        capture_output=True, timeout=10)
     cg = st["_state"].get("cgroup")
@@ -158,7 +160,6 @@ def exec_in(root: str, cid: str, process: dict[str, Any], stdio: list[int]) -> i
     handler = json.load(open(os.path.join(st["bundle"], "config.json"))).get("annotations", {}).get(
         shim.HANDLER_ANNOTATION, "kubelite")
     if handler != "kubelite":  # st["pid"] is runc/crun itself: ask it for the container's init
-        import subprocess
         deadline = time.monotonic() + 10
         while True:  # `start` returns once runc/crun is exec'd, not once it has made the container
             p = subprocess.run([handler, "--root", shim.external_root(root, handler), "state", cid],
@@ -194,8 +195,6 @@ def exec_in(root: str, cid: str, process: dict[str, Any], stdio: list[int]) -> i
             os.dup2(stdio[2], 2)
             if process.get("terminal"):
                 os.setsid()
-                import fcntl
-                import termios
                 fcntl.ioctl(0, termios.TIOCSCTTY, 0)
             try:
                 init.apply_process(process)

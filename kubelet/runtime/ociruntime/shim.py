@@ -16,6 +16,7 @@ import os
 import selectors
 import signal
 import socket
+import subprocess
 import time
 from typing import Any, BinaryIO
 
@@ -34,7 +35,6 @@ def external_root(root: str, handler: str) -> str:
 
 def _external_kill(handler: str, root: str, cid: str, sig: int) -> None:
     """Signal the container itself, not the ``runc run`` that waits for it (SIGKILL would orphan it)."""
-    import subprocess
     p = subprocess.run([handler, "--root", external_root(root, handler), "kill", cid, str(sig)],
                        capture_output=True, text=True, timeout=10)
     if p.returncode != 0 and "not running" not in p.stderr and "does not exist" not in p.stderr:
@@ -43,7 +43,6 @@ def _external_kill(handler: str, root: str, cid: str, sig: int) -> None:
 
 def _external_wait_running(handler: str, root: str, cid: str, pidfd: int) -> str:
     """After exec of ``<handler> run``: wait until it reports the container running ("" or an error)."""
-    import subprocess
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         p = subprocess.run([handler, "--root", external_root(root, handler), "state", cid],

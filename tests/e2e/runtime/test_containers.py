@@ -31,9 +31,9 @@ def log_lines(path: str) -> list[str]:
         return [line.rstrip("\n").split(" ", 3)[3] for line in f]
 
 
-async def run_to_end(rt: Runtime, env: Env, pod: cri.PodSandboxConfig, sid: str, *cmd: str,
+async def run_to_end(rt: Runtime, env: Env, pod: cri.PodSandboxConfig, sid: str, *cmd: str, name: str = "c",
                      **kw: object) -> tuple[cri.ContainerStatus, list[str]]:
-    cid = await rt.create_container(sid, env.container("c", *cmd, **kw), pod)
+    cid = await rt.create_container(sid, env.container(name, *cmd, **kw), pod)
     await rt.start_container(cid)
     st = await wait_exited(rt, cid)
     return st, log_lines(st.log_path)
