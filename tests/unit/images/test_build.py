@@ -151,3 +151,19 @@ def test_build_errors(tmp_path: Path, store: ImageStore, dockerfile: str, files:
     with pytest.raises(BuildError, match=msg):
         build(store, ctx, ["bad:1"])
     assert store.get("bad:1") is None
+
+
+def test_symlinks_in_the_context_never_reach_outside(tmp_path: Path, store: ImageStore) -> None:
+    secret = tmp_path / "host-secret"
+    secret.mkdir()
+    (secret / "passwd").write_text("host data")
+    ctx = _ctx(tmp_path, "FROM busybox:1.35\nCOPY link/passwd /got\n", {})
+    (ctx / "link").symlink_to(secret)
+    with pytest.raises(BuildError, match="not found"):
+        build(store, ctx, ["sym:1"])
+    (ctx / "inside").mkdir()
+    (ctx / "inside/passwd").write_text("context data")
+    (ctx / "link").unlink()
+    (ctx / "link").symlink_to("/inside")        # absolute: taken relative to the context root
+    img = build(store, ctx, ["sym:1"]).image
+    assert (find_in_layers([la.path for la in img.layers], "got") or Path()).read_text() == "context data"
