@@ -397,7 +397,19 @@ class ImageStore:
                         shutil.rmtree(d, ignore_errors=True)
                         report.layers += 1
                 shutil.rmtree(self.blobs.tmp, ignore_errors=True)
+                self._prune_build_cache()
         return report
+
+    def _prune_build_cache(self) -> None:
+        """Forget build-cache steps whose layer blob is gone (under the index lock)."""
+        path = self.root / "build-cache.json"
+        try:
+            cache = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        kept = {k: v for k, v in cache.items() if v.get("layer") is None or self.blobs.has(v["layer"]["digest"])}
+        if len(kept) != len(cache):
+            self._atomic_write(path, json.dumps(kept).encode())
 
     def usage(self) -> tuple[int, int]:
         """(bytes used on disk, inodes used) by the whole store, hard links counted once."""
