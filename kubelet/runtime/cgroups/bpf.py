@@ -57,6 +57,7 @@ def build_program(rules: tuple[DeviceRule, ...]) -> bytes:
         _insn(_LDXW, 5, 1, 8),                                    # r5 = minor
     ]
     blocks: list[list[bytes]] = []
+    unconditional = False
     for rule in reversed(rules):
         checks: list[tuple[int, int, int, int]] = []   # (code, dst, src, imm), jump to next block
         if rule.type in ("b", "c"):
@@ -78,8 +79,10 @@ def build_program(rules: tuple[DeviceRule, ...]) -> bytes:
         block += [_insn(_MOV32K, 0, imm=1 if rule.allow else 0), _insn(_EXIT)]
         blocks.append(block)
         if rule.type == "a" and not checks:
-            break          # matches everything: later (earlier-listed) rules are unreachable
-    epilogue = [_insn(_MOV32K, 0, imm=0), _insn(_EXIT)]
+            unconditional = True
+            break          # matches everything: earlier-listed rules and the default are unreachable
+    # the verifier rejects unreachable code, so the default verdict only follows conditional rules
+    epilogue = [] if unconditional else [_insn(_MOV32K, 0, imm=0), _insn(_EXIT)]
     return b"".join(prologue + [i for b in blocks for i in b] + epilogue)
 
 

@@ -75,14 +75,31 @@ def read_pids(path: Path) -> list[int]:
 
 
 def mkdir(path: Path) -> bool:
-    """Create one cgroup directory; True when it was new."""
+    """Create one cgroup directory; True when it was new.
+
+    A parent that vanished meanwhile (another node pruning a shared ancestor such as ``kubelite``)
+    raises ``FileNotFoundError`` so the caller can redo its walk from the top.
+    """
     try:
         os.mkdir(path, 0o755)
         return True
-    except FileExistsError:
+    except (FileExistsError, FileNotFoundError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
         return False
     except OSError as e:
         raise CgroupError(f"mkdir {path}: {e.strerror}") from e
+
+
+def prune_empty(dirs: list[Path]) -> None:
+    """rmdir each of ``dirs`` (deepest first) that is an empty cgroup; stop at the first in use."""
+    for d in dirs:
+        try:
+            os.rmdir(d)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return
 
 
 def subdirs_bottom_up(path: Path) -> list[Path]:

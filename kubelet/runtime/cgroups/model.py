@@ -10,7 +10,8 @@ decision; this module only turns a class and a uid into a path.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from kubelite.api.errors import KubeliteError
 
@@ -117,6 +118,34 @@ class Resources:
                    memory_limit_bytes=memory_limit_bytes, pids_limit=pids_limit, devices=devices)
 
 
+    @classmethod
+    def from_oci(cls, res: dict[str, Any] | None) -> Resources:
+        """An OCI runtime-spec ``linux.resources`` object (what runc and crun read) → Resources.
+
+        ``devices`` absent → None (left alone); present → the rules in order, as runc applies them.
+        """
+        res = res or {}
+        cpu, mem, pids = res.get("cpu") or {}, res.get("memory") or {}, res.get("pids") or {}
+        devices = None
+        if "devices" in res:
+            devices = tuple(DeviceRule(bool(d.get("allow")), d.get("type") or "a",
+                                       -1 if d.get("major") is None else int(d["major"]),
+                                       -1 if d.get("minor") is None else int(d["minor"]),
+                                       d.get("access") or "rwm") for d in res["devices"] or [])
+        return cls(cpu_shares=int(cpu.get("shares") or 0), cpu_quota_us=int(cpu.get("quota") or 0),
+                   cpu_period_us=int(cpu.get("period") or 0), memory_limit_bytes=int(mem.get("limit") or 0),
+                   pids_limit=int(pids.get("limit") or 0), cpuset_cpus=cpu.get("cpus") or "",
+                   cpuset_mems=cpu.get("mems") or "", devices=devices)
+
+    @classmethod
+    def from_cri(cls, r: Any, devices: tuple[DeviceRule, ...] | None = None) -> Resources:
+        """``kubelet.cri.LinuxResources`` (what the kubelet computed) → Resources."""
+        return cls(cpu_shares=r.cpu_shares, cpu_quota_us=r.cpu_quota,
+                   cpu_period_us=r.cpu_period or (QUOTA_PERIOD_US if r.cpu_quota else 0),
+                   memory_limit_bytes=r.memory_limit_in_bytes, pids_limit=r.pids_limit,
+                   cpuset_cpus=r.cpuset_cpus, devices=devices)
+
+
 @dataclass(frozen=True, slots=True)
 class CgroupStats:
     """A snapshot of one cgroup (subtree included), with cAdvisor's meanings."""
@@ -132,7 +161,6 @@ class CgroupStats:
     cpu_throttled_periods: int = 0
     cpu_throttled_ns: int = 0
     pids_current: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 # -------------------------------------------------------------------------------------- conversions

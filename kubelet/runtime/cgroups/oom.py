@@ -4,11 +4,13 @@ v1: an eventfd registered on ``memory.oom_control`` through ``cgroup.event_contr
 bumps it on every OOM in the cgroup). v2: inotify on ``memory.events`` (modified on every event;
 the ``oom_kill`` counter is re-read). Either way the watcher has ``fileno()`` for an event loop's
 ``add_reader``, ``wait(timeout)`` for a thread, and ``count()`` = the kernel's oom_kill counter,
-which is the truth (the fd only says "look now").
+which is the truth (the fd only says "look now"; read the count once the container's process has
+exited, as v1 notifies when the OOM starts, before the victim is killed).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import errno
 import os
@@ -65,6 +67,25 @@ class OomWatcher:
             self.drain()
             return True
         return False
+
+    async def wait_async(self) -> int:
+        """Wait on the running loop (no thread) for the next notification; returns :meth:`count`
+        at wake-up, which can lag the kill itself (v1 notifies on OOM, before the victim dies):
+        read :meth:`count` again once the process has exited."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        loop.add_reader(self._fd, ready)
+        try:
+            await fut
+        finally:
+            loop.remove_reader(self._fd)
+        self.drain()
+        return self.count()
 
     def close(self) -> None:
         for fd in [self._fd, *self._keep]:

@@ -74,16 +74,28 @@ class V1Manager:
     def create(self, path: str, resources: Resources | None = None) -> None:
         """mkdir ``path`` (and missing parents) in every hierarchy, then apply ``resources``."""
         full = clean_path(f"{self.root}/{clean_path(path)}")
-        for ctrl, hier in self.hierarchies.items():
-            cur = hier
-            for part in full.split("/"):
-                parent, cur = cur, cur / part
-                if cgfs.mkdir(cur) and ctrl == "cpuset":
-                    self._seed_cpuset(parent, cur)
-                elif ctrl == "cpuset" and not cgfs.read(cur / "cpuset.cpus").strip():
-                    self._seed_cpuset(parent, cur)
+        existed = self.exists(path)
+        for attempt in range(3):
+            try:
+                for ctrl, hier in self.hierarchies.items():
+                    cur = hier
+                    for part in full.split("/"):
+                        parent, cur = cur, cur / part
+                        if cgfs.mkdir(cur) and ctrl == "cpuset":
+                            self._seed_cpuset(parent, cur)
+                        elif ctrl == "cpuset" and not cgfs.read(cur / "cpuset.cpus").strip():
+                            self._seed_cpuset(parent, cur)
+                break
+            except FileNotFoundError as e:       # an ancestor was pruned meanwhile: walk again
+                if attempt == 2:
+                    raise CgroupError(f"create {path}: {e}") from e
         if resources is not None:
-            self.update(path, resources)
+            try:
+                self.update(path, resources)
+            except CgroupError:
+                if not existed:          # a failed create leaves nothing behind
+                    self.destroy(path, kill=False, timeout=1.0)
+                raise
 
     @staticmethod
     def _seed_cpuset(parent: Path, child: Path) -> None:
@@ -143,6 +155,8 @@ class V1Manager:
         """Remove ``path`` and everything below it from every hierarchy. ``kill``: SIGKILL what
         is left first (frozen, so nothing forks meanwhile). Idempotent; raises
         :class:`CgroupBusyError` if processes remain."""
+        if not clean_path(f"{self.root}/{clean_path(path)}"):
+            raise CgroupError("refusing to destroy the hierarchy's root cgroup")
         deadline = time.monotonic() + timeout
         if kill:
             self._kill_all(path, deadline)
@@ -150,6 +164,13 @@ class V1Manager:
             raise CgroupBusyError(f"cgroup {path} still has processes {self.pids(path)}")
         for d in self._dirs(path).values():
             cgfs.rmdir_tree(d, deadline)
+
+    def prune_parents(self) -> None:
+        """Remove the root's ancestors (``kubelite``) where empty — for ``kubelite down``, after
+        ``destroy("")``. Shared ancestors still in use by another node stay."""
+        parts = self.root.split("/")[:-1]
+        for h in self.hierarchies.values():
+            cgfs.prune_empty([h / "/".join(parts[:i]) for i in range(len(parts), 0, -1)])
 
     def _kill_all(self, path: str, deadline: float) -> None:
         fz = self._dirs(path).get("freezer")

@@ -2,7 +2,8 @@
 
 Controllers are enabled level by level in ``cgroup.subtree_control`` (only those the parent offers
 in ``cgroup.controllers``); limits go to ``cpu.max``, ``cpu.weight`` (converted from shares),
-``memory.max`` (+ ``memory.swap.max`` 0: no swap, as Kubernetes' NoSwap), ``pids.max``,
+``memory.max`` (+ ``memory.swap.max`` 0: no swap, as Kubernetes' NoSwap; ``memory.oom.group`` 1,
+as the kubelet sets it unless singleProcessOOMKill), ``pids.max``,
 ``cpuset.cpus``/``.mems``; kill is ``cgroup.kill`` (5.14+) with a freeze+SIGKILL fallback; stats
 from ``cpu.stat``, ``memory.current``/``memory.stat``/``memory.events``. The device allowlist on v2
 is an eBPF program attached to the cgroup (see :mod:`.bpf`).
@@ -55,14 +56,26 @@ class V2Manager:
     def create(self, path: str, resources: Resources | None = None) -> None:
         """mkdir ``path`` and missing parents, enabling controllers on the way down."""
         full = clean_path(f"{self.root}/{clean_path(path)}")
-        cur = self.base
-        for part in full.split("/"):
-            self._enable_controllers(cur)
-            cur = cur / part
-            if cgfs.mkdir(cur) and self.fake:
-                self._fake_files(cur)
+        existed = self.exists(path)
+        for attempt in range(3):
+            try:
+                cur = self.base
+                for part in full.split("/"):
+                    self._enable_controllers(cur)
+                    cur = cur / part
+                    if cgfs.mkdir(cur) and self.fake:
+                        self._fake_files(cur)
+                break
+            except FileNotFoundError as e:       # an ancestor was pruned meanwhile: walk again
+                if attempt == 2:
+                    raise CgroupError(f"create {path}: {e}") from e
         if resources is not None:
-            self.update(path, resources)
+            try:
+                self.update(path, resources)
+            except CgroupError:
+                if not existed:          # a failed create leaves nothing behind
+                    self.destroy(path, kill=False, timeout=1.0)
+                raise
 
     def _enable_controllers(self, d: Path) -> None:
         available = set(cgfs.read(d / "cgroup.controllers").split())
@@ -81,7 +94,7 @@ class V2Manager:
             "cgroup.controllers": " ".join(ctrls), "cgroup.subtree_control": "", "cgroup.procs": "",
             "cgroup.events": "populated 0\nfrozen 0\n", "cgroup.freeze": "0", "cgroup.kill": "",
             "cpu.max": "max 100000", "cpu.weight": "100", "memory.max": "max", "memory.swap.max": "max",
-            "memory.current": "0", "memory.stat": "anon 0\nfile 0\ninactive_file 0\n",
+            "memory.current": "0", "memory.oom.group": "0", "memory.stat": "anon 0\nfile 0\ninactive_file 0\n",
             "memory.events": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n", "pids.max": "max",
             "pids.current": "0", "cpu.stat": "usage_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
             "cpuset.cpus": "", "cpuset.mems": "",
@@ -101,6 +114,8 @@ class V2Manager:
             cgfs.write(d / "memory.max", r.memory_limit_bytes if r.memory_limit_bytes > 0 else "max")
             if (d / "memory.swap.max").exists():
                 cgfs.write(d / "memory.swap.max", 0)
+            if (d / "memory.oom.group").exists():   # Kubernetes' default: an OOM kills the whole container
+                cgfs.write(d / "memory.oom.group", 1)
         if r.pids_limit:
             cgfs.write(d / "pids.max", r.pids_limit if r.pids_limit > 0 else "max")
         if r.cpuset_cpus:
@@ -135,6 +150,8 @@ class V2Manager:
             return []
 
     def destroy(self, path: str, kill: bool = False, timeout: float = 5.0) -> None:
+        if not clean_path(f"{self.root}/{clean_path(path)}"):
+            raise CgroupError("refusing to destroy the hierarchy's root cgroup")
         deadline = time.monotonic() + timeout
         d = self._dir(path)
         if not d.is_dir():
@@ -144,6 +161,17 @@ class V2Manager:
                 raise CgroupBusyError(f"cgroup {path} still has processes {self.pids(path)}")
             self._kill_all(path, d, deadline)
         cgfs.rmdir_tree(d, deadline, plain_files=self.fake)
+
+    def prune_parents(self) -> None:
+        """Remove the root's ancestors where empty (see :meth:`V1Manager.prune_parents`)."""
+        parts = self.root.split("/")[:-1]
+        dirs = [self.base / "/".join(parts[:i]) for i in range(len(parts), 0, -1)]
+        if self.fake:
+            for d in dirs:
+                if d.is_dir() and not any(x.is_dir() for x in d.iterdir()):
+                    cgfs.rmdir_tree(d, 0, plain_files=True)
+            return
+        cgfs.prune_empty(dirs)
 
     def _kill_all(self, path: str, d: Path, deadline: float) -> None:
         if (d / "cgroup.kill").exists():
@@ -193,5 +221,3 @@ class V2Manager:
         """An inotify fd that becomes readable whenever ``memory.events`` changes."""
         return inotify_watcher(self._dir(path) / "memory.events", lambda: self.oom_kills(path))
 
-
-__all__ = ["V2Manager", "CgroupError"]

@@ -10,18 +10,24 @@ Typical runtime use::
     net.teardown_pod(sandbox_id)
     remove_bridge()                                # `up` exit / `kubelite down`
 
+Defaults as kubeadm/flannel use them: cluster ``DEFAULT_CLUSTER_CIDR`` = 10.244.0.0/16, node n gets
+``node_subnet(cluster, n)`` = 10.244.n.0/24 (the node's ``spec.podCIDR`` wins when it has one).
+
 Blocking calls (netlink, file locks): from an event loop, run them in a thread.
 """
 
 from .hostfiles import DnsConfig, host_dns_config, host_network_hosts, hosts_file, parse_resolv_conf, resolv_conf
-from .ipam import Ipam, IpamError, gateway_of
+from .ipam import Ipam, IpamError, gateway_of, node_subnet
 from .netlink import Netlink, NetlinkError
 from .node import (
     DEFAULT_BRIDGE, POD_IFNAME, VETH_PREFIX, NodeNetwork, PodNetwork, ensure_bridge, host_veth_name, remove_bridge,
 )
 
+DEFAULT_CLUSTER_CIDR = "10.244.0.0/16"
+
 __all__ = [
+    "DEFAULT_CLUSTER_CIDR",
     "DEFAULT_BRIDGE", "POD_IFNAME", "VETH_PREFIX", "DnsConfig", "Ipam", "IpamError", "Netlink", "NetlinkError",
     "NodeNetwork", "PodNetwork", "ensure_bridge", "gateway_of", "host_dns_config", "host_network_hosts",
-    "host_veth_name", "hosts_file", "parse_resolv_conf", "remove_bridge", "resolv_conf",
+    "host_veth_name", "hosts_file", "node_subnet", "parse_resolv_conf", "remove_bridge", "resolv_conf",
 ]

@@ -33,6 +33,20 @@ def gateway_of(cidr: str) -> str:
     return str(net.network_address + 1)
 
 
+def node_subnet(cluster_cidr: str, index: int, prefixlen: int = 24) -> str:
+    """The ``index``-th /``prefixlen`` of ``cluster_cidr`` (as Kubernetes' node IPAM hands out
+    ``spec.podCIDR``: 10.244.0.0/16 → 10.244.0.0/24, 10.244.1.0/24, ...)."""
+    net = ipaddress.ip_network(cluster_cidr, strict=True)
+    subnets = net.subnets(new_prefix=prefixlen)
+    count = 1 << (prefixlen - net.prefixlen)
+    if not 0 <= index < count:
+        raise IpamError(f"{cluster_cidr} has {count} /{prefixlen} subnets; no index {index}")
+    for i, sub in enumerate(subnets):
+        if i == index:
+            return str(sub)
+    raise AssertionError("unreachable")
+
+
 class Ipam:
     """Allocations within one pod CIDR, stored under ``root``."""
 

@@ -70,10 +70,17 @@ def ensure_bridge(name: str = DEFAULT_BRIDGE) -> int:
         return link.index
 
 
-def remove_bridge(name: str = DEFAULT_BRIDGE, cluster_cidrs: tuple[str, ...] = ()) -> bool:
-    """Delete the bridge (its addresses and their routes go with it; its veths are detached) and
-    the ``unreachable`` routes of ``cluster_cidrs``. Idempotent; True if the bridge existed."""
+def remove_bridge(name: str = DEFAULT_BRIDGE, cluster_cidrs: tuple[str, ...] = (),
+                  veth_prefix: str = VETH_PREFIX) -> bool:
+    """Delete the bridge with the pod veths still on it (each takes its pod's ``eth0`` along; its
+    addresses and their routes go with it) and the ``unreachable`` routes of ``cluster_cidrs``.
+    Idempotent; True if the bridge existed."""
     with Netlink() as nl:
+        br = nl.link(name)
+        if br is not None:
+            for link in nl.links():
+                if link.master == br.index and link.name.startswith(veth_prefix):
+                    nl.del_link(link.name)
         for cidr in cluster_cidrs:
             nl.del_route(cidr, rtype=RTN_UNREACHABLE)
         return nl.del_link(name)
@@ -194,6 +201,16 @@ class NodeNetwork:
         with Netlink() as nl:
             nl.del_link(host_veth_name(sandbox_id, self.veth_prefix))
         self.ipam.release(sandbox_id)
+
+    def gc(self, keep: set[str] | frozenset[str]) -> list[str]:
+        """Tear down every pod of this node whose sandbox id is not in ``keep`` (after a restart:
+        ``keep`` = the sandboxes the runtime still has). Only this node's IPAM owners are touched,
+        never another node's veths on the shared bridge. Returns the ids torn down."""
+        gone = sorted(set(self.ipam.allocations().values()) - set(keep))
+        for sandbox_id in gone:
+            logger.info("pod network gc: %s", sandbox_id)
+            self.teardown_pod(sandbox_id)
+        return gone
 
     def pod_ip(self, sandbox_id: str) -> str | None:
         return self.ipam.lookup(sandbox_id)

@@ -4,6 +4,7 @@ counted and noticed, the device allowlist bites, destroy leaves nothing."""
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,105 @@ def test_destroy_kill_removes_a_forking_tree(v1: V1Manager) -> None:
     p.wait(timeout=5)
     assert not v1.exists(POD)
     assert all(not (h / v1.root / POD).exists() for h in v1.hierarchies.values())
+
+
+async def test_oom_noticed_on_the_event_loop(v1: V1Manager) -> None:
+    import asyncio
+    import sys
+
+    c = f"{POD}/async-hog"
+    v1.create(c, Resources(memory_limit_bytes=24 << 20))
+    code = "b = []\nwhile True: b.append(bytearray(8 << 20))\n"
+    with v1.watch_oom(c) as watcher:
+        proc = await asyncio.create_subprocess_exec(*join_and_exec(v1.procs_files(c), code))
+        await asyncio.wait_for(watcher.wait_async(), timeout=30)
+        assert await proc.wait() == -9
+    assert v1.oom_kills(c) == 1                  # the counter is the truth once the victim is gone
+    del sys
+
+
+def test_prune_parents_removes_only_empty_ancestors() -> None:
+    import secrets
+
+    from kubelet.runtime.cgroups import detect
+
+    top = f"kubelite-t{secrets.token_hex(3)}"
+    a, b = detect(f"{top}/node-a"), detect(f"{top}/node-b")
+    try:
+        a.create("kubepods")
+        b.create("kubepods")
+        a.destroy("")
+        a.prune_parents()                                 # node-b still there: the top stays
+        assert all((h / top / "node-b").is_dir() for h in b.hierarchies.values())  # type: ignore[attr-defined]
+        b.destroy("")
+        b.prune_parents()
+        assert all(not (h / top).exists() for h in b.hierarchies.values())  # type: ignore[attr-defined]
+    finally:
+        for m in (a, b):
+            m.destroy("", kill=True)
+            m.prune_parents()
+
+
+def _cpu_seconds(v1: V1Manager, path: str) -> float:
+    return v1.stats(path).cpu_usage_ns / 1e9
+
+
+@pytest.fixture
+def boosted() -> Iterator[V1Manager]:
+    """A top-level root (``kubelite-t<hex>``) with the maximum cpu.shares, so CPU measurements hold
+    while other tests load the machine (each busy host task weighs 1024; this group 262144)."""
+    import secrets
+
+    from kubelet.runtime.cgroups import detect
+
+    mgr = detect(f"kubelite-t{secrets.token_hex(4)}")
+    assert isinstance(mgr, V1Manager)
+    try:
+        mgr.create("", Resources(cpu_shares=262144))
+        yield mgr
+    finally:
+        mgr.destroy("", kill=True)
+        assert all(not (h / mgr.root).exists() for h in mgr.hierarchies.values())
+
+
+def test_cpu_limit_500m_caps_a_burner(boosted: V1Manager) -> None:
+    c = "kubepods/cap"
+    boosted.create(c, Resources.from_cpu_memory(cpu_request_milli=500, cpu_limit_milli=500))
+    p = subprocess.Popen(join_and_exec(boosted.procs_files(c), "while True: pass"))
+    try:
+        assert wait_for(lambda: boosted.pids(c) == [p.pid])
+        u0, t0 = _cpu_seconds(boosted, c), time.monotonic()
+        time.sleep(2.0)          # measuring a rate over a fixed window: the wait is the measurement
+        used = (_cpu_seconds(boosted, c) - u0) / (time.monotonic() - t0)
+        throttled = boosted.stats(c).cpu_throttled_periods
+    finally:
+        boosted.destroy(c, kill=True)
+        p.wait()
+    assert 0.3 < used <= 0.55, used
+    assert throttled >= 10                                # the quota, not the machine, held it back
+
+
+def test_shares_split_cpu_two_to_one_on_one_core(boosted: V1Manager) -> None:
+    hi, lo = "kubepods/hi", "kubepods/lo"
+    boosted.create(hi, Resources(cpu_shares=1024, cpuset_cpus="0"))
+    boosted.create(lo, Resources(cpu_shares=512, cpuset_cpus="0"))
+    procs = [subprocess.Popen(join_and_exec(boosted.procs_files(c), "while True: pass")) for c in (hi, lo)]
+    try:
+        assert wait_for(lambda: len(boosted.pids("kubepods")) == 2)
+        a0, b0 = _cpu_seconds(boosted, hi), _cpu_seconds(boosted, lo)
+        time.sleep(2.0)          # a rate over a window, as above
+        a, b = _cpu_seconds(boosted, hi) - a0, _cpu_seconds(boosted, lo) - b0
+    finally:
+        boosted.destroy("kubepods", kill=True)
+        for p in procs:
+            p.wait()
+    assert b > 0 and 1.7 <= a / b <= 2.3, (a, b)
+
+
+def test_failed_create_leaves_nothing(v1: V1Manager) -> None:
+    from kubelet.runtime.cgroups import CgroupError
+
+    c = f"{POD}/bad"
+    with pytest.raises(CgroupError, match="cpuset.cpus"):
+        v1.create(c, Resources(cpuset_cpus="999"))
+    assert not v1.exists(c) and all(not (h / v1.root / c).exists() for h in v1.hierarchies.values())

@@ -136,22 +136,70 @@ def test_ipam_across_processes_and_restart(lab: Lab) -> None:
     assert new not in ips
 
 
-def test_bridge_survives_node_restart_and_setup_is_fast(lab: Lab) -> None:
+def test_bridge_and_pods_survive_a_node_restart(lab: Lab) -> None:
     node = lab.node(0)
+    ns = lab.new_netns()
+    pn = node.setup_pod(lab.sandbox("stay"), f"/run/netns/{ns}")
     with Netlink() as nl:
         before = nl.link(lab.bridge)
-    lab.node(0)                                      # a restarted kubelet calls ensure() again
+    again = lab.node(0)                               # a restarted kubelet calls ensure() again
     with Netlink() as nl:
         after = nl.link(lab.bridge)
     assert before is not None and after is not None and before.index == after.index
-    namespaces = [lab.new_netns() for _ in range(5)]
-    times = []
-    for i, ns in enumerate(namespaces):
-        t = time.perf_counter()
-        node.setup_pod(lab.sandbox(f"fast{i}"), f"/run/netns/{ns}")
-        times.append(time.perf_counter() - t)
-    times.sort()
-    assert times[len(times) // 2] < 0.010, times       # the issue's target: ≤ ~10 ms per pod
-
+    assert again.pod_ip(lab.sandbox("stay")) == pn.ip and ping(pn.ip)
+    # setup speed (≤ ~10 ms per pod) is measured by bench/pod_network.py, not asserted here
 
 del socket, threading
+
+
+def test_gc_tears_down_only_this_nodes_unknown_pods(lab: Lab) -> None:
+    n0, n1 = lab.node(0), lab.node(1)
+    ns = [lab.new_netns() for _ in range(3)]
+    keep = n0.setup_pod(lab.sandbox("keep"), f"/run/netns/{ns[0]}")
+    lost = n0.setup_pod(lab.sandbox("lost"), f"/run/netns/{ns[1]}")
+    other = n1.setup_pod(lab.sandbox("other"), f"/run/netns/{ns[2]}")
+    assert n0.gc({keep.sandbox_id}) == [lost.sandbox_id]
+    with Netlink() as nl:
+        assert nl.link(lost.host_veth) is None
+        assert nl.link(keep.host_veth) is not None and nl.link(other.host_veth) is not None
+    assert n0.pod_ip(lost.sandbox_id) is None and n1.pod_ip(other.sandbox_id) == other.ip
+
+
+def test_remove_bridge_takes_the_pod_veths_along(lab: Lab) -> None:
+    node = lab.node(0)
+    ns = lab.new_netns()
+    pn = node.setup_pod(lab.sandbox("x"), f"/run/netns/{ns}")
+    from kubelet.runtime.network import remove_bridge
+
+    assert remove_bridge(lab.bridge, (lab.cluster_cidr,))
+    with Netlink() as nl:
+        assert nl.link(pn.host_veth) is None and nl.link(lab.bridge) is None
+    assert "eth0" not in run_in(ns, "ip", "link").stdout
+    assert remove_bridge(lab.bridge, (lab.cluster_cidr,)) is False     # idempotent
+
+
+def test_parallel_setups_from_threads(lab: Lab) -> None:
+    """The runtime calls setup_pod from worker threads: concurrent pods get distinct addresses."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    node = lab.node(0)
+    namespaces = [lab.new_netns() for _ in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        pods = list(pool.map(lambda i: node.setup_pod(lab.sandbox(f"par{i}"), f"/run/netns/{namespaces[i]}"),
+                             range(6)))
+    assert len({p.ip for p in pods}) == 6
+    assert ping(pods[5].ip, namespaces[0]) and ping(pods[0].ip)
+
+
+def test_via_gateway_mode_routes_through_the_bridge_address(lab: Lab) -> None:
+    from kubelet.runtime.network import NodeNetwork
+
+    node = NodeNetwork(f"10.{lab.octet}.5.0/24", lab.cluster_cidr, lab.ipam_dir, bridge=lab.bridge, via_gateway=True)
+    node.ensure()
+    a_ns, b_ns = lab.new_netns(), lab.new_netns()
+    a = node.setup_pod(lab.sandbox("gwa"), f"/run/netns/{a_ns}")
+    b = node.setup_pod(lab.sandbox("gwb"), f"/run/netns/{b_ns}")
+    cluster = [r for r in routes_in(a_ns) if r["dst"] == lab.cluster_cidr]
+    assert cluster and cluster[0]["gateway"] == f"10.{lab.octet}.5.1"
+    assert "default" not in [r["dst"] for r in routes_in(a_ns)]
+    assert ping(b.ip, a_ns) and ping(a.ip)

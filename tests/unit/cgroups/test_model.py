@@ -66,3 +66,38 @@ def test_default_devices_are_dockers_set() -> None:
     # no block device may be read or written
     assert not any(r.allow and r.type in ("a", "b") and set(r.access) & set("rw") for r in DEFAULT_DEVICES)
     assert DeviceRule(True, "b", 8, 0, "r").v1_line() == "b 8:0 r"
+
+
+def test_resources_from_oci_linux_resources() -> None:
+    r = Resources.from_oci({
+        "memory": {"limit": 67108864},
+        "cpu": {"shares": 256, "quota": 50000, "period": 100000, "cpus": "0-1", "mems": "0"},
+        "pids": {"limit": 100},
+        "devices": [{"allow": False, "access": "rwm"},
+                    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+                    {"allow": True, "type": "c", "major": 136, "access": "rwm"}],
+    })
+    assert (r.memory_limit_bytes, r.cpu_shares, r.cpu_quota_us, r.cpu_period_us, r.pids_limit,
+            r.cpuset_cpus, r.cpuset_mems) == (64 << 20, 256, 50000, 100000, 100, "0-1", "0")
+    assert r.devices is not None and [d.v1_line() for d in r.devices] == ["a", "c 1:3 rwm", "c 136:* rwm"]
+    assert not r.devices[0].allow
+    assert Resources.from_oci(None) == Resources() and Resources.from_oci({}).devices is None
+
+
+def test_resources_from_cri() -> None:
+    from kubelet.cri import LinuxResources
+
+    r = Resources.from_cri(LinuxResources(cpu_quota=20000, cpu_shares=102, memory_limit_in_bytes=1 << 30),
+                           devices=DEFAULT_DEVICES)
+    assert (r.cpu_quota_us, r.cpu_period_us, r.cpu_shares, r.memory_limit_bytes) == (20000, 100000, 102, 1 << 30)
+    assert r.devices == DEFAULT_DEVICES
+
+
+def test_destroying_the_hierarchy_root_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from kubelet.runtime.cgroups import CgroupError, V2Manager
+
+    (tmp_path / "cgroup.controllers").write_text("cpu memory\n")
+    (tmp_path / "cgroup.subtree_control").write_text("")
+    with pytest.raises(CgroupError, match="root"):
+        V2Manager("", tmp_path).destroy("")
+    assert (tmp_path / "cgroup.controllers").exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kubelet.runtime.cgroups import (
-    DEFAULT_DEVICES, CgroupBusyError, Resources, V1Manager, V2Manager, detect,
+    DEFAULT_DEVICES, CgroupBusyError, DeviceRule, Resources, V1Manager, V2Manager, detect,
 )
 from kubelet.runtime.cgroups import bpf
 
@@ -50,6 +50,7 @@ def test_create_enables_controllers_level_by_level_and_writes_limits(tree: Path)
     assert (d / "cpu.weight").read_text() == "59"               # 512 shares
     assert (d / "memory.max").read_text() == str(128 << 20)
     assert (d / "memory.swap.max").read_text() == "0"
+    assert (d / "memory.oom.group").read_text() == "1"
     assert (d / "pids.max").read_text() == "64"
     # every ancestor delegates the controllers we need (only those its parent offers: no hugetlb)
     for anc in [tree, tree / "kubelite", tree / "kubelite/n1", tree / "kubelite/n1/kubepods",
@@ -133,11 +134,13 @@ def test_bpf_program_shape() -> None:
     code = bpf.build_program(DEFAULT_DEVICES)
     assert len(code) % 8 == 0
     insns = [struct.unpack("<BBhi", code[i:i + 8]) for i in range(0, len(code), 8)]
-    assert insns[-1][0] == 0x95 and insns[-2] == (0xB4, 0, 0, 0)       # default: deny
+    assert insns[-1][0] == 0x95 and insns[-2] == (0xB4, 0, 0, 0)       # deny-all, listed first, checked last
     # every jump lands inside the program
     for i, (op, _, off, _) in enumerate(insns):
         if op in (0x55, 0x5D):
             assert 0 < i + 1 + off < len(insns)
     # the deny-all rule (first listed) is checked last and cuts off everything after it
-    allow_all = bpf.build_program((DEFAULT_DEVICES[0], *DEFAULT_DEVICES[1:], DEFAULT_DEVICES[0]))
-    assert len(allow_all) == 6 * 8 + 2 * 8 + 2 * 8
+    deny_all = bpf.build_program((*DEFAULT_DEVICES, DEFAULT_DEVICES[0]))
+    assert len(deny_all) == (6 + 2) * 8                     # prologue + one verdict, nothing unreachable
+    only_null = bpf.build_program((DeviceRule(True, "c", 1, 3, "rwm"),))
+    assert struct.unpack("<BBhi", only_null[-16:-8]) == (0xB4, 0, 0, 0)   # no match → deny

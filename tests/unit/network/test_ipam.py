@@ -67,3 +67,13 @@ def test_remove_all_deletes_the_store(tmp_path: Path) -> None:
     ipam.allocate("x")
     ipam.remove_all()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_node_subnets() -> None:
+    from kubelet.runtime.network import DEFAULT_CLUSTER_CIDR, node_subnet
+
+    assert node_subnet(DEFAULT_CLUSTER_CIDR, 0) == "10.244.0.0/24"
+    assert node_subnet(DEFAULT_CLUSTER_CIDR, 7) == "10.244.7.0/24"
+    assert node_subnet("10.1.0.0/20", 3, 26) == "10.1.0.192/26"
+    with pytest.raises(IpamError):
+        node_subnet(DEFAULT_CLUSTER_CIDR, 256)
