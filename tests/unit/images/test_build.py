@@ -167,3 +167,24 @@ def test_symlinks_in_the_context_never_reach_outside(tmp_path: Path, store: Imag
     (ctx / "link").symlink_to("/inside")        # absolute: taken relative to the context root
     img = build(store, ctx, ["sym:1"]).image
     assert (find_in_layers([la.path for la in img.layers], "got") or Path()).read_text() == "context data"
+
+
+def test_multi_stage_copy_from(tmp_path: Path, store: ImageStore) -> None:
+    ctx = _ctx(tmp_path, """FROM busybox:1.35 AS builder
+COPY src/ /work/
+COPY extra /work/sub/extra
+FROM scratch
+COPY --from=builder /work /app
+COPY --from=0 /work/a.txt /single.txt
+COPY --from=busybox:1.35 /bin/busybox /bin/busybox
+CMD ["/bin/busybox", "true"]
+""", {"src/a.txt": "A", "src/sub/b.txt": "B", "extra": "E"})
+    img = build(store, ctx, ["multi:1"]).image
+    layers = [la.path for la in img.layers]
+    assert len(layers) == 3                       # only the final stage's own layers
+    assert (find_in_layers(layers, "app/a.txt") or Path()).read_text() == "A"
+    assert (find_in_layers(layers, "app/sub/b.txt") or Path()).read_text() == "B"
+    assert (find_in_layers(layers, "app/sub/extra") or Path()).read_text() == "E"
+    assert (find_in_layers(layers, "single.txt") or Path()).read_text() == "A"
+    assert os.access(find_in_layers(layers, "bin/busybox") or "", os.X_OK)
+    assert build(store, ctx, ["multi:1"]).image.id == img.id
