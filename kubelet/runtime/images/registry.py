@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -48,14 +49,17 @@ class RegistryConfig:
 
     @classmethod
     def load(cls, root: Path, **overrides: Any) -> "RegistryConfig":
-        """The store's ``registries.json`` (``{"offline": true, "insecureRegistries": [...]}``) + overrides."""
+        """The store's ``registries.json`` (``{"offline": true, "insecureRegistries": [...]}``) + overrides.
+
+        ``KUBELITE_OFFLINE=1`` in the environment also means offline (what test harnesses set).
+        """
         try:
             raw = json.loads((Path(root) / "registries.json").read_text())
         except FileNotFoundError:
             raw = {}
         except ValueError as exc:
             raise ImageError(f"{root}/registries.json is not valid JSON: {exc}") from None
-        values: dict[str, Any] = {"offline": bool(raw.get("offline", False)),
+        values: dict[str, Any] = {"offline": bool(raw.get("offline", False)) or os.environ.get("KUBELITE_OFFLINE") == "1",
                                   "insecure_registries": tuple(raw.get("insecureRegistries", ())),
                                   "concurrency": int(raw.get("concurrency", 3))}
         for k, v in overrides.items():
