@@ -128,7 +128,8 @@ class ImageService:
         return [to_cri_image(i) for i in await asyncio.to_thread(self.store.list)]
 
     async def remove_image(self, ref: str) -> None:
-        """Remove the image and all its names (CRI RemoveImage); a missing image is not an error."""
+        """Remove the image and all its names (CRI RemoveImage) and free the content nothing else uses
+        (layers still mounted by containers stay); a missing image is not an error."""
         def rm() -> None:
             img = self.store.get(ref)
             if img is None:
@@ -136,7 +137,8 @@ class ImageService:
             try:
                 self.store.remove(img.id, force=True)
             except ImageNotFound:
-                pass
+                return
+            self.store.prune(dangling_images=False)
         await asyncio.to_thread(rm)
 
     async def image_fs_info(self) -> cri.FilesystemUsage:

@@ -44,6 +44,9 @@ async def test_pull_status_list_remove(tmp_path: Path, remote: str) -> None:
     await svc.remove_image(image_id)
     await svc.remove_image(image_id)   # idempotent
     assert await svc.list_images() == []
+    after = await svc.image_fs_info()
+    assert after.used_bytes < fs.used_bytes - 1_000_000        # the content went too (image GC frees disk)
+    assert list(svc.store.layers_dir.iterdir()) == []
 
 
 async def test_policies_and_typed_errors(tmp_path: Path, registry: Registry, remote: str) -> None:
