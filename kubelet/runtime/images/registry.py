@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -232,6 +233,18 @@ class RegistryClient:
             return
         store.blobs.tmp.mkdir(parents=True, exist_ok=True)
         partial = store.blobs.tmp / (digest[7:] + ".partial")
+        # one download per blob at a time, across processes (the kubelet and a `kubelite image pull`)
+        lock_fd = os.open(store.blobs.tmp / (digest[7:] + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            await asyncio.to_thread(fcntl.flock, lock_fd, fcntl.LOCK_EX)
+            if store.blobs.has(digest):
+                self._emit(digest, "Already exists", size, size)
+                return
+            await self._fetch_locked(store, ref, digest, size, partial)
+        finally:
+            os.close(lock_fd)   # the lock file stays (unlinking it would let a third process in); prune clears tmp/
+
+    async def _fetch_locked(self, store: ImageStore, ref: Reference, digest: str, size: int, partial: Path) -> None:
         last: Exception | None = None
         for _ in range(self.config.retries):
             resumed = partial.exists() and partial.stat().st_size > 0
