@@ -24,7 +24,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from kubelet.runtime.images import oci
 from kubelet.runtime.images.context import BuildContext, add_archive, is_archive
-from kubelet.runtime.images.dockerfile import Instruction, expand, key_values, parse, words
+from kubelet.runtime.images.dockerfile import Instruction, expand, healthcheck, key_values, parse, words
 from kubelet.runtime.images.errors import BuildError, ImageError
 from kubelet.runtime.images.layers import add_dir_entry, add_path, find_in_layers, merged_tree, write_layer
 from kubelet.runtime.images.store import ImageStore, StoredImage
@@ -244,7 +244,7 @@ class Builder:
                 return self._layer_step(st, nop, "", lambda tf: self._parents(tf, st, wd, include_self=True))
         elif ins.cmd in ("CMD", "ENTRYPOINT"):
             value = list(ins.json_args) if ins.json_args is not None else (
-                ["/bin/sh", "-c", ins.raw] if ins.raw else None)
+                [*(cfg.get("Shell") or ["/bin/sh", "-c"]), ins.raw] if ins.raw else None)
             cfg["Cmd" if ins.cmd == "CMD" else "Entrypoint"] = value
             if ins.cmd == "ENTRYPOINT" and st.cmd_from_base:
                 cfg["Cmd"] = None
@@ -258,6 +258,15 @@ class Builder:
             for v in (ins.json_args or raw.split()):
                 vols[v] = {}
             cfg["Volumes"] = vols
+        elif ins.cmd == "SHELL":
+            if ins.json_args is None or not ins.json_args:
+                raise BuildError(f"Dockerfile line {ins.line}: SHELL requires the JSON form: SHELL [\"executable\", ...]")
+            cfg["Shell"] = list(ins.json_args)
+            nop = f"/bin/sh -c #(nop)  SHELL {json.dumps(cfg['Shell'])}"
+        elif ins.cmd == "HEALTHCHECK":
+            cfg["Healthcheck"] = healthcheck(ins)
+        elif ins.cmd == "ONBUILD":
+            cfg["OnBuild"] = [*(cfg.get("OnBuild") or []), ins.raw]
         else:
             raise BuildError(f"Dockerfile line {ins.line}: {ins.cmd} is not supported by kubelite build")
         return self._layer_step(st, nop, json.dumps(st.args, sort_keys=True), make=lambda: None)
@@ -399,11 +408,12 @@ class Builder:
 
     # ------------------------------------------------------------------------------------------ RUN
     def _run(self, st: _State, ins: Instruction) -> bool:
-        argv = list(ins.json_args) if ins.json_args is not None else ["/bin/sh", "-c", ins.raw]
+        shell = list(st.config.get("Shell") or ["/bin/sh", "-c"])
+        argv = list(ins.json_args) if ins.json_args is not None else [*shell, ins.raw]
         used_args = {k: v for k, v in st.args.items() if k not in _env_map(st.config.get("Env") or [])}
         prefix = f"|{len(used_args)} " + " ".join(f"{k}={v}" for k, v in sorted(used_args.items())) + " " \
             if used_args else ""
-        created_by = prefix + (" ".join(argv) if ins.json_args is not None else f"/bin/sh -c {ins.raw}")
+        created_by = prefix + " ".join(argv)
 
         def make() -> tuple[dict[str, Any], str] | None:
             if self.runner is None:

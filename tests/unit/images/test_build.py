@@ -188,3 +188,21 @@ CMD ["/bin/busybox", "true"]
     assert (find_in_layers(layers, "single.txt") or Path()).read_text() == "A"
     assert os.access(find_in_layers(layers, "bin/busybox") or "", os.X_OK)
     assert build(store, ctx, ["multi:1"]).image.id == img.id
+
+
+def test_shell_healthcheck_onbuild(tmp_path: Path, store: ImageStore) -> None:
+    ctx = _ctx(tmp_path, """FROM busybox:1.35
+SHELL ["/bin/ash", "-eo", "pipefail", "-c"]
+HEALTHCHECK --interval=5s --timeout=1m30s --retries=3 CMD wget -q -O- http://localhost/ || exit 1
+ONBUILD COPY . /app
+CMD echo shell form
+""", {})
+    cfg = build(store, ctx, ["hc:1"]).image.config["config"]
+    assert cfg["Shell"] == ["/bin/ash", "-eo", "pipefail", "-c"]
+    assert cfg["Cmd"] == ["/bin/ash", "-eo", "pipefail", "-c", "echo shell form"]
+    assert cfg["Healthcheck"] == {"Interval": 5_000_000_000, "Timeout": 90_000_000_000, "Retries": 3,
+                                  "Test": ["CMD-SHELL", "wget -q -O- http://localhost/ || exit 1"]}
+    assert cfg["OnBuild"] == ["COPY . /app"]
+    with pytest.raises(BuildError, match="bad duration"):
+        (ctx / "Dockerfile").write_text("FROM busybox:1.35\nHEALTHCHECK --interval=5x CMD true\n")
+        build(store, ctx, ["hc:2"])
