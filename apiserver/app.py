@@ -13,7 +13,7 @@ from typing import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from apiserver import discovery, openapi
+from apiserver import discovery, metrics, metrics_api, openapi, proxy
 from apiserver.handlers.common import STATE, ApiState, Settings, json_response, status_response
 from apiserver.handlers.dispatch import dispatch
 from apiserver.namespaces import ensure_system_namespaces, run_namespace_finalizer
@@ -84,7 +84,7 @@ async def _not_found(request: web.Request) -> web.Response:
 
 def _state_ctx(settings: Settings, store_factory: StoreFactory) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        store = store_factory(settings)
+        store = metrics.instrument(app, store_factory(settings), settings.etcd_prefix)
         cache = WatchCache(store, settings.etcd_prefix.rstrip("/"), RESOURCES, settings.watch_window)
         st = ApiState(settings, store, cache, Objects(store, settings.etcd_prefix, cache))
         app[STATE] = st
@@ -142,6 +142,8 @@ def make_app(settings: Settings, store_factory: StoreFactory = _default_store) -
     app = web.Application(middlewares=[error_middleware], client_max_size=4 * 1024 * 1024)
     app.cleanup_ctx.append(_state_ctx(settings, store_factory))
     app.on_shutdown.append(_close_watches)
+    metrics.install(app)
+    metrics_api.add_routes(app)
     r = app.router
     r.add_get("/version", discovery.handle_version)
     r.add_get("/healthz", _healthz)
@@ -154,6 +156,7 @@ def make_app(settings: Settings, store_factory: StoreFactory = _default_store) -
     r.add_get("/api/v1", discovery.handle_core_v1)
     r.add_get("/apis/{group}", discovery.handle_group)
     r.add_get("/apis/{group}/{version}", discovery.handle_group_version)
+    proxy.add_routes(app)
     r.add_route("*", "/api/v1/{tail:.+}", _core)
     r.add_route("*", "/apis/{group}/{version}/{tail:.+}", _group)
     openapi.add_routes(app)

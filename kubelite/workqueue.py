@@ -23,6 +23,7 @@ from typing import Generic, Protocol, TypeVar
 from prometheus_client import Counter, Gauge
 
 from kubelite.api.errors import KubeliteError
+from kubelite.metrics import WorkqueueTimer
 
 T = TypeVar("T", bound=Hashable)
 
@@ -45,6 +46,7 @@ class WorkQueue(Generic[T]):
         self._processing: set[T] = set()
         self._shutting_down = False
         self._ready = asyncio.Event()
+        self._timer = WorkqueueTimer(name) if name else None
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -59,6 +61,8 @@ class WorkQueue(Generic[T]):
             return
         if self.name:
             _ADDS.labels(self.name).inc()
+        if self._timer is not None:
+            self._timer.on_add(item)
         self._dirty.add(item)
         if item in self._processing:
             return
@@ -96,11 +100,15 @@ class WorkQueue(Generic[T]):
         self._set_depth()
         self._processing.add(item)
         self._dirty.discard(item)
+        if self._timer is not None:
+            self._timer.on_get(item)
         return item
 
     def done(self, item: T) -> None:
         """Mark ``item`` processed; if it was added meanwhile, queue it again now."""
         self._processing.discard(item)
+        if self._timer is not None:
+            self._timer.on_done(item)
         if item in self._dirty:
             self._queue.append(item)
             self._set_depth()

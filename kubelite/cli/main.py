@@ -39,6 +39,10 @@ COMMANDS: dict[str, str] = {
     "uncordon": "kubelite.cli.nodes:uncordon",
     "drain": "kubelite.cli.nodes:drain",
     "taint": "kubelite.cli.nodes:taint",
+    # under the hood / observability
+    "inspect": "kubelite.cli.inspect:main",
+    "top": "kubelite.cli.top:main",
+    "events": "kubelite.cli.events:main",
     # node-local
     "runtime": "kubelite.cli.runtime:main",
     "image": "kubelite.cli.image:main",
