@@ -131,6 +131,7 @@ class Scheduler:
                     job = self.schedule_one(info)
                     await self._bind_slots.acquire()
                     tg.create_task(self._release_after(job))
+                    await asyncio.sleep(0)   # let bindings and informer events interleave with cycles
             finally:
                 housekeeping.cancel()
 
