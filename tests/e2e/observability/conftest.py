@@ -96,7 +96,11 @@ class Cluster:
             try:
                 return wait_for(check, timeout, f"pod {ns}/{name} {what}")
             except AssertionError as exc:
-                raise AssertionError(f"{exc}\nkubelet log:\n{self.log('kubelet')}") from None
+                try:
+                    status = c.get("pods", name, ns).get("status")
+                except ApiError as err:
+                    status = err
+                raise AssertionError(f"{exc}\nstatus: {status}\nkubelet log:\n{self.log('kubelet')}") from None
 
     def wait_running(self, name: str, timeout: float = 60, ns: str = "default") -> dict[str, Any]:
         def running(p: dict[str, Any]) -> bool:
@@ -171,7 +175,7 @@ def cluster(obs_image_root: Path) -> Iterator[Cluster]:
             "--scheduler-port", str(ports["sched"]), "--controller-manager-port", str(ports["cm"]),
             "--node-name", node, "--kubelet-arg=--port=0", f"--kubelet-arg=--root-dir={data}/kubelet/{node}",
             f"--kubelet-arg=--image-root={obs_image_root}", f"--kubelet-arg=--cgroup-root={cgroup_root}/{node}",
-            "--kubelet-arg=--crash-loop-base=1", "--controller-manager-arg=--node-monitor-grace-period=20"]
+            "--kubelet-arg=--crash-loop-base=1", "--kubelet-arg=-v", "--controller-manager-arg=--node-monitor-grace-period=20"]
     log = open(data / "up.log", "wb")
     proc = subprocess.Popen(argv, stdout=log, stderr=log, env=dict(os.environ, PYTHONPATH=str(REPO)), cwd=str(REPO),
                             start_new_session=True)
