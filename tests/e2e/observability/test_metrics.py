@@ -25,7 +25,8 @@ def _pod(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
             "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
                 "name": "main", "image": "busybox:1.35", "command": ["sh", "-c", "sleep 3600"],
-                "resources": {"limits": {"cpu": "300m", "memory": "48Mi"}}}]}}
+                "resources": {"requests": {"cpu": "100m", "memory": "16Mi"},
+                              "limits": {"cpu": "300m", "memory": "48Mi"}}}]}}
 
 
 def test_every_component_passes_promtool(cluster: Cluster) -> None:
@@ -69,7 +70,7 @@ def test_every_component_passes_promtool(cluster: Cluster) -> None:
         assert (value(cad, "container_cpu_usage_seconds_total", **lab) or 0) > 0
         assert value(cad, "container_spec_memory_limit_bytes", **lab) == 48 * 2 ** 20
         assert value(cad, "container_spec_cpu_quota", **lab) == 30000
-        assert value(cad, "container_spec_cpu_shares", **lab) == 307
+        assert value(cad, "container_spec_cpu_shares", **lab) == 102
         assert value(cad, "container_oom_events_total", **lab) == 0
         assert value(cad, "container_cpu_cfs_throttled_periods_total", **lab) is not None
         assert any(s for s in cad.splitlines() if s.startswith("container_memory_working_set_bytes{")
