@@ -39,7 +39,8 @@ def test_every_component_passes_promtool(cluster: Cluster) -> None:
             "apiserver": _get(f"{cluster.api_url}/metrics"),
             "scheduler": _get(f"http://127.0.0.1:{cluster.ports['sched']}/metrics"),
             "controller-manager": _get(f"http://127.0.0.1:{cluster.ports['cm']}/metrics"),
-            "kubelet": _get(f"{node}/metrics"),
+            "kubelet": wait_for(lambda: (t := _get(f"{node}/metrics")) and (value(t, "kubelet_running_pods") or 0) >= 1
+                                and t, 60, "kubelet_running_pods ≥ 1 (set by housekeeping)"),
             "cadvisor": wait_for(lambda: (t := _get(f"{node}/metrics/cadvisor")) and 'pod="metered"' in t and t,
                                  30, "the pod in /metrics/cadvisor"),
             "objects": _get(f"{cluster.api_url}/metrics/objects"),
