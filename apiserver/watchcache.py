@@ -59,7 +59,7 @@ class CacheWatcher:
     """One client watch: a queue of events already filtered and translated for it."""
 
     namespace_prefix: str
-    predicate: Filter
+    predicate: Filter | None        # None: no selectors
     rv: int
     queue: asyncio.Queue[CachedEvent | None] = field(default_factory=lambda: asyncio.Queue(WATCHER_QUEUE))
     closed: bool = False
@@ -67,6 +67,12 @@ class CacheWatcher:
     def offer(self, event: CachedEvent) -> None:
         """Translate ``event`` for this watcher's filter and enqueue it; close the watcher on overflow."""
         if self.closed or event.rv <= self.rv or not event.key.startswith(self.namespace_prefix):
+            return
+        if self.predicate is None:            # no selectors: every event as it is
+            out: CachedEvent | None = event
+            if event.type == "DELETED" and event.prev is None:
+                out = None
+            self._put(out)
             return
         now = self.predicate(event.obj) if event.type != "DELETED" else False
         before = event.prev is not None and self.predicate(event.prev)
@@ -80,6 +86,9 @@ class CacheWatcher:
             out = CachedEvent("DELETED", event.key, event.obj, None, event.rv)
         else:
             out = None
+        self._put(out)
+
+    def _put(self, out: CachedEvent | None) -> None:
         if out is None:
             return
         try:
@@ -178,7 +187,7 @@ class ResourceCache:
             if w.closed:
                 self.watchers.discard(w)
 
-    def watch(self, resource_version: int, namespace: str | None, predicate: Filter) -> CacheWatcher:
+    def watch(self, resource_version: int, namespace: str | None, predicate: Filter | None) -> CacheWatcher:
         """Register a client watch from ``resource_version`` (0: current state as ADDED, then live).
 
         Raises:
@@ -189,7 +198,7 @@ class ResourceCache:
             watcher = CacheWatcher(ns_prefix, predicate, self.rv,
                                    asyncio.Queue(WATCHER_QUEUE + len(self.objects)))
             for key, obj in self.objects.items():
-                if key.startswith(ns_prefix) and predicate(obj):
+                if key.startswith(ns_prefix) and (predicate is None or predicate(obj)):
                     watcher.queue.put_nowait(CachedEvent("ADDED", key, obj, None, int(obj["metadata"]["resourceVersion"])))
         else:
             if resource_version < self.complete_from:

@@ -50,3 +50,14 @@ def in_namespace(store: Store, namespace: str) -> list[Obj]:
         except (KeyError, ValueError):
             pass
     return [o for o in store.list() if (o.get("metadata") or {}).get("namespace") == namespace]
+
+
+def on_node(store: Store, node_name: str) -> list[Obj]:
+    """Pods bound to one node, through a ``nodeName`` index when the store has one."""
+    by_index = getattr(store, "by_index", None)
+    if by_index is not None:
+        try:
+            return list(by_index("nodeName", node_name))
+        except (KeyError, ValueError):
+            pass
+    return [p for p in store.list() if (p.get("spec") or {}).get("nodeName") == node_name]

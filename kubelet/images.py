@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from typing import Any, Mapping
 
 from kubelet.cri import AuthConfig, ImageInspectError, ImagePullError, ImageService
@@ -84,8 +85,10 @@ class ImageManager:
         self._failed: dict[str, tuple[float, str]] = {}      # key → (time of failure, message)
 
     async def ensure_image(self, pod: Mapping[str, Any], container: Mapping[str, Any],
-                           pull_secrets: list[Mapping[str, Any]], now: float) -> tuple[str, Any]:
-        """Returns (image id, the ``cri.Image``). Raises :class:`ImageError`."""
+                           pull_secrets: list[Mapping[str, Any]], now: float,
+                           events: list[tuple[str, str, str]] | None = None) -> tuple[str, Any]:
+        """Returns (image id, the ``cri.Image``); appends Pulling/Pulled events. Raises :class:`ImageError`."""
+        events = events if events is not None else []
         image = str(container.get("image", ""))
         if not image:
             raise ImageError("InvalidImageName", "image is empty")
@@ -95,6 +98,7 @@ class ImageManager:
         except ImageInspectError as exc:
             raise ImageError("InvalidImageName", f'Failed to apply default image tag "{image}": {exc}') from exc
         if present is not None and policy != "Always":
+            events.append(("Normal", "Pulled", f'Container image "{image}" already present on machine'))
             return present.id, present
         if policy == "Never":
             raise ImageError("ErrImageNeverPull",
@@ -103,6 +107,8 @@ class ImageManager:
         failed = self._failed.get(key)
         if failed is not None and self.backoff.remaining(key, failed[0], now) > 0:
             raise ImageError("ImagePullBackOff", f'Back-off pulling image "{image}": {failed[1]}')
+        events.append(("Normal", "Pulling", f'Pulling image "{image}"'))
+        t0 = time.monotonic()
         try:
             image_id = await self.images.pull_image(image, credentials_for(image, pull_secrets))
         except ImagePullError as exc:
@@ -113,6 +119,8 @@ class ImageManager:
         except ImageInspectError as exc:
             raise ImageError("InvalidImageName", f'Failed to apply default image tag "{image}": {exc}') from exc
         self._failed.pop(key, None)
+        events.append(("Normal", "Pulled", f'Successfully pulled image "{image}" in '
+                                           f'{time.monotonic() - t0:.3f}s'))
         status = await self.images.image_status(image_id) or await self.images.image_status(image)
         return image_id, status
 

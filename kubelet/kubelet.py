@@ -19,6 +19,7 @@ from typing import Any, Mapping, Protocol
 from kubelite.api.errors import ApiError, NotFound
 from kubelite.api.resources import lookup
 from kubelet.cri import ContainerState, ImageService, RuntimeService
+from kubelet.gc import ImageGC, collect_containers, rotate_logs
 from kubelet.envvars import Sources, referenced_objects
 from kubelet.images import ImageManager
 from kubelet.logs import parse_time
@@ -48,6 +49,8 @@ class KubeletConfig:
     crash_loop_cap: float = 300.0
     pleg_period: float = 1.0
     housekeeping_period: float = 2.0
+    gc_period: float = 60.0
+    max_pods: int = 110
     node_allocatable: Mapping[str, str] | None = None
 
     @property
@@ -70,8 +73,10 @@ class Kubelet:
         self.workers = PodWorkers(self.sync, duration=self.metrics.pod_worker_duration)
         self.pleg = GenericPLEG(runtime, self.workers.wake, owns=self.rm.owns, period=config.pleg_period,
                                 relist_duration=self.metrics.pleg_relist_duration)
-        self.prober = ProbeManager(runtime, self.workers.wake, self.metrics.prober_probe_total)
+        self.prober = ProbeManager(runtime, self.workers.wake, self.metrics.prober_probe_total, self._probe_event)
         self.status = StatusManager(client)
+        self.image_gc = ImageGC(images)
+        self._last_gc = 0.0
         self.pods: dict[str, dict[str, Any]] = {}          # uid → newest pod bound here
         self.removed: dict[str, dict[str, Any]] = {}       # uid → last known pod that left
         self._messages: dict[str, str] = {}                # exited container id → termination message
@@ -81,6 +86,8 @@ class Kubelet:
         self.stop_pods_on_exit = False
         self.node_allocatable = dict(config.node_allocatable or {})
         self.host_ip = config.host_ip
+        self._admitted: set[str] = set()
+        self.timing: dict[str, dict[str, float]] = {}     # uid → seen/sandbox/started wall-clock times
 
     # ------------------------------------------------------------------ informer handlers
     def pod_added(self, pod: dict[str, Any]) -> None:
@@ -89,6 +96,7 @@ class Kubelet:
             self.pod_deleted(pod)
             return
         self.pods[uid] = pod
+        self.timing.setdefault(uid, {"seen": time.time()})
         self.removed.pop(uid, None)
         self.workers.wake(uid)
 
@@ -139,11 +147,18 @@ class Kubelet:
         self._stop.set()
 
     async def stop_all_pods(self) -> None:
-        """Stop every container and sandbox of this node (keeping the API objects): ``kubelite up``'s Ctrl-C."""
+        """Stop and remove every container and sandbox of this node, keeping the API objects (``kubelite up``'s
+        Ctrl-C): nothing is left on the machine, and the next start creates the pods afresh."""
         pods = await self.rm.runtime_pods()
+
+        async def one(uid: str, rp: RuntimePod) -> None:
+            pod = self.pods.get(uid, {})
+            await self.rm.kill_pod(pod, rp, min(grace_period(pod), 10) if pod else 2)
+            await self.rm.remove_pod(await self.rm.runtime_pod(uid))
+
         async with asyncio.TaskGroup() as tg:
             for uid, rp in pods.items():
-                tg.create_task(self.rm.kill_pod(self.pods.get(uid, {}), rp, min(grace_period(self.pods.get(uid, {})), 10)))
+                tg.create_task(one(uid, rp))
 
     async def _housekeeping(self) -> None:
         while True:
@@ -166,6 +181,11 @@ class Kubelet:
         self.metrics.running_containers.labels(container_state="running").set(len(running))
         self.metrics.running_pods.set(sum(1 for rp in rps.values() if rp.sandbox is not None
                                           and rp.sandbox.state.value == "SANDBOX_READY"))
+        await rotate_logs(rps)
+        if time.monotonic() - self._last_gc >= self.config.gc_period:
+            self._last_gc = time.monotonic()
+            await collect_containers(self.runtime, {u: rp for u, rp in rps.items() if u in self.pods})
+            await self.image_gc.collect(rps)
 
     # ------------------------------------------------------------------ the sync of one pod
     async def sync(self, uid: str) -> float | None:
@@ -173,11 +193,23 @@ class Kubelet:
         rp = await self.rm.runtime_pod(uid)
         if pod is None:
             return await self._remove(uid, rp)
+        if uid not in self._admitted and not self._admit(pod, rp):
+            return None
         sources = await self._sources(pod)
         running = self._running(rp)
+        handler = await self._runtime_handler(pod)
+        if handler is None:
+            rc = (pod.get("spec") or {}).get("runtimeClassName")
+            self._event(pod, "Warning", "FailedCreatePodSandBox", f'RuntimeClass "{rc}" not found')
+            return RESYNC
         result = await self.rm.sync_pod(pod, rp, sources, self._pull_secrets(pod, sources),
                                         self.prober.failed(uid, running, "livenessProbe"),
-                                        self.prober.failed(uid, running, "startupProbe"))
+                                        self.prober.failed(uid, running, "startupProbe"), handler)
+        times = self.timing.setdefault(uid, {"seen": time.time()})
+        if result.sandbox_ready_at:
+            times.setdefault("sandbox", result.sandbox_ready_at)
+        if result.started_at:
+            times.setdefault("started", result.started_at)
         for type_, reason, message in result.events:
             self._event(pod, type_, reason, message)
         for name in result.started:
@@ -206,6 +238,23 @@ class Kubelet:
             return min(RESYNC, max(self.backoff.base / 2, 1.0))
         return RESYNC
 
+    def _admit(self, pod: Mapping[str, Any], rp: RuntimePod) -> bool:
+        """Admission (as the kubelet's): beyond ``max_pods`` active pods a new pod fails with OutOfpods."""
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        active = sum(1 for u in self._admitted if u in self.pods and
+                     (self.pods[u].get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
+        terminal = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        if rp.sandboxes or rp.containers or terminal or active < self.config.max_pods:
+            self._admitted.add(uid)
+            return True
+        message = (f"Node didn't have enough resource: pods, requested: 1, used: {active}, "
+                   f"capacity: {self.config.max_pods}")
+        self._event(pod, "Warning", "OutOfpods", message)
+        status = dict(pod.get("status") or {})
+        status.update({"phase": "Failed", "reason": "OutOfpods", "message": message})
+        self.status.set_pod_status(pod, status)
+        return False
+
     async def _remove(self, uid: str, rp: RuntimePod) -> float:
         if not self._synced.is_set():
             return 1.0
@@ -219,6 +268,8 @@ class Kubelet:
         self.prober.remove_pod(uid)
         self.status.forget(uid)
         self.removed.pop(uid, None)
+        self._admitted.discard(uid)
+        self.timing.pop(uid, None)
         self._running_seen.discard(uid)
         for c in rp.containers:
             self._messages.pop(c.id, None)
@@ -251,7 +302,7 @@ class Kubelet:
         if not name:
             return None
         try:
-            obj = await self.client.get(lookup(resource), name, ns)
+            obj = await self.client.get(lookup(resource), name, ns or None)
             return obj if isinstance(obj, dict) else None
         except NotFound:
             return None
@@ -259,10 +310,23 @@ class Kubelet:
             logger.warning("get %s %s/%s: %s", resource, ns, name, exc)
             return None
 
+    async def _runtime_handler(self, pod: Mapping[str, Any]) -> str | None:
+        """The RuntimeClass's handler ("" for none); None when the named RuntimeClass does not exist."""
+        name = (pod.get("spec") or {}).get("runtimeClassName")
+        if not name:
+            return ""
+        rc = await self._get("runtimeclasses", name, "")
+        return str(rc.get("handler") or name) if rc is not None else None
+
     @staticmethod
     def _pull_secrets(pod: Mapping[str, Any], sources: Sources) -> list[Mapping[str, Any]]:
         names = [s.get("name", "") for s in (pod.get("spec") or {}).get("imagePullSecrets") or []]
         return [sources.secrets[n] for n in names if n in sources.secrets]
+
+    def _probe_event(self, uid: str, type_: str, reason: str, message: str) -> None:
+        pod = self.pods.get(uid)
+        if pod is not None:
+            self._event(pod, type_, reason, message)
 
     def _event(self, pod: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         if self.recorder is not None:

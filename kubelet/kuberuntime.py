@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 
 from kubelet.containerconfig import (ANN_TERMINATION_HOST_PATH, ANN_TERMINATION_POLICY, LABEL_POD_UID,
                                      container_config, sandbox_config)
-from kubelet.cri import ContainerState, ContainerStatus, CriError, RuntimeService
+from kubelet.cri import ContainerState, ContainerStatus, CriError, NotFoundError, RuntimeService
 from kubelet.envvars import ContainerConfigError, Sources
 from kubelet.handlers import run_handler
 from kubelet.images import ImageError, ImageManager
@@ -36,6 +36,8 @@ class SyncResult:
     errors: dict[str, tuple[str, str]] = field(default_factory=dict)   # container → (reason, message)
     events: list[tuple[str, str, str]] = field(default_factory=list)   # (type, reason, message)
     started: list[str] = field(default_factory=list)
+    sandbox_ready_at: float = 0.0                                      # wall-clock, when created here
+    started_at: float = 0.0                                            # wall-clock, last container started
 
 
 def grace_period(pod: Mapping[str, Any]) -> int:
@@ -74,6 +76,7 @@ class RuntimeManager:
         self.log_dir = log_dir
         self.backoff = backoff or Backoff()
         self.clock = clock
+        self._sandbox_ids: dict[str, set[str]] | None = None   # uid → its sandbox ids (None: not listed yet)
 
     # ---------------------------------------------------------------- reading the runtime
     async def runtime_pods(self) -> dict[str, RuntimePod]:
@@ -87,24 +90,41 @@ class RuntimeManager:
             uid = c.labels.get(LABEL_POD_UID, "")
             if uid:
                 by_uid.setdefault(uid, ([], []))[1].append(c)
+        known = self._sandbox_ids if self._sandbox_ids is not None else {}
+        for uid, (sbs, _) in by_uid.items():       # merge: a sandbox made during the listing must not be lost
+            known.setdefault(uid, set()).update(s.id for s in sbs)
+        self._sandbox_ids = known
         return {uid: RuntimePod.of(uid, sbs, cs) for uid, (sbs, cs) in by_uid.items()}
 
     def owns(self, labels: Mapping[str, str]) -> bool:
         return labels.get("kubelite.io/managed-by") == "kubelet" and labels.get("kubelite.io/node") == self.node_name
 
     async def runtime_pod(self, uid: str) -> RuntimePod:
-        sandboxes = [s for s in await self.runtime.list_pod_sandboxes()
-                     if self.owns(s.labels) and (s.labels.get(LABEL_POD_UID) or s.metadata.uid) == uid]
-        containers: list[ContainerStatus] = []
-        for s in sandboxes:
-            containers.extend(c for c in await self.runtime.list_containers(s.id)
-                              if c.labels.get(LABEL_POD_UID) == uid)
+        """One pod's sandboxes and containers. Sandboxes are looked up by id (this kubelet creates every
+        sandbox of its pods; the first full listing finds those of an earlier run), containers in one listing."""
+        if self._sandbox_ids is None:
+            await self.runtime_pods()
+        sandboxes = []
+        for sid in list((self._sandbox_ids or {}).get(uid, ())):
+            try:
+                sandboxes.append(await self.runtime.pod_sandbox_status(sid))
+            except NotFoundError:
+                self._sandbox_ids[uid].discard(sid)            # type: ignore[index]
+        ids = {s.id for s in sandboxes}
+        containers = [c for c in await self.runtime.list_containers()
+                      if c.labels.get(LABEL_POD_UID) == uid and self.owns(c.labels)
+                      and (c.pod_sandbox_id in ids or not ids)]
         return RuntimePod.of(uid, sandboxes, containers)
+
+    def _remember(self, uid: str, sandbox_id: str) -> None:
+        if self._sandbox_ids is None:
+            self._sandbox_ids = {}
+        self._sandbox_ids.setdefault(uid, set()).add(sandbox_id)
 
     # ---------------------------------------------------------------- the sync
     async def sync_pod(self, pod: Mapping[str, Any], rp: RuntimePod, sources: Sources,
                        pull_secrets: list[Mapping[str, Any]], liveness_failed: frozenset[str] = frozenset(),
-                       startup_failed: frozenset[str] = frozenset()) -> SyncResult:
+                       startup_failed: frozenset[str] = frozenset(), runtime_handler: str = "") -> SyncResult:
         now = self.clock()
         actions = compute_pod_actions(pod, rp, backoff=self.backoff, now=now,
                                       liveness_failed=liveness_failed, startup_failed=startup_failed)
@@ -116,7 +136,11 @@ class RuntimeManager:
             result.errors[name] = ("CrashLoopBackOff",
                                    f"back-off {delay:g}s restarting failed container={name} "
                                    f"pod={meta.get('name')}_{meta.get('namespace')}({meta.get('uid')})")
+            result.events.append(("Warning", "BackOff", f"Back-off restarting failed container {name} in pod "
+                                                        f"{meta.get('name')}_{meta.get('namespace')}({meta.get('uid')})"))
         if actions.kill_pod:
+            for st in rp.running():
+                result.events.append(("Normal", "Killing", f"Stopping container {st.metadata.name}"))
             await self.kill_pod(pod, rp, grace_period(pod), result)
             if not actions.create_sandbox:
                 return result
@@ -139,9 +163,8 @@ class RuntimeManager:
             annotations = {TMPFS_ANNOTATION: "[" + ",".join(tmpfs) + "]"} if tmpfs else {}
             cfg = sandbox_config(pod, self.node_name, str(self.log_dir), actions.attempt, annotations)
             await asyncio.to_thread(Path(cfg.log_directory).mkdir, parents=True, exist_ok=True)
-            handler = (pod.get("spec") or {}).get("runtimeClassName") or ""
             try:
-                sandbox_id = await self.runtime.run_pod_sandbox(cfg, handler)
+                sandbox_id = await self.runtime.run_pod_sandbox(cfg, runtime_handler)
             except CriError as exc:
                 result.events.append(("Warning", "FailedCreatePodSandBox",
                                       f"Failed to create pod sandbox: {exc}"))
@@ -149,6 +172,8 @@ class RuntimeManager:
                     if name:
                         result.errors[name] = ("ContainerCreating", "")
                 return result
+            self._remember(rp.uid, sandbox_id)
+            result.sandbox_ready_at = time.time()
             rp = RuntimePod.of(rp.uid, [await self.runtime.pod_sandbox_status(sandbox_id), *rp.sandboxes],
                                list(rp.containers))
         sb = rp.sandbox
@@ -170,7 +195,7 @@ class RuntimeManager:
         previous = rp.latest(name)
         attempt = previous.metadata.attempt + 1 if previous is not None else 0
         try:
-            image_id, image = await self.images.ensure_image(pod, c, pull_secrets, now)
+            image_id, image = await self.images.ensure_image(pod, c, pull_secrets, now, result.events)
         except ImageError as exc:
             result.errors[name] = (exc.reason, exc.message)
             result.events.append(("Warning", "Failed", exc.message))
@@ -199,6 +224,7 @@ class RuntimeManager:
             result.errors[name] = ("CreateContainerError", str(exc))
             result.events.append(("Warning", "Failed", f"Error: {exc}"))
             return
+        result.events.append(("Normal", "Created", f"Created container: {name}"))
         try:
             await self.runtime.start_container(cid)
         except CriError as exc:
@@ -206,6 +232,7 @@ class RuntimeManager:
             result.events.append(("Warning", "Failed", f"Error: {exc}"))
             return
         result.started.append(name)
+        result.started_at = time.time()
         result.events.append(("Normal", "Started", f"Started container {name}"))
         post = ((c.get("lifecycle") or {}).get("postStart"))
         if post:
@@ -255,6 +282,8 @@ class RuntimeManager:
         for sb in rp.sandboxes:
             await self.runtime.stop_pod_sandbox(sb.id)
             await self.runtime.remove_pod_sandbox(sb.id)
+        if self._sandbox_ids is not None:
+            self._sandbox_ids.pop(rp.uid, None)
         await asyncio.to_thread(remove_pod_dir, self.root_dir, rp.uid)
         self.backoff.forget(rp.uid + "/")
         self.images.forget(rp.uid)

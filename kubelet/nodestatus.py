@@ -173,8 +173,9 @@ class NodeStatusManager:
                                              "volumes.kubernetes.io/controller-managed-attach-detach": "true"}},
                 "spec": spec}
 
-    async def register(self) -> dict[str, Any]:
-        """Create the Node, or adopt the existing one (labels merged, podCIDR set if it has none)."""
+    async def register(self, *, report: bool = True) -> dict[str, Any]:
+        """Create the Node, or adopt the existing one (labels merged, podCIDR set if it has none);
+        ``report``: write its status at once (else the caller does, once its port is known)."""
         facts = await asyncio.to_thread(host_facts, self.root_dir)
         obj = self._node_object(facts)
         try:
@@ -187,7 +188,8 @@ class NodeStatusManager:
                 patch["spec"] = obj["spec"]
             self.node = await self.client.patch(NODES, self.node_name, patch)
             logger.info("node %s already registered: adopted", self.node_name)
-        await self.report(force=True, facts=facts)
+        if report:
+            await self.report(force=True, facts=facts)
         return self.node or {}
 
     @property

@@ -151,8 +151,6 @@ def _sandbox_changed(pod: Mapping[str, Any], rp: RuntimePod) -> tuple[bool, int,
     ready = [s for s in rp.sandboxes if s.state == PodSandboxState.READY]
     if len(ready) > 1 or sb.state != PodSandboxState.READY:
         return True, attempt, sb.id
-    if not (pod.get("spec") or {}).get("hostNetwork") and not sb.ip:
-        return True, attempt, sb.id
     return False, sb.metadata.attempt, sb.id
 
 

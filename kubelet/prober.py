@@ -34,7 +34,8 @@ class ProbeKey:
 
 class ProbeManager:
     def __init__(self, runtime: RuntimeService, on_change: Callable[[str], None],
-                 probe_total: Counter | None = None) -> None:
+                 probe_total: Counter | None = None,
+                 on_event: Callable[[str, str, str, str], None] | None = None) -> None:
         self.runtime = runtime
         self.on_change = on_change
         self.results: dict[ProbeKey, bool] = {}
@@ -43,6 +44,7 @@ class ProbeManager:
         self._tg: asyncio.TaskGroup | None = None
         self._stopped = asyncio.Event()
         self._probe_total = probe_total
+        self.on_event = on_event
 
     async def run(self) -> None:
         try:
@@ -125,6 +127,9 @@ class ProbeManager:
                 else:
                     fails, oks = fails + 1, 0
                     self.messages[key] = res.message
+                    if self.on_event is not None:
+                        kind = key.kind.removesuffix("Probe").capitalize()
+                        self.on_event(key.uid, "Warning", "Unhealthy", f"{kind} probe failed: {res.message}")
                 current = self.results.get(key)
                 new = current
                 if res.ok and oks >= ok_th:

@@ -192,6 +192,25 @@ async def pods(request: web.Request) -> web.Response:
     return web.json_response({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
 
 
+async def debug_pods(request: web.Request) -> web.Response:
+    """kubelite's own: per pod the wall-clock times seen/sandbox/started/running-written, and its containers
+    (id, pid, state), for benchmarks and debugging."""
+    kubelet = request.app[KUBELET]
+    rps = await kubelet.rm.runtime_pods()
+    out = []
+    for uid, pod in kubelet.pods.items():
+        meta = pod.get("metadata") or {}
+        times = dict(kubelet.timing.get(uid, {}))
+        if uid in kubelet.status.running_written:
+            times["runningWritten"] = kubelet.status.running_written[uid]
+        rp = rps.get(uid)
+        containers = [{"name": c.metadata.name, "id": c.id, "pid": c.pid, "state": c.state.value,
+                       "attempt": c.metadata.attempt} for c in (rp.containers if rp else ())]
+        out.append({"namespace": meta.get("namespace"), "name": meta.get("name"), "uid": uid, "times": times,
+                    "containers": containers})
+    return web.json_response({"pods": out})
+
+
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(request.app[KUBELET].metrics.registry),
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -226,6 +245,7 @@ def make_app(kubelet: Kubelet, token: str = "") -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/metrics/cadvisor", metrics_cadvisor)
     app.router.add_get("/stats/summary", stats_summary)
+    app.router.add_get("/debug/pods", debug_pods)
     app.router.add_get("/containerLogs/{ns}/{pod}/{container}", container_logs)
     for path in ("/exec/{ns}/{pod}/{container}", "/exec/{ns}/{pod}/{uid}/{container}"):
         app.router.add_get(path, exec_handler)

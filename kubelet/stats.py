@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from kubelet.cri import ContainerStats
 from kubelet.podstatus import rfc3339
+from kubelet.qos import container_resources
 
 if TYPE_CHECKING:
     from kubelet.kubelet import Kubelet
@@ -120,10 +121,17 @@ async def cadvisor_families(kubelet: "Kubelet") -> list[GaugeMetricFamily | Coun
                            "this filesystem.", labels=labels)
     start = GaugeMetricFamily("container_start_time_seconds", "Start time of the container since unix epoch in "
                               "seconds.", labels=labels)
+    spec_mem = GaugeMetricFamily("container_spec_memory_limit_bytes", "Memory limit for the container.",
+                                 labels=labels)
+    spec_quota = GaugeMetricFamily("container_spec_cpu_quota", "CPU quota of the container.", labels=labels)
+    spec_period = GaugeMetricFamily("container_spec_cpu_period", "CPU period of the container.", labels=labels)
+    spec_shares = GaugeMetricFamily("container_spec_cpu_shares", "CPU share of the container.", labels=labels)
     rps, stats = await _container_index(kubelet)
     for uid, rp in rps.items():
         pod = kubelet.pods.get(uid) or kubelet.removed.get(uid) or {}
         meta = pod.get("metadata") or {}
+        specs = {c.get("name"): c for c in ((pod.get("spec") or {}).get("containers") or [])
+                 + ((pod.get("spec") or {}).get("initContainers") or [])}
         for c in rp.running():
             s = stats.get(c.id)
             if s is None:
@@ -140,4 +148,10 @@ async def cadvisor_families(kubelet: "Kubelet") -> list[GaugeMetricFamily | Coun
             throttled_s.add_metric(lv, s.cpu_throttled_ns / 1e9)
             fs.add_metric(lv, s.writable_layer_bytes)
             start.add_metric(lv, (c.started_at or c.created_at) / 1e9)
-    return [cpu, ws, usage, rss, oom, periods, throttled, throttled_s, fs, start]
+            res = container_resources(specs.get(c.metadata.name) or {}, pod)
+            spec_mem.add_metric(lv, res.memory_limit_in_bytes)
+            spec_quota.add_metric(lv, res.cpu_quota)
+            spec_period.add_metric(lv, res.cpu_period or 100_000)
+            spec_shares.add_metric(lv, res.cpu_shares)
+    return [cpu, ws, usage, rss, oom, periods, throttled, throttled_s, fs, start, spec_mem, spec_quota,
+            spec_period, spec_shares]

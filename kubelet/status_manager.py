@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 import logging
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
@@ -58,6 +59,7 @@ class StatusManager:
         self._version = 0
         self.writes = 0
         self.deleted: set[str] = set()
+        self.running_written: dict[str, float] = {}       # uid → when a Running status was first written
 
     def set_pod_status(self, pod: Mapping[str, Any], status: dict[str, Any], *, delete: bool = False) -> None:
         """Record ``status`` as the pod's newest; ``delete``: remove the pod object once it is written."""
@@ -86,6 +88,7 @@ class StatusManager:
         return e.status if e is not None else None
 
     def forget(self, uid: str) -> None:
+        self.running_written.pop(uid, None)
         self._entries.pop(uid, None)
         self._written.pop(uid, None)
         self._dirty.discard(uid)
@@ -123,6 +126,8 @@ class StatusManager:
                     await self.client.patch(PODS, entry.name, body, entry.namespace, patch_type="merge",
                                             subresource="status")
                     self.writes += 1
+                    if entry.status.get("phase") == "Running":
+                        self.running_written.setdefault(uid, time.time())
                 self._written[uid] = (entry.version, _comparable(entry.status))
             if entry.delete_when_written and uid not in self.deleted:
                 await self.client.delete(PODS, entry.name, entry.namespace, grace_period_seconds=0)

@@ -25,6 +25,7 @@ class Cache:
         self._assumed: dict[str, float | None] = {}    # pod key -> expiry (None while binding)
         self._ttl = ttl
         self._clock = clock
+        self._anti = 0                                  # pods with required anti-affinity
 
     # -- nodes ----------------------------------------------------------------------------------------
     def _node_info(self, name: str) -> NodeInfo:
@@ -95,8 +96,14 @@ class Cache:
         old = self._pod_node.get(pi.key)
         if old is not None and old != node_name:
             self._unplace(pi.key)
+        if old == node_name:
+            prev = self._nodes[node_name].pods.get(pi.key)
+            if prev is not None and prev.required_anti_affinity:
+                self._anti -= 1
         self._node_info(node_name).add_pod(pi)
         self._pod_node[pi.key] = node_name
+        if pi.required_anti_affinity:
+            self._anti += 1
 
     def _unplace(self, key: str) -> None:
         node_name = self._pod_node.pop(key, None)
@@ -104,7 +111,9 @@ class Cache:
             return
         ni = self._nodes.get(node_name)
         if ni is not None:
-            ni.remove_pod(key)
+            pi = ni.remove_pod(key)
+            if pi is not None and pi.required_anti_affinity:
+                self._anti -= 1
             if ni.node is None and not ni.pods:
                 del self._nodes[node_name]
                 self._order = None
@@ -117,6 +126,10 @@ class Cache:
             logger.warning("assumed pod %s expired without being seen bound", k)
             self.forget_pod(k)
         return expired
+
+    def have_required_anti_affinity(self) -> bool:
+        """Does any bound or assumed pod carry required pod anti-affinity? (O(1), for InterPodAffinity)"""
+        return self._anti > 0
 
     def pod_count(self) -> int:
         return len(self._pod_node)

@@ -56,10 +56,12 @@ class SchedulingQueue:
         self._infos: dict[str, QueuedPodInfo] = {}       # every pod in active/backoff/unschedulable
         self._where: dict[str, str] = {}                  # key -> "active" | "backoff" | "unschedulable"
         self._in_flight: set[str] = set()
+        self._unschedulable: set[str] = set()            # keys whose _where is "unschedulable"
         self._cycle = 0
         self._move_request_cycle = -1
         self._wake = asyncio.Event()
         self._closed = False
+        self._last_unschedulable_scan = clock()
 
     # -- sizes (metric scheduler_pending_pods{queue}) -------------------------------------------------
     def pending(self) -> dict[str, int]:
@@ -99,14 +101,17 @@ class SchedulingQueue:
         key = _key(pod)
         self._infos.pop(key, None)
         self._where.pop(key, None)   # heap entries are dropped lazily
+        self._unschedulable.discard(key)
 
     def _to_active(self, info: QueuedPodInfo) -> None:
+        self._unschedulable.discard(info.key)
         self._infos[info.key] = info
         self._where[info.key] = "active"
         heapq.heappush(self._active, (-info.priority, info.timestamp, next(self._seq), info.key))
         self._wake.set()
 
     def _to_backoff(self, info: QueuedPodInfo) -> None:
+        self._unschedulable.discard(info.key)
         self._infos[info.key] = info
         self._where[info.key] = "backoff"
         heapq.heappush(self._backoff, (info.backoff_expiry(self._initial, self._max), next(self._seq), info.key))
@@ -132,6 +137,7 @@ class SchedulingQueue:
         else:
             self._infos[info.key] = info
             self._where[info.key] = "unschedulable"
+            self._unschedulable.add(info.key)
 
     def done(self, key: str) -> None:
         """The pod's cycle ended in an assumption (binding follows): it leaves the queue."""
@@ -140,9 +146,8 @@ class SchedulingQueue:
     # -- cluster events ---------------------------------------------------------------------------------
     def move_all_to_active_or_backoff(self, event: str = "") -> None:
         """A node was added/updated or a pod deleted: unschedulable pods get another chance."""
-        for key, where in list(self._where.items()):
-            if where == "unschedulable":
-                self._requeue(self._infos[key])
+        for key in list(self._unschedulable):
+            self._requeue(self._infos[key])
         self._move_request_cycle = self._cycle
 
     def flush(self) -> None:
@@ -152,8 +157,11 @@ class SchedulingQueue:
             _, _, key = heapq.heappop(self._backoff)
             if self._where.get(key) == "backoff":
                 self._to_active(self._infos[key])
-        for key, where in list(self._where.items()):
-            if where == "unschedulable" and now - self._infos[key].timestamp > MAX_IN_UNSCHEDULABLE:
+        if now - self._last_unschedulable_scan < 1.0:
+            return
+        self._last_unschedulable_scan = now
+        for key in list(self._unschedulable):
+            if now - self._infos[key].timestamp > MAX_IN_UNSCHEDULABLE:
                 self._requeue(self._infos[key])
 
     # -- popping --------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from scheduler.framework import CycleState, FitError
 from scheduler.framework.interface import BindPlugin
 from scheduler.framework.runtime import Framework
 from scheduler.metrics import SchedulerMetrics
+from scheduler.plugins.interpodaffinity import HAVE_ANTI_AFFINITY_KEY
 from scheduler.queue import QueuedPodInfo, SchedulingQueue
 
 logger = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ class Scheduler:
         fw = self.profiles[profile_name]
         start = time.perf_counter()
         state = CycleState()
+        state.write(HAVE_ANTI_AFFINITY_KEY, self.cache.have_required_anti_affinity())
         try:
             result = fw.schedule(state, pod, self.cache.node_list())
         except FitError as err:

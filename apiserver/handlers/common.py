@@ -14,6 +14,7 @@ import yaml
 from aiohttp import web
 
 from apiserver.objects import Objects
+from apiserver.registry import fieldvalidation
 from apiserver.storage import Store
 from apiserver.watchcache import WatchCache
 from kubelite.api import codec, errors
@@ -43,6 +44,8 @@ class Settings:
     compaction_interval: float = 300.0
     watch_window: int = 20000
     shutdown_timeout: float = 5.0
+    workers: int = 1
+    reuse_port: bool = False
 
 
 @dataclass
@@ -88,6 +91,8 @@ async def read_raw(request: web.Request, accepted: tuple[str, ...]) -> tuple[byt
     if ctype not in accepted:
         raise errors.UnsupportedMediaType(
             f"the body of the request was in an unknown format - accepted media types include: {', '.join(accepted)}")
+    if request.content_length is not None:
+        return await request.read(), ctype        # bounded by the check above (and client_max_size)
     raw = bytearray()
     async for chunk in request.content.iter_chunked(1 << 16):
         raw += chunk
@@ -168,18 +173,15 @@ def include_object(request: web.Request) -> str:
     return value
 
 
-try:  # the field-validation seam (api-semantics); without it unknown fields round-trip untouched
-    from apiserver.registry import fieldvalidation as _fieldvalidation
-except ImportError:  # pragma: no cover - until the module lands
-    _fieldvalidation = None  # type: ignore[assignment]
-
-
 def validate_fields(request: web.Request, info: Any, obj: dict[str, Any],
                     raw: bytes | None) -> tuple[dict[str, Any], list[str]]:
-    """Apply ``fieldValidation`` (Strict → 400, Warn → warnings, Ignore → dropped) to a body."""
-    if _fieldvalidation is None:
-        return obj, []
-    return _fieldvalidation.check(info, obj, request.query.get("fieldValidation"), raw)
+    """Apply ``fieldValidation`` (Strict → 400, Warn → warnings, Ignore → dropped) to a body.
+
+    Duplicate JSON keys are looked for (a second, slower pass over the raw body) only under Strict,
+    which is what kubectl sends; under Warn (the default) only unknown fields are reported.
+    """
+    mode = request.query.get("fieldValidation")
+    return fieldvalidation.check(info, obj, mode, raw if mode == "Strict" else None)
 
 
 def check_kind(info: Any, obj: dict[str, Any]) -> None:

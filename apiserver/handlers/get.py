@@ -7,7 +7,7 @@ from aiohttp import web
 from apiserver import tables
 from apiserver.handlers.common import include_object, json_response, query_int, state, wants_table
 from apiserver.handlers.dispatch import Target
-from kubelite.api import errors
+from kubelite.api import codec, errors
 from kubelite.api.selectors import (FieldSelector, LabelSelector, SelectorError, field_labels, parse_field_selector,
                                     parse_label_selector)
 
@@ -36,10 +36,18 @@ async def handle_list(request: web.Request, target: Target) -> web.StreamRespons
     limit = query_int(request, "limit") or 0
     if limit < 0:
         raise errors.BadRequest("limit must be a non-negative integer")
+    table = wants_table(request)
+    raw = not table and labels.empty and fields.empty
     result = await state(request).objects.list(
         target.info, target.namespace, labels=labels, fields=fields, limit=limit,
-        continue_=request.query.get("continue") or None, resource_version=request.query.get("resourceVersion"))
-    if wants_table(request):
+        continue_=request.query.get("continue") or None, resource_version=request.query.get("resourceVersion"),
+        raw=raw)
+    if table:
         return json_response(tables.to_table(target.info, result["items"], include_object=include_object(request),
                                              list_meta=result["metadata"]))
+    if raw:
+        items = [i if isinstance(i, bytes) else codec.dumps(i) for i in result["items"]]
+        head = codec.dumps({k: v for k, v in result.items() if k != "items"})
+        body = b"".join((head[:-1], b',"items":[', b",".join(items), b"]}"))
+        return web.Response(body=body, content_type="application/json")
     return json_response(result)

@@ -26,27 +26,12 @@ def apply_patch_document(kind: str, current: dict[str, Any] | None, doc: Any, re
             raise errors.BadRequest("merge patch: the patch must be a JSON object")
         result = patches.json_merge_patch(current, doc)
     elif kind == "application/json-patch+json":
-        fn = getattr(patches, "json_patch", None)
-        if fn is None:
-            raise errors.UnsupportedMediaType("application/json-patch+json is not supported by this server yet")
-        result = fn(current, doc)
+        result = patches.json_patch(current, doc)
     elif kind == "application/strategic-merge-patch+json":
-        fn = getattr(patches, "strategic_merge_patch", None)
-        if fn is None:  # placeholder seam: fall back to a merge patch
-            result = patches.json_merge_patch(current, doc)
-        else:
-            result = fn(current or {}, doc)
+        result = patches.strategic_merge_patch(current or {}, doc)
     else:
-        fn = getattr(patches, "apply_patch", None)
-        manager = request.query.get("fieldManager")
-        if not manager:
-            raise errors.BadRequest("PATCH, application/apply-patch+yaml requires fieldManager to be set")
-        if not isinstance(doc, dict):
-            raise errors.BadRequest("apply patch: the body must be an object")
-        if fn is None:
-            result = patches.json_merge_patch(current, doc) if current is not None else doc
-        else:
-            result = fn(current, doc, manager, force=query_bool(request, "force"), subresource=subresource)
+        result = patches.apply_patch(current, doc, request.query.get("fieldManager"), force=query_bool(request, "force"),
+                                     subresource=subresource)
     if not isinstance(result, dict):
         raise errors.BadRequest("the patched object is not a JSON object")
     return result
@@ -78,8 +63,8 @@ async def handle_patch(request: web.Request, target: Target) -> web.StreamRespon
                 raise errors.BadRequest(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
             meta["name"] = name
             obj, warnings = validate_fields(request, info, obj, None)
-            created = await objects.create(info, target.namespace, obj, dry_run=dry_run(request), manager=None)
+            created = await objects.create(info, target.namespace, obj, dry_run=dry_run(request), track_fields=False)
             return json_response(created, status=201, warnings=warnings)
     result = await objects.guaranteed_update(info, target.namespace, name, mutate, subresource=target.subresource,
-                                             dry_run=dry_run(request), manager=None if is_apply else manager)
+                                             dry_run=dry_run(request), manager=manager, track_fields=not is_apply)
     return json_response(result, warnings=warnings)

@@ -110,6 +110,11 @@ async def create_eviction(request: web.Request, target: Target) -> web.StreamRes
     assert target.name is not None
     body, _ = await read_object(request)
     opts = body.get("deleteOptions") or {}
+    if not isinstance(opts, dict) or not isinstance(opts.get("preconditions") or {}, dict):
+        raise errors.BadRequest("deleteOptions must be a DeleteOptions object")
+    grace = opts.get("gracePeriodSeconds")
+    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
+        raise errors.BadRequest("deleteOptions.gracePeriodSeconds must be an integer")
     policy = opts.get("propagationPolicy")
     if policy is not None and policy not in POLICIES:
         raise errors.invalid("Eviction", target.name, [errors.not_supported("deleteOptions.propagationPolicy", policy,

@@ -58,7 +58,7 @@ async def handle_watch(request: web.Request, target: Target) -> web.StreamRespon
                                                    "Cache-Control": "no-cache, private"})
     resp.enable_chunked_encoding()
     try:
-        watcher = cache.watch(rv, target.namespace, predicate)
+        watcher = cache.watch(rv, target.namespace, None if labels.empty and fields.empty else predicate)
     except errors.Gone as e:
         await resp.prepare(request)
         await resp.write(codec.dumps({"type": "ERROR", "object": e.to_status()}) + b"\n")
@@ -107,9 +107,8 @@ async def handle_watch(request: web.Request, target: Target) -> web.StreamRespon
                 await resp.write(bytes(out))
             if batch[-1] is None or None in batch:
                 break
-    except (ConnectionResetError, asyncio.CancelledError):
-        cache.forget(watcher)
-        raise
+    except ConnectionResetError:        # the client went away: nothing left to tell it
+        return resp
     finally:
         cache.forget(watcher)
     try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from apiserver.registry import pods
 from apiserver.registry import validation as v
-from kubelite.api.errors import forbidden_field, invalid_value, not_supported, required
+from kubelite.api.errors import forbidden_field, not_supported, required
 
 Causes = v.Causes
 
@@ -52,9 +52,9 @@ def _int_or_percent(field: str, value: Any) -> tuple[Causes, float | None]:
     if isinstance(value, str) and value.endswith("%") and value[:-1].isdigit():
         pct = int(value[:-1])
         if pct > 100:
-            return [invalid_value(field, value, "must not be greater than 100%")], None
+            return [v.invalid_value(field, value, "must not be greater than 100%")], None
         return [], float(pct)
-    return [invalid_value(field, value, "a valid percent string must be a numeric string followed by an ending "
+    return [v.invalid_value(field, value, "a valid percent string must be a numeric string followed by an ending "
                           "'%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")], None
 
 
@@ -68,7 +68,7 @@ def _validate_template_and_selector(spec: dict[str, Any], kind: str) -> Causes:
     else:
         causes += v.label_selector("spec.selector", selector)
         if isinstance(selector, dict) and not selector.get("matchLabels") and not selector.get("matchExpressions"):
-            causes.append(invalid_value("spec.selector", selector, f"empty selector is invalid for {kind}"))
+            causes.append(v.invalid_value("spec.selector", selector, f"empty selector is invalid for {kind}"))
     template = spec.get("template")
     if not isinstance(template, dict):
         causes.append(required("spec.template"))
@@ -79,7 +79,7 @@ def _validate_template_and_selector(spec: dict[str, Any], kind: str) -> Causes:
     causes += v.annotations("spec.template.metadata.annotations", tmeta.get("annotations"))
     if isinstance(selector, dict) and (selector.get("matchLabels") or selector.get("matchExpressions")) and \
             isinstance(tlabels, dict) and not v.selector_matches(selector, tlabels):
-        causes.append(invalid_value("spec.template.metadata.labels", tlabels,
+        causes.append(v.invalid_value("spec.template.metadata.labels", tlabels,
                                     "`selector` does not match template `labels`"))
     tspec = template.get("spec")
     causes += pods.validate_pod_spec("spec.template.spec", tspec)
@@ -116,14 +116,14 @@ def validate_deployment(obj: dict[str, Any]) -> Causes:
         e2, surge = _int_or_percent("spec.strategy.rollingUpdate.maxSurge", ru.get("maxSurge"))
         causes += e1 + e2
         if unavailable == 0 and surge == 0:
-            causes.append(invalid_value("spec.strategy.rollingUpdate.maxUnavailable", ru.get("maxUnavailable"),
+            causes.append(v.invalid_value("spec.strategy.rollingUpdate.maxUnavailable", ru.get("maxUnavailable"),
                                         "may not be 0 when `maxSurge` is 0"))
     causes += v.non_negative("spec.revisionHistoryLimit", spec.get("revisionHistoryLimit"))
     pds = spec.get("progressDeadlineSeconds")
     causes += v.positive("spec.progressDeadlineSeconds", pds)
     mrs = spec.get("minReadySeconds")
     if isinstance(pds, int) and isinstance(mrs, int) and pds <= mrs:
-        causes.append(invalid_value("spec.progressDeadlineSeconds", pds,
+        causes.append(v.invalid_value("spec.progressDeadlineSeconds", pds,
                                     "must be greater than minReadySeconds"))
     return causes
 
@@ -133,5 +133,5 @@ def validate_selector_update(new: dict[str, Any], old: dict[str, Any]) -> Causes
     sel_new = (new.get("spec") or {}).get("selector")
     sel_old = (old.get("spec") or {}).get("selector")
     if sel_new != sel_old:
-        return [invalid_value("spec.selector", sel_new, v.IMMUTABLE)]
+        return [v.invalid_value("spec.selector", sel_new, v.IMMUTABLE)]
     return []

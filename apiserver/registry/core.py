@@ -7,7 +7,7 @@ import binascii
 from typing import Any
 
 from apiserver.registry import validation as v
-from kubelite.api.errors import BadRequest, forbidden_field, invalid_value, not_supported, required
+from kubelite.api.errors import BadRequest, forbidden_field, not_supported, required
 
 Causes = v.Causes
 MAX_DATA_SIZE = 1024 * 1024
@@ -15,6 +15,13 @@ TAINT_EFFECTS = ["NoExecute", "NoSchedule", "PreferNoSchedule"]
 
 
 # --- Node ---
+def default_node(obj: dict[str, Any]) -> None:
+    """SetDefaults_NodeStatus: allocatable defaults to capacity."""
+    status = obj.get("status")
+    if isinstance(status, dict) and isinstance(status.get("capacity"), dict) and status.get("allocatable") is None:
+        status["allocatable"] = dict(status["capacity"])
+
+
 def validate_node(obj: dict[str, Any]) -> Causes:
     spec = obj.get("spec") or {}
     causes: Causes = []
@@ -23,7 +30,7 @@ def validate_node(obj: dict[str, Any]) -> Causes:
         if not isinstance(taint, dict) or not taint.get("key"):
             causes.append(required(f"{f}.key"))
             continue
-        causes += [invalid_value(f"{f}.key", taint["key"], m) for m in v.qualified_name(taint["key"])]
+        causes += [v.invalid_value(f"{f}.key", taint["key"], m) for m in v.qualified_name(taint["key"])]
         if taint.get("effect") not in TAINT_EFFECTS:
             causes.append(not_supported(f"{f}.effect", taint.get("effect"), TAINT_EFFECTS)
                           if taint.get("effect") else required(f"{f}.effect"))
@@ -39,23 +46,41 @@ def validate_node_update(new: dict[str, Any], old: dict[str, Any]) -> Causes:
 
 
 # --- Namespace ---
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def label_namespace(obj: dict[str, Any]) -> None:
+    """Every namespace carries the immutable label ``kubernetes.io/metadata.name: <name>``."""
+    meta = obj.setdefault("metadata", {})
+    if isinstance(meta, dict) and meta.get("name"):
+        labels = meta.get("labels")
+        labels = labels if isinstance(labels, dict) else {}
+        labels[NAMESPACE_NAME_LABEL] = meta["name"]
+        meta["labels"] = labels
+
+
 def default_namespace(obj: dict[str, Any]) -> None:
+    label_namespace(obj)
     spec = obj.setdefault("spec", {})
     if isinstance(spec, dict) and "kubernetes" not in (spec.get("finalizers") or []):
         spec["finalizers"] = list(spec.get("finalizers") or []) + ["kubernetes"]
-    obj["status"] = {"phase": "Active"}
+
+
+def namespace_status(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"phase": "Active"}
 
 
 def prepare_namespace_update(new: dict[str, Any], old: dict[str, Any]) -> None:
-    """Finalizers of the spec change only through the finalize subresource."""
+    """Finalizers of the spec change only through the finalize subresource; the name label stays."""
     new["spec"] = old.get("spec", {})
+    label_namespace(new)
 
 
 def validate_namespace(obj: dict[str, Any]) -> Causes:
     causes: Causes = []
     for i, f in enumerate((obj.get("spec") or {}).get("finalizers") or []):
         if f != "kubernetes":
-            causes += [invalid_value(f"spec.finalizers[{i}]", f, m) for m in v.qualified_name(f)]
+            causes += [v.invalid_value(f"spec.finalizers[{i}]", f, m) for m in v.qualified_name(f)]
     return causes
 
 
@@ -68,7 +93,7 @@ def validate_event(obj: dict[str, Any]) -> Causes:
         return [required("involvedObject")]
     inv_ns = inv.get("namespace")
     if inv_ns and ns and inv_ns != ns:
-        causes.append(invalid_value("involvedObject.namespace", inv_ns, "does not match event.namespace"))
+        causes.append(v.invalid_value("involvedObject.namespace", inv_ns, "does not match event.namespace"))
     if obj.get("type") not in (None, "", "Normal", "Warning"):
         causes.append(not_supported("type", obj.get("type"), ["Normal", "Warning"]))
     if len(str(obj.get("message") or "")) > 1024 * 4:
@@ -82,7 +107,7 @@ def _validate_keys(data: Any, field: str, sizes: list[int]) -> Causes:
     if data is None:
         return causes
     if not isinstance(data, dict):
-        return [invalid_value(field, data, "must be a map")]
+        return [v.invalid_value(field, data, "must be a map")]
     for key, value in data.items():
         causes += v.config_key(field, key)
         sizes.append(len(str(value)))
@@ -94,7 +119,7 @@ def validate_configmap(obj: dict[str, Any]) -> Causes:
     causes = _validate_keys(obj.get("data"), "data", sizes) + _validate_keys(obj.get("binaryData"), "binaryData", sizes)
     for key in (obj.get("binaryData") or {}):
         if key in (obj.get("data") or {}):
-            causes.append(invalid_value("data", key, "duplicate of key present in binaryData"))
+            causes.append(v.invalid_value("data", key, "duplicate of key present in binaryData"))
     if sum(sizes) > MAX_DATA_SIZE:
         causes.append(v.too_long("", MAX_DATA_SIZE))
     return causes
@@ -151,7 +176,7 @@ def validate_secret(obj: dict[str, Any]) -> Causes:
 def validate_secret_update(new: dict[str, Any], old: dict[str, Any]) -> Causes:
     causes = validate_immutable_data(new, old)
     if new.get("type") != old.get("type"):
-        causes.append(invalid_value("type", new.get("type"), v.IMMUTABLE))
+        causes.append(v.invalid_value("type", new.get("type"), v.IMMUTABLE))
     return causes
 
 
@@ -173,5 +198,5 @@ def validate_runtimeclass(obj: dict[str, Any]) -> Causes:
 
 def validate_runtimeclass_update(new: dict[str, Any], old: dict[str, Any]) -> Causes:
     if new.get("handler") != old.get("handler"):
-        return [invalid_value("handler", new.get("handler"), v.IMMUTABLE)]
+        return [v.invalid_value("handler", new.get("handler"), v.IMMUTABLE)]
     return []

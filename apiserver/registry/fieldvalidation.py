@@ -35,48 +35,125 @@ class _Pairs:
         self.pairs = pairs
 
 
-def _walk(value: Any, node: schema.Schema | None, path: str, problems: list[str]) -> Any:
-    """Return ``value`` without unknown fields, appending each unknown/duplicate field to ``problems``.
+_INFO: dict[int, tuple[bool, dict[str, Any] | None, Any]] = {}
 
-    ``value`` is decoded JSON whose objects are dicts or :class:`_Pairs` (then duplicates are seen too).
-    """
-    if isinstance(value, _Pairs):
-        pairs = value.pairs
-    elif isinstance(value, dict):
-        pairs = list(value.items())
-    elif isinstance(value, list):
+
+def _info(node: schema.Schema | None) -> tuple[bool, dict[str, Any] | None, Any]:
+    """(free-form?, properties, resolved additionalProperties | True | None) of a node, memoized."""
+    if node is None:
+        return True, None, None
+    found = _INFO.get(id(node))
+    if found is None:
+        extra = node.get("additionalProperties")
+        extra = schema.resolve(extra) if isinstance(extra, dict) else (True if extra is True else None)
+        props = node.get("properties")
+        found = _INFO[id(node)] = (schema.is_free_form(node), props if isinstance(props, dict) else None, extra)
+    return found
+
+
+def _path(stack: list[str]) -> str:
+    out = ""
+    for segment in stack:
+        out += segment if segment.startswith("[") or not out else "." + segment
+    return out
+
+
+def _scan(value: Any, node: schema.Schema | None, stack: list[str], problems: list[str]) -> None:
+    """Append every unknown (and, for :class:`_Pairs`, duplicate) field under ``value`` to ``problems``."""
+    if isinstance(value, list):
         item = schema.items(node) if node is not None else None
-        return [_walk(v, item, f"{path}[{i}]", problems) for i, v in enumerate(value)]
-    else:
-        return value
-    free = node is None or schema.is_free_form(node)
-    props = node.get("properties") if node is not None else None
-    extra = node.get("additionalProperties") if node is not None else None
-    out: dict[str, Any] = {}
-    for key, sub in pairs:
-        sub_path = f"{path}.{key}" if path else key
-        if key in out:
-            problems.append(f'duplicate field "{sub_path}"')
+        for i, v in enumerate(value):
+            if isinstance(v, (dict, list, _Pairs)):
+                stack.append(f"[{i}]")
+                _scan(v, item, stack, problems)
+                stack.pop()
+        return
+    is_pairs = isinstance(value, _Pairs)
+    if not is_pairs and not isinstance(value, dict):
+        return
+    free, props, extra = _info(node)
+    if free and not is_pairs:
+        return  # nothing to check below a free-form node when no duplicates can exist
+    seen: set[str] = set()
+    for key, sub in (value.pairs if is_pairs else value.items()):
+        if is_pairs:
+            if key in seen:
+                stack.append(key)
+                problems.append(f'duplicate field "{_path(stack)}"')
+                stack.pop()
+            seen.add(key)
         if free:
-            out[key] = _walk(sub, None, sub_path, problems)
-        elif isinstance(props, dict) and key in props:
-            out[key] = _walk(sub, schema.resolve(props[key]), sub_path, problems)
+            child = None
+        elif props is not None and key in props:
+            child = schema.child(node, key)
         elif isinstance(extra, dict):
-            out[key] = _walk(sub, schema.resolve(extra), sub_path, problems)
+            child = extra
         elif extra is True:
-            out[key] = _walk(sub, None, sub_path, problems)
+            child = None
         else:
-            problems.append(f'unknown field "{sub_path}"')
+            stack.append(key)
+            problems.append(f'unknown field "{_path(stack)}"')
+            stack.pop()
+            continue
+        if isinstance(sub, (dict, list, _Pairs)):
+            stack.append(key)
+            _scan(sub, child, stack, problems)
+            stack.pop()
+
+
+def _strip(value: Any, node: schema.Schema | None) -> Any:
+    """A copy of ``value`` without the fields the schema lacks."""
+    if isinstance(value, list):
+        item = schema.items(node) if node is not None else None
+        return [_strip(v, item) for v in value]
+    if not isinstance(value, dict):
+        return value
+    free, props, extra = _info(node)
+    if free:
+        return value
+    out: dict[str, Any] = {}
+    for key, sub in value.items():
+        if props is not None and key in props:
+            out[key] = _strip(sub, schema.child(node, key))
+        elif isinstance(extra, dict):
+            out[key] = _strip(sub, extra)
+        elif extra is True:
+            out[key] = sub
     return out
 
 
 def unknown_fields(api_version: str, kind: str, obj: Any) -> tuple[dict[str, Any], list[str]]:
-    """``obj`` without the fields Kubernetes' schema of the kind lacks, and the problems found, in order."""
+    """``obj`` without the fields Kubernetes' schema of the kind lacks, and the problems found, in order.
+
+    ``obj`` may be decoded with :class:`_Pairs` objects (then duplicate keys are reported too).
+    """
     root = schema.for_kind(api_version, kind)
     problems: list[str] = []
-    if root is None:
-        return _walk(obj, None, "", problems), problems
-    return _walk(obj, root, "", problems), problems
+    _scan(obj, root, [], problems)
+    if not problems or isinstance(obj, _Pairs):
+        return obj, problems
+    return _strip(obj, root), problems
+
+
+class _Duplicates(Exception):
+    pass
+
+
+def _no_duplicates_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _Duplicates
+    return out
+
+
+def _has_duplicates(raw: bytes | str) -> bool:
+    try:
+        json.loads(raw, object_pairs_hook=_no_duplicates_hook)
+    except _Duplicates:
+        return True
+    except ValueError:
+        return False
+    return False
 
 
 def _pairs(raw: bytes | str) -> Any:
@@ -108,7 +185,7 @@ def check(info: ResourceInfo, obj: dict[str, Any], mode: str | None,
     if mode == "Ignore":
         return unknown_fields(api_version, kind, obj)[0], []
     cleaned, problems = unknown_fields(api_version, kind, obj)
-    if raw is not None and raw.lstrip()[:1] in (b"{", "{"):
+    if raw is not None and raw.lstrip()[:1] in (b"{", "{") and _has_duplicates(raw):
         parsed = _pairs(raw)  # document order and duplicate keys, as Kubernetes reports them
         if isinstance(parsed, _Pairs):
             problems = unknown_fields(api_version, kind, parsed)[1]
@@ -116,3 +193,10 @@ def check(info: ResourceInfo, obj: dict[str, Any], mode: str | None,
         raise BadRequest(f'{kind} in version "{api_version.rpartition("/")[2]}" cannot be handled as a {kind}: '
                          "strict decoding error: " + ", ".join(problems))
     return cleaned, problems
+
+
+def warning_header(text: str, code: int = 299, agent: str = "-") -> str:
+    """The ``Warning`` header value for a warning text, quoted as Kubernetes does (``\\"`` and ``\\\\``)."""
+    clean = "".join(c if c.isprintable() else " " for c in text)
+    quoted = clean.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{code:03d} {agent} "{quoted}"'

@@ -5,17 +5,17 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from apiserver.registry import validation as v
-from kubelite.api.errors import forbidden_field, invalid_value, not_supported, required
+from kubelite.api.errors import Forbidden, forbidden_field, not_supported, required
 
 Causes = v.Causes
 RESTART_POLICIES = ["Always", "OnFailure", "Never"]
 DNS_POLICIES = ["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"]
 PULL_POLICIES = ["Always", "IfNotPresent", "Never"]
 PROTOCOLS = ["SCTP", "TCP", "UDP"]
+SYSTEM_PRIORITY_CLASSES = {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
 DEFAULT_TOLERATIONS = (("node.kubernetes.io/not-ready", 300), ("node.kubernetes.io/unreachable", 300))
 POD_UPDATE_FORBIDDEN = (
     "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,"
@@ -83,6 +83,10 @@ def default_pod_spec(spec: Any) -> None:
     for key in ("containers", "initContainers"):
         for c in spec.get(key) or []:
             _default_container(c)
+            if spec.get("hostNetwork") and isinstance(c, dict):
+                for port in c.get("ports") or []:
+                    if isinstance(port, dict) and not port.get("hostPort"):
+                        port["hostPort"] = port.get("containerPort")
     for vol in spec.get("volumes") or []:
         if not isinstance(vol, dict):
             continue
@@ -101,6 +105,13 @@ def default_pod(pod: dict[str, Any]) -> None:
         return
     spec.setdefault("enableServiceLinks", True)
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    class_name = spec.get("priorityClassName")
+    if class_name:
+        if class_name not in SYSTEM_PRIORITY_CLASSES:
+            name = (pod.get("metadata") or {}).get("name") or ""
+            raise Forbidden(f'pods "{name}" is forbidden: no PriorityClass with name {class_name} was found',
+                            details={"name": name, "kind": "pods"})
+        spec.setdefault("priority", SYSTEM_PRIORITY_CLASSES[class_name])
     spec.setdefault("priority", 0)
     tolerations = spec.setdefault("tolerations", [])
     if isinstance(tolerations, list):
@@ -132,7 +143,7 @@ def _validate_resources(field: str, res: Any) -> Causes:
     if res is None:
         return []
     if not isinstance(res, dict):
-        return [invalid_value(field, res, "must be an object")]
+        return [v.invalid_value(field, res, "must be an object")]
     causes: Causes = []
     values: dict[str, dict[str, Any]] = {"limits": {}, "requests": {}}
     for kind in ("limits", "requests"):
@@ -144,7 +155,7 @@ def _validate_resources(field: str, res: Any) -> Causes:
     for name, req in values["requests"].items():
         lim = values["limits"].get(name)
         if lim is not None and req > lim:
-            causes.append(invalid_value(f"{field}.requests", res["requests"][name],
+            causes.append(v.invalid_value(f"{field}.requests", res["requests"][name],
                                         f"must be less than or equal to {name} limit of {res['limits'][name]}"))
     return causes
 
@@ -153,7 +164,7 @@ def _validate_probe(field: str, probe: Any, liveness: bool) -> Causes:
     if probe is None:
         return []
     if not isinstance(probe, dict):
-        return [invalid_value(field, probe, "must be an object")]
+        return [v.invalid_value(field, probe, "must be an object")]
     handlers = [k for k in ("exec", "httpGet", "tcpSocket", "grpc") if probe.get(k) is not None]
     causes: Causes = []
     if not handlers:
@@ -164,13 +175,13 @@ def _validate_probe(field: str, probe: Any, liveness: bool) -> Causes:
     for key in ("timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold"):
         causes += v.non_negative(f"{field}.{key}", probe.get(key))
     if liveness and probe.get("successThreshold") not in (None, 1):
-        causes.append(invalid_value(f"{field}.successThreshold", probe.get("successThreshold"), "must be 1"))
+        causes.append(v.invalid_value(f"{field}.successThreshold", probe.get("successThreshold"), "must be 1"))
     return causes
 
 
 def _validate_container(field: str, c: Any, volumes: set[str]) -> Causes:
     if not isinstance(c, dict):
-        return [invalid_value(field, c, "must be an object")]
+        return [v.invalid_value(field, c, "must be an object")]
     causes: Causes = []
     if not c.get("name"):
         causes.append(required(f"{field}.name"))
@@ -187,10 +198,10 @@ def _validate_container(field: str, c: Any, volumes: set[str]) -> Causes:
         if cp is None:
             causes.append(required(f"{pf}.containerPort"))
         elif not isinstance(cp, int) or not 1 <= cp <= 65535:
-            causes.append(invalid_value(f"{pf}.containerPort", cp, "must be between 1 and 65535, inclusive"))
+            causes.append(v.invalid_value(f"{pf}.containerPort", cp, "must be between 1 and 65535, inclusive"))
         hp = port.get("hostPort") if isinstance(port, dict) else None
         if hp not in (None, 0) and (not isinstance(hp, int) or not 1 <= hp <= 65535):
-            causes.append(invalid_value(f"{pf}.hostPort", hp, "must be between 1 and 65535, inclusive"))
+            causes.append(v.invalid_value(f"{pf}.hostPort", hp, "must be between 1 and 65535, inclusive"))
         proto = port.get("protocol") if isinstance(port, dict) else None
         if proto is not None and proto not in PROTOCOLS:
             causes.append(not_supported(f"{pf}.protocol", proto, PROTOCOLS))
@@ -258,11 +269,20 @@ def validate_pod_spec(field: str, spec: Any) -> Causes:
     causes += v.labels(f"{field}.nodeSelector", spec.get("nodeSelector"))
     for i, t in enumerate(spec.get("tolerations") or []):
         if isinstance(t, dict) and t.get("operator") == "Exists" and t.get("value"):
-            causes.append(invalid_value(f"{field}.tolerations[{i}].operator", t.get("value"),
+            causes.append(v.invalid_value(f"{field}.tolerations[{i}].operator", t.get("value"),
                                         "value must be empty when `operator` is 'Exists'"))
         if isinstance(t, dict) and t.get("operator") not in (None, "Exists", "Equal"):
             causes.append(not_supported(f"{field}.tolerations[{i}].operator", t.get("operator"), ["Equal", "Exists"]))
     return causes
+
+
+def _without_mutable(spec: dict[str, Any]) -> dict[str, Any]:
+    """A shallow projection of a pod spec without the fields an update may change."""
+    out = {k: v for k, v in spec.items() if k not in ("activeDeadlineSeconds", "tolerations")}
+    for key in ("containers", "initContainers"):
+        if isinstance(out.get(key), list):
+            out[key] = [{k: v for k, v in c.items() if k != "image"} if isinstance(c, dict) else c for c in out[key]]
+    return out
 
 
 def validate_pod_update(new: dict[str, Any], old: dict[str, Any]) -> Causes:
@@ -271,17 +291,10 @@ def validate_pod_update(new: dict[str, Any], old: dict[str, Any]) -> Causes:
     causes: Causes = []
     ad_new, ad_old = ns.get("activeDeadlineSeconds"), os_.get("activeDeadlineSeconds")
     if ad_old is not None and (ad_new is None or ad_new > ad_old):
-        causes.append(invalid_value("spec.activeDeadlineSeconds", ad_new,
+        causes.append(v.invalid_value("spec.activeDeadlineSeconds", ad_new,
                                     "must be less than or equal to previous value" if ad_new is not None
                                     else "must not update from a positive integer to nil value"))
-    mutable_new, mutable_old = copy.deepcopy(ns), copy.deepcopy(os_)
-    for spec in (mutable_new, mutable_old):
-        for key in ("containers", "initContainers"):
-            for c in spec.get(key) or []:
-                if isinstance(c, dict):
-                    c.pop("image", None)
-        spec.pop("activeDeadlineSeconds", None)
-        spec.pop("tolerations", None)
+    mutable_new, mutable_old = _without_mutable(ns), _without_mutable(os_)
     old_tol = os_.get("tolerations") or []
     new_tol = ns.get("tolerations") or []
     if any(t not in new_tol for t in old_tol):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from apiserver.registry import apps, core, pods
+from apiserver.registry.canonical import canonicalize_quantities
 from apiserver.registry import validation as v
 from kubelite.api.errors import StatusCause
 from kubelite.api.resources import ResourceInfo
@@ -60,6 +61,7 @@ class KindStrategy:
         if self.generation and isinstance(meta, dict):
             meta["generation"] = 1
         self.defaults(obj)
+        _canonicalize(obj)
         if self.initial_status is not None:
             status = self.initial_status(obj)
             if status is None:
@@ -77,6 +79,7 @@ class KindStrategy:
             else:
                 new.pop("status", None)
         self.defaults(new)
+        _canonicalize(new)
         self.update_hook(new, old)
         if self.generation:
             self._bump_generation(new, old)
@@ -97,12 +100,18 @@ class KindStrategy:
             new["spec"] = copy.deepcopy(old["spec"])
         else:
             new.pop("spec", None)
+        _canonicalize(new)
         new_meta, old_meta = new.setdefault("metadata", {}), old.get("metadata") or {}
         for key in _STATUS_RESET_META:
             if key in old_meta:
                 new_meta[key] = copy.deepcopy(old_meta[key])
             else:
                 new_meta.pop(key, None)
+
+
+def _canonicalize(obj: Obj) -> None:
+    if obj.get("apiVersion") and obj.get("kind"):
+        canonicalize_quantities(obj, str(obj["apiVersion"]), str(obj["kind"]))
 
 
 # --- per-kind hooks ----------------------------------------------------------------------------------
@@ -138,11 +147,11 @@ def _configmap_update(new: Obj, old: Obj) -> list[StatusCause]:
 _STRATEGIES: dict[tuple[str, str], KindStrategy] = {
     ("", "pods"): KindStrategy(True, defaults=pods.default_pod, check=_pod_check, check_update=_pod_check_update,
                                update_hook=_pod_update_hook, status_subresource=True, initial_status=_pod_status),
-    ("", "nodes"): KindStrategy(False, check=core.validate_node, check_update=core.validate_node_update,
-                                status_subresource=True),
+    ("", "nodes"): KindStrategy(False, defaults=core.default_node, check=core.validate_node,
+                                check_update=core.validate_node_update, status_subresource=True),
     ("", "namespaces"): KindStrategy(False, name_fn=v.dns1123_label, defaults=core.default_namespace,
                                      check=core.validate_namespace, update_hook=core.prepare_namespace_update,
-                                     status_subresource=True),
+                                     status_subresource=True, initial_status=core.namespace_status),
     ("", "events"): KindStrategy(True, check=core.validate_event),
     ("", "configmaps"): KindStrategy(True, check=core.validate_configmap, check_update=_configmap_update),
     ("", "secrets"): KindStrategy(True, defaults=core.default_secret, check=core.validate_secret,

@@ -7,11 +7,12 @@ pkg/apis/core/validation), so ``kubectl`` prints what users know. Each check ret
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Iterable
 
 from kubelite.api import quantity
-from kubelite.api.errors import StatusCause, duplicate, forbidden_field, invalid_value, not_supported, required
+from kubelite.api.errors import StatusCause, duplicate, forbidden_field, not_supported, required
 
 Causes = list[StatusCause]
 
@@ -43,6 +44,26 @@ CONFIG_KEY_MSG = ("a valid config key must consist of alphanumeric characters, '
                   "'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')")
 TOTAL_ANNOTATION_SIZE = 256 * 1024
 IMMUTABLE = "field is immutable"
+
+
+def go_value(value: Any) -> str:
+    """A value as Kubernetes prints it in field errors (Go's ``%#v`` for the shapes we have)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in value.items()):
+        return "map[string]string{" + ", ".join(f"{json.dumps(k)}:{json.dumps(x)}" for k, x in sorted(value.items())) + "}"
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def invalid_value(field: str, value: Any, why: str) -> StatusCause:
+    """``field: Invalid value: <value>: why`` with the value shown as Kubernetes shows it."""
+    return {"reason": "FieldValueInvalid", "message": f"Invalid value: {go_value(value)}: {why}", "field": field}
 
 
 def not_found(field: str, value: Any) -> StatusCause:

@@ -20,9 +20,10 @@ import aetcd
 import aetcd.exceptions
 import grpc
 from aetcd import rpc
+from aetcd.utils import prefix_range_end
 
 from apiserver.storage import (CompactedError, KeyExistsError, KeyNotFoundError, KeyValue, ListResult,
-                               RevisionMismatchError, UnavailableError, WatchEvent, prefix_end)
+                               RevisionMismatchError, UnavailableError, WatchEvent)
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class EtcdStore:
             await self._client.connect()
             try:
                 resp = await self._client.kvstub.Range(rpc.RangeRequest(
-                    key=begin.encode(), range_end=prefix_end(prefix).encode(), limit=limit,
+                    key=begin.encode(), range_end=prefix_range_end(prefix.encode()), limit=limit,
                     revision=revision), timeout=self._timeout)
             except grpc.aio.AioRpcError as e:
                 if e.code() == grpc.StatusCode.OUT_OF_RANGE:

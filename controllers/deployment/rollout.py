@@ -118,7 +118,11 @@ class Rollout:
         if ann.get(REVISION) == rev:
             return
         ann[REVISION] = rev
-        updated = await self.client.update(DEPLOYMENTS, self.d)
+        # a merge patch of one annotation: no resourceVersion precondition needed, so no conflict
+        # with a user editing the spec meanwhile
+        updated = await self.client.patch(DEPLOYMENTS, self.d["metadata"]["name"],
+                                          {"metadata": {"annotations": {REVISION: rev}}},
+                                          namespace=self.d["metadata"]["namespace"], patch_type="merge")
         self.d["metadata"]["resourceVersion"] = updated["metadata"].get("resourceVersion")
 
     async def _update_rs(self, rs: Obj) -> Obj:

@@ -109,7 +109,7 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
     async with contextlib.AsyncExitStack() as undo:
         os.makedirs(d)
         undo.push_async_callback(asyncio.to_thread, shutil.rmtree, d, True)
-        pod_cg_existed = os.path.isdir(f"{cgroupfs.ROOT}/memory{meta['cgroup']}")
+        pod_cg_existed = await asyncio.to_thread(cgroupfs.manager().exists, meta["cgroup"].strip("/"))
         await asyncio.to_thread(cgroupfs.create, meta["cgroup"], {})
         meta["own_cgroup"] = not pod_cg_existed
         if meta["own_cgroup"]:

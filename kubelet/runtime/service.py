@@ -25,12 +25,14 @@ from kubelet.runtime import exec as exec_mod
 from kubelet.runtime import oci, sandbox
 from kubelet.runtime.images_adapter import resolve_image
 from kubelet.runtime.ociruntime import cgroupfs, ops, state
+from kubelet.runtime.linux import MNT_DETACH
 from kubelet.runtime.ociruntime.forkserver import ForkServerClient, ForkServerError
+from kubelet.runtime.ociruntime.shim import HANDLER_ANNOTATION
 from kubelet.runtime.snapshots import Snapshotter
 
 logger = logging.getLogger(__name__)
 
-HANDLERS = ("kubelite",)
+HANDLERS = ("kubelite", "runc", "crun")
 OWNER_LABEL = "io.kubelite.owner"
 
 
@@ -67,7 +69,8 @@ class Runtime:
     async def __aenter__(self) -> "Runtime":
         for d in ("sandboxes", "containers", "oci"):
             os.makedirs(os.path.join(self.root, d), exist_ok=True)
-        self.fs.start()  # in this thread: the server dies with the thread that forked it (PDEATHSIG)
+        # the fork server starts on first use, in the event loop's thread: it dies with the thread that
+        # forked it (PDEATHSIG), so never from a worker thread
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.events_path)
         loop = asyncio.get_running_loop()
@@ -186,8 +189,18 @@ class Runtime:
                 if meta.get("userns_base"):  # the container's root owns its writable layer
                     os.chown(self.snapshots.upper(cid), meta["userns_base"], meta["userns_base"])
                 cg = f"{meta['cgroup']}/{cid}"
-                spec = oci.generate(cid, config, image.config, [str(p) for p in image.layer_paths],
-                                    self._view(meta), cg, [m.to_oci("/") for m in mounts])
+                handler = meta.get("handler", "kubelite")
+                view = self._view(meta)
+                if handler != "kubelite" and view.uid_map:
+                    raise oci.SpecError(f"hostUsers: false is not supported with runtime handler {handler}")
+                spec = oci.generate(cid, config, image.config, [str(p) for p in image.layer_paths], view, cg,
+                                    [m.to_oci("/") for m in mounts] if handler == "kubelite" else [])
+                if handler != "kubelite":  # runc and crun want the rootfs mounted: in the node's namespace
+                    spec["annotations"][HANDLER_ANNOTATION] = handler
+                    m = mounts[0]
+                    await self.fs.call({"op": "mount", "source": m.source, "target": os.path.join(bundle, "rootfs"),
+                                        "fstype": m.type, "data": ",".join(m.options)})
+                    undo.push_async_callback(self._umount_rootfs, cid)
                 state.write_json(os.path.join(bundle, "config.json"), spec)
                 if log_path:
                     os.makedirs(os.path.dirname(log_path), exist_ok=True)
@@ -235,9 +248,15 @@ class Runtime:
                 await asyncio.to_thread(ops.kill, self.oci_root, container_id, signal.SIGKILL)
         await asyncio.to_thread(ops.wait, self.oci_root, container_id, 10)
 
+    async def _umount_rootfs(self, cid: str) -> None:
+        await self.fs.call({"op": "umount", "target": os.path.join(self.root, "containers", cid, "bundle", "rootfs"),
+                            "flags": MNT_DETACH})
+
     async def remove_container(self, container_id: str) -> None:
         m = state.read_json(os.path.join(self.root, "containers", container_id, "meta.json"))
         await asyncio.to_thread(ops.delete, self.oci_root, container_id, True)
+        if m is not None and m.get("handler", "kubelite") != "kubelite":
+            await self._umount_rootfs(container_id)
         self.snapshots.remove(container_id)
         await asyncio.to_thread(shutil.rmtree, os.path.join(self.root, "containers", container_id), True)
         if m is not None:

@@ -15,6 +15,8 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 from kubelite.api import schema
 from kubelite.api.errors import BadRequest, Conflict
 from kubelite.api.strategicpatch import root_schema, strategic_merge_patch
@@ -23,33 +25,57 @@ Path = tuple[str, ...]
 _SKIP_META = {"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
               "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds", "generateName"}
 _MISSING = object()
+KUBECTL_MANAGER = "kubectl"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+
+
+_META_CACHE: dict[tuple[int, str], tuple[list[str] | None, bool]] = {}
+
+
+def _list_meta(node: schema.Schema | None, key: str) -> tuple[list[str] | None, bool]:
+    """(list map keys, is a set) of field ``key`` of ``node``, memoized by node identity."""
+    cache_key = (id(node), key)
+    found = _META_CACHE.get(cache_key)
+    if found is None:
+        raw = schema.property_schema(node, key) or {}
+        if raw.get("x-kubernetes-list-type") == "map":
+            keys: list[str] | None = sorted(raw.get("x-kubernetes-list-map-keys") or [])
+        else:
+            merge_key = raw.get("x-kubernetes-patch-merge-key")
+            keys = [merge_key] if merge_key else None
+        is_set = raw.get("x-kubernetes-list-type") == "set" or (
+            "merge" in str(raw.get("x-kubernetes-patch-strategy", "")) and not raw.get("x-kubernetes-patch-merge-key"))
+        found = _META_CACHE[cache_key] = (keys, is_set)
+    return found
 
 
 def _list_keys(node: schema.Schema | None, key: str) -> list[str] | None:
-    raw = schema.property_schema(node, key) or {}
-    if raw.get("x-kubernetes-list-type") == "map":
-        return list(raw.get("x-kubernetes-list-map-keys") or [])
-    merge_key = raw.get("x-kubernetes-patch-merge-key")
-    return [merge_key] if merge_key else None
+    return _list_meta(node, key)[0]
 
 
 def _is_set(node: schema.Schema | None, key: str) -> bool:
-    raw = schema.property_schema(node, key) or {}
-    return raw.get("x-kubernetes-list-type") == "set" or (
-        "merge" in str(raw.get("x-kubernetes-patch-strategy", "")) and not raw.get("x-kubernetes-patch-merge-key"))
+    return _list_meta(node, key)[1]
+
+
+def _encode(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _item_key(item: dict[str, Any], keys: list[str]) -> str:
-    return "k:" + json.dumps({k: item[k] for k in sorted(keys) if k in item}, separators=(",", ":"))
+    """``k:{"containerPort":80,"protocol":"TCP"}`` (keys sorted, as Kubernetes writes them)."""
+    return "k:{" + ",".join(f'"{k}":{_encode(item[k])}' for k in keys if k in item) + "}"
 
 
-def field_set(obj: Any, node: schema.Schema | None, prefix: Path = (), top: bool = True) -> set[Path]:
-    """The leaf paths an object sets (top level: apiVersion, kind, status and identity fields skipped)."""
-    out: set[Path] = set()
+def field_values(obj: Any, node: schema.Schema | None, prefix: Path = (), top: bool = True) -> dict[Path, Any]:
+    """Each leaf path an object sets, with its value (list items' ``.`` and set members map to True).
+
+    At the top level apiVersion, kind, status and the identity fields of metadata are skipped.
+    """
+    out: dict[Path, Any] = {}
     if not isinstance(obj, dict):
         return out
     for key, value in obj.items():
@@ -62,19 +88,51 @@ def field_set(obj: Any, node: schema.Schema | None, prefix: Path = (), top: bool
             if not value:
                 continue
         if isinstance(value, dict) and value and (sub is None or not schema.is_free_form(sub)):
-            out |= field_set(value, sub, path, top=False)
+            out.update(field_values(value, sub, path, top=False))
         elif isinstance(value, list) and value and (keys := _list_keys(node, key)) and all(
                 isinstance(e, dict) for e in value):
             item = schema.items(sub)
             for e in value:
                 ipath = path + (_item_key(e, keys),)
-                out.add(ipath + (".",))
-                out |= field_set(e, item, ipath, top=False)
+                out[ipath + (".",)] = True
+                out.update(field_values(e, item, ipath, top=False))
         elif isinstance(value, list) and value and _is_set(node, key):
-            out |= {path + ("v:" + json.dumps(e, separators=(",", ":")),) for e in value}
+            for e in value:
+                out[path + ("v:" + _encode(e),)] = True
         else:
-            out.add(path)
+            out[path] = value
     return out
+
+
+def fields_tree(obj: Any, node: schema.Schema | None, top: bool = True) -> dict[str, Any]:
+    """The FieldsV1 tree of an object directly (same paths as :func:`field_values`, built faster)."""
+    out: dict[str, Any] = {}
+    if not isinstance(obj, dict):
+        return out
+    for key, value in obj.items():
+        if top and key in ("apiVersion", "kind", "status"):
+            continue
+        sub = schema.child(node, key)
+        if top and key == "metadata" and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k not in _SKIP_META}
+            if not value:
+                continue
+        if isinstance(value, dict) and value and (sub is None or not schema.is_free_form(sub)):
+            out[f"f:{key}"] = fields_tree(value, sub, top=False)
+        elif isinstance(value, list) and value and (keys := _list_keys(node, key)) and all(
+                isinstance(e, dict) for e in value):
+            item = schema.items(sub)
+            out[f"f:{key}"] = {_item_key(e, keys): {".": {}, **fields_tree(e, item, top=False)} for e in value}
+        elif isinstance(value, list) and value and _is_set(node, key):
+            out[f"f:{key}"] = {"v:" + _encode(e): {} for e in value}
+        else:
+            out[f"f:{key}"] = {}
+    return out
+
+
+def field_set(obj: Any, node: schema.Schema | None, prefix: Path = (), top: bool = True) -> set[Path]:
+    """The leaf paths an object sets (see :func:`field_values`)."""
+    return set(field_values(obj, node, prefix, top))
 
 
 def to_fields_v1(paths: set[Path]) -> dict[str, Any]:
@@ -132,6 +190,20 @@ def _remove(obj: Any, path: Path) -> None:
     elif kind == "v" and isinstance(parent, list):
         value = json.loads(rest)
         parent[:] = [e for e in parent if e != value]
+
+
+def _prune_empty(obj: dict[str, Any], path: Path) -> None:
+    """Drop maps the removal emptied (``labels: {}``), as Go's omitempty would not serialize them."""
+    fields = [p for p in path if p != "."]
+    for depth in range(len(fields) - 1, 0, -1):
+        parent_path = tuple(fields[:depth])
+        if not all(e.startswith("f:") for e in parent_path):
+            return
+        value = _get(obj, parent_path)
+        if isinstance(value, dict) and not value:
+            _remove(obj, parent_path)
+        else:
+            return
 
 
 def format_path(path: Path) -> str:
@@ -201,7 +273,10 @@ def apply_patch(live: dict[str, Any] | None, applied: dict[str, Any], manager: s
             if path[-1] != "." and _get(base, path) != _get(merged, path):
                 conflicts.append((str(e.get("manager", "")), path))
     if conflicts and not force:
-        raise _conflict_error(conflicts, api_version)
+        allowed = _last_applied_fields(base, node) if manager == KUBECTL_MANAGER else set()
+        if not all(p in allowed for _, p in conflicts):
+            raise _conflict_error([(m, p) for m, p in conflicts if p not in allowed], api_version)
+        force = True  # kubectl upgrading a client-side-applied object (lastAppliedManager)
     previous: set[Path] = set()
     others: set[Path] = set()
     new_entries: list[dict[str, Any]] = []
@@ -220,9 +295,40 @@ def apply_patch(live: dict[str, Any] | None, applied: dict[str, Any], manager: s
     for path in sorted(previous - mine - others, key=len, reverse=True):
         if not any(o[:len(path)] == path for o in others | mine):
             _remove(merged, path)
+            _prune_empty(merged, path)
     new_entries.append(_entry(manager, "Apply", api_version, mine, subresource))
     _set_entries(merged, new_entries)
+    if manager == KUBECTL_MANAGER and _last_applied(base) is not None:
+        _set_last_applied(merged, applied)  # lastAppliedUpdater: keep client-side apply in step
     return merged
+
+
+def _last_applied(obj: dict[str, Any]) -> str | None:
+    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    return value if isinstance(value, str) and value else None
+
+
+def _last_applied_fields(live: dict[str, Any], node: schema.Schema | None) -> set[Path]:
+    """The fields the live object's last-applied-configuration sets (conflicts on them are allowed)."""
+    text = _last_applied(live)
+    if text is None:
+        return set()
+    try:
+        last = json.loads(text)
+    except ValueError:
+        return set()
+    return field_set(last, node) if isinstance(last, dict) else set()
+
+
+def _set_last_applied(obj: dict[str, Any], applied: dict[str, Any]) -> None:
+    config = copy.deepcopy(_without_managed(applied))
+    annotations = (config.get("metadata") or {}).get("annotations")
+    if isinstance(annotations, dict):
+        annotations.pop(LAST_APPLIED, None)
+        if not annotations:
+            config["metadata"].pop("annotations")
+    obj.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = json.dumps(
+        config, separators=(",", ":"), sort_keys=True) + "\n"  # runtime.Encode's trailing newline
 
 
 def _without_managed(applied: dict[str, Any]) -> dict[str, Any]:
@@ -253,30 +359,139 @@ def update_managed_fields(old: dict[str, Any] | None, new: dict[str, Any], manag
     """
     manager = manager or "unknown"
     node = root_schema(new)
+    if old is None and not _entries(new):  # create: the writer owns everything it wrote
+        tree = fields_tree(new, node) if subresource != "status" else {}
+        if tree:
+            entry = _entry(manager, operation, str(new.get("apiVersion", "")), set(), subresource)
+            entry["fieldsV1"] = tree
+            new.setdefault("metadata", {})["managedFields"] = [entry]
+        return
+    entries = _entries(old) if old else _entries(new)
+    given = (new.get("metadata") or {}).get("managedFields")
+    if old and given is not None and given != (old.get("metadata") or {}).get("managedFields"):
+        entries = _entries(new)  # the writer replaced managedFields (e.g. kubectl's CSA → SSA migration)
+        if not given:
+            new["metadata"].pop("managedFields", None)
+            return
     if subresource == "status":
-        current = {p for p in _status_set(new, node)}
-        before = _status_set(old, node) if old else set()
+        status_node = schema.child(node, "status")
+        changed, removed = _diff((old or {}).get("status"), new.get("status"), status_node, ("f:status",), False)
     else:
-        current = field_set(new, node)
-        before = field_set(old, node) if old else set()
-    changed = {p for p in current if p not in before or _get(old, p) != _get(new, p)} if old else current
-    entries = [e for e in (_entries(old) if old else _entries(new))]
-    if not changed and not any(_same_owner(e, manager, operation, subresource) for e in entries):
+        changed, removed = _diff(old or {}, new, node, (), True)
+    if not changed and not removed and not any(_same_owner(e, manager, operation, subresource) for e in entries):
         _set_entries(new, entries)
         return
+    touched = changed | removed
     result: list[dict[str, Any]] = []
-    mine: set[Path] = set(changed)
+    mine: dict[str, Any] = {}
     for e in entries:
-        paths = from_fields_v1(e.get("fieldsV1")) & (current | _status_set(new, node))
+        tree = e.get("fieldsV1") if isinstance(e.get("fieldsV1"), dict) else {}
         if _same_owner(e, manager, operation, subresource):
-            mine |= paths
+            mine = copy.deepcopy(tree)
             continue
-        result.append(dict(e, fieldsV1=to_fields_v1(paths - changed)))
-    result.append(_entry(manager, operation, str(new.get("apiVersion", "")), mine, subresource))
+        hits = [p for p in touched if _tree_has(tree, p)]
+        if hits:
+            tree = copy.deepcopy(tree)
+            for path in hits:
+                _tree_remove(tree, path)
+            e = dict(e, fieldsV1=tree)
+        result.append(e)
+    for path in removed:
+        _tree_remove(mine, path)
+    for path in changed:
+        _tree_add(mine, path)
+    entry = _entry(manager, operation, str(new.get("apiVersion", "")), set(), subresource)
+    entry["fieldsV1"] = mine
+    result.append(entry)
     _set_entries(new, result)
 
 
-def _status_set(obj: dict[str, Any] | None, node: schema.Schema | None) -> set[Path]:
+def _diff(old: Any, new: Any, node: schema.Schema | None, prefix: Path, top: bool) -> tuple[set[Path], set[Path]]:
+    """(paths set or changed in ``new``, paths of ``old`` gone from ``new``), descending only where they differ."""
+    changed: set[Path] = set()
+    removed: set[Path] = set()
+    if not isinstance(old, dict):
+        old = {}
+    if not isinstance(new, dict):
+        new = {}
+    for key in set(old) | set(new):
+        if top and key in ("apiVersion", "kind", "status"):
+            continue
+        ov, nv = old.get(key, _MISSING), new.get(key, _MISSING)
+        if top and key == "metadata":
+            ov = {k: v for k, v in ov.items() if k not in _SKIP_META} if isinstance(ov, dict) else {}
+            nv = {k: v for k, v in nv.items() if k not in _SKIP_META} if isinstance(nv, dict) else {}
+        if ov == nv:
+            continue
+        path = prefix + (f"f:{key}",)
+        sub = schema.child(node, key)
+        keys, is_set = _list_meta(node, key)
+        if isinstance(ov, dict) and isinstance(nv, dict) and ov and nv and (sub is None or not schema.is_free_form(sub)):
+            c, r = _diff(ov, nv, sub, path, False)
+            changed |= c
+            removed |= r
+        elif isinstance(ov, list) and isinstance(nv, list) and keys and all(isinstance(e, dict) for e in ov + nv):
+            item = schema.items(sub)
+            old_items = {_item_key(e, keys): e for e in ov}
+            new_items = {_item_key(e, keys): e for e in nv}
+            for k, e in new_items.items():
+                if k not in old_items:
+                    changed.add(path + (k, "."))
+                    changed |= set(field_values(e, item, path + (k,), top=False))
+                elif old_items[k] != e:
+                    c, r = _diff(old_items[k], e, item, path + (k,), False)
+                    changed |= c
+                    removed |= r
+            for k, e in old_items.items():
+                if k not in new_items:
+                    removed.add(path + (k, "."))
+                    removed |= set(field_values(e, item, path + (k,), top=False))
+        elif isinstance(ov, list) and isinstance(nv, list) and is_set:
+            changed |= {path + ("v:" + _encode(e),) for e in nv if e not in ov}
+            removed |= {path + ("v:" + _encode(e),) for e in ov if e not in nv}
+        else:
+            if ov is not _MISSING:
+                removed |= set(field_values({key: ov}, node, prefix, top=False))
+            if nv is not _MISSING:
+                new_paths = set(field_values({key: nv}, node, prefix, top=False))
+                changed |= new_paths
+                removed -= new_paths
+    return changed, removed
+
+
+def _tree_has(tree: dict[str, Any], path: Path) -> bool:
+    node: Any = tree
+    for element in path:
+        if not isinstance(node, dict) or element not in node:
+            return False
+        node = node[element]
+    return True
+
+
+def _tree_add(tree: dict[str, Any], path: Path) -> None:
+    node = tree
+    for element in path:
+        node = node.setdefault(element, {})
+
+
+def _tree_remove(tree: dict[str, Any], path: Path) -> None:
+    """Remove a leaf path and the parents it leaves empty."""
+    chain: list[tuple[dict[str, Any], str]] = []
+    node: Any = tree
+    for element in path:
+        if not isinstance(node, dict) or element not in node:
+            return
+        chain.append((node, element))
+        node = node[element]
+    parent, element = chain.pop()
+    del parent[element]
+    for parent, element in reversed(chain):
+        if parent[element]:
+            break
+        del parent[element]
+
+
+def _status_values(obj: dict[str, Any] | None, node: schema.Schema | None) -> dict[Path, Any]:
     if not obj or not isinstance(obj.get("status"), dict):
-        return set()
-    return field_set(obj["status"], schema.child(node, "status"), ("f:status",), top=False)
+        return {}
+    return field_values(obj["status"], schema.child(node, "status"), ("f:status",), top=False)

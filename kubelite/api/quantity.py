@@ -8,6 +8,7 @@ suffix family of the input, as the canonical form Kubernetes writes back. Pure, 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -55,6 +56,12 @@ def parse(text: Any) -> Quantity:
         return Quantity(Fraction(str(text)))
     if not isinstance(text, str):
         raise ValueError(FORMAT_WRONG)
+    return _parse_text(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(text: str) -> Quantity:
+    """Parse a quantity string (cached: the same few strings recur in every object)."""
     s = text.strip()
     m = _QUANTITY_RE.match(s)
     if not s or not m:
@@ -134,5 +141,13 @@ def format_quantity(value: Fraction | int, fmt: str = "DecimalSI") -> str:
 
 def canonical(text: Any) -> str:
     """Parse and re-format a quantity in canonical form."""
+    if isinstance(text, str):
+        return _canonical_text(text)
     q = parse(text)
+    return format_quantity(q.value, q.format)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_text(text: str) -> str:
+    q = _parse_text(text)
     return format_quantity(q.value, q.format)

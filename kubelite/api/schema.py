@@ -104,9 +104,22 @@ def property_schema(node: Schema | None, key: str) -> Schema | None:
     return None
 
 
+_CHILD_CACHE: dict[tuple[int, str], Schema | None] = {}
+
+
 def child(node: Schema | None, key: str) -> Schema | None:
-    """The resolved schema of ``key`` inside ``node`` (None when unknown)."""
-    return resolve(property_schema(node, key))
+    """The resolved schema of ``key`` inside ``node`` (None when unknown).
+
+    Memoized by node identity: every node comes from the cached, never-mutated definitions.
+    """
+    if node is None:
+        return None
+    cache_key = (id(node), key)
+    try:
+        return _CHILD_CACHE[cache_key]
+    except KeyError:
+        result = _CHILD_CACHE[cache_key] = resolve(property_schema(node, key))
+        return result
 
 
 def items(node: Schema | None) -> Schema | None:

@@ -26,11 +26,15 @@ def root_schema(obj: dict[str, Any], api_version: str | None = None, kind: str |
 
 
 def strategic_merge_patch(original: dict[str, Any], patch: Any, api_version: str | None = None,
-                          kind: str | None = None) -> dict[str, Any]:
-    """Apply a strategic merge patch to a copy of ``original`` (the kind is read from it unless given)."""
+                          kind: str | None = None, *, schema_node: Node = None) -> dict[str, Any]:
+    """Apply a strategic merge patch to a copy of ``original``.
+
+    The schema is Kubernetes' for ``api_version``/``kind`` (read from ``original`` unless given), or
+    ``schema_node`` (tests); without one, lists are replaced as in a JSON merge patch.
+    """
     if not isinstance(patch, dict):
         raise BadRequest("strategic merge patch: the patch must be a JSON object")
-    node = root_schema(original, api_version, kind)
+    node = schema_node if schema_node is not None else root_schema(original, api_version, kind)
     merged = _merge_map(copy.deepcopy(original) if isinstance(original, dict) else {}, patch, node)
     return merged if merged is not None else {}
 
@@ -42,21 +46,20 @@ def _clean(value: Any, node: Node) -> Any:
         return merged if merged is not None else {}
     if isinstance(value, list):
         item = schema.items(node)
-        return [_clean(v, item) for v in value if not (isinstance(v, dict) and v.get("$patch") == "replace")]
+        return [_clean(v, item) for v in value if not (isinstance(v, dict) and "$patch" in v)]
     return value
 
 
-def _merge_map(original: dict[str, Any], patch: dict[str, Any], node: Node) -> dict[str, Any] | None:
-    """Merge ``patch`` into ``original`` (mutated); None means "delete this map"."""
+def _merge_map(original: dict[str, Any], patch: dict[str, Any], node: Node) -> dict[str, Any]:
+    """Merge ``patch`` into ``original`` (mutated) and return it (mergeMap in strategicpatch)."""
     directive = patch.get("$patch")
     if directive == "replace":
         return _clean({k: v for k, v in patch.items() if k != "$patch"}, node)
     if directive == "delete":
-        return None
+        return {}
     if directive not in (None, "merge"):
         raise BadRequest(f'strategic merge patch: unknown patch type: "{directive}" in map')
     orders: dict[str, list[Any]] = {}
-    before: dict[str, list[Any]] = {}
     if "$retainKeys" in patch:
         retain = patch["$retainKeys"]
         if not isinstance(retain, list):
@@ -73,10 +76,8 @@ def _merge_map(original: dict[str, Any], patch: dict[str, Any], node: Node) -> d
         elif key.startswith(_ORDER):
             if not isinstance(value, list):
                 raise BadRequest(f"strategic merge patch: {key} must be a list")
-            field = key[len(_ORDER):]
-            orders[field] = value
-            if isinstance(original.get(field), list):
-                before[field] = list(original[field])
+            orders[key[len(_ORDER):]] = value
+    before = {f: list(original[f]) for f in orders if isinstance(original.get(f), list)}
     for key, value in patch.items():
         if key.startswith("$"):
             continue
@@ -86,14 +87,14 @@ def _merge_map(original: dict[str, Any], patch: dict[str, Any], node: Node) -> d
         strategies, merge_key, _ = schema.patch_meta(node, key)
         sub = schema.child(node, key)
         current = original.get(key)
-        if isinstance(value, dict):
-            merged = _merge_map(current if isinstance(current, dict) else {}, value, sub)
-            if merged is None:
-                original.pop(key, None)
-            else:
-                original[key] = merged
+        if "replace" in strategies:
+            original[key] = _clean(value, sub)
+        elif isinstance(value, dict):
+            original[key] = _merge_map(current if isinstance(current, dict) else {}, value, sub)
         elif isinstance(value, list):
             if "merge" in strategies:
+                if key in orders:
+                    _check_order(value, orders[key], merge_key, key)
                 original[key] = _merge_list(current if isinstance(current, list) else [], value, merge_key,
                                             schema.items(sub))
             else:
@@ -111,17 +112,33 @@ def _key_of(item: Any, merge_key: str | None) -> Any:
     return item.get(merge_key) if merge_key and isinstance(item, dict) else item
 
 
+def _check_order(patch_list: list[Any], order: list[Any], merge_key: str | None, field: str) -> None:
+    """The patch list must follow ``$setElementOrder`` (validateMergeKeyInLists / order check)."""
+    order_keys = [_key_of(o, merge_key) for o in order]
+    positions = [order_keys.index(_key_of(e, merge_key)) for e in patch_list
+                 if not (isinstance(e, dict) and "$patch" in e) and _key_of(e, merge_key) in order_keys]
+    if positions != sorted(positions):
+        raise BadRequest(f"strategic merge patch: the order of the list {field} in the patch doesn't match "
+                         f"$setElementOrder/{field}")
+
+
 def _merge_list(original: list[Any], patch: list[Any], merge_key: str | None, item: Node) -> list[Any]:
+    """mergeSlice: merge by key (or union of scalars), then patch elements in patch order."""
     if any(isinstance(e, dict) and e.get("$patch") == "replace" for e in patch):
         return [_clean(e, item) for e in patch if not (isinstance(e, dict) and e.get("$patch") == "replace")]
     out = list(original)
-    if merge_key is None:  # a set of primitives
+    if merge_key is None:  # scalars: union, duplicates removed
+        if any(isinstance(e, dict) and "$patch" in e for e in patch):
+            raise BadRequest("strategic merge patch: $patch is not allowed in a list of primitives")
         for e in patch:
-            if isinstance(e, dict) and "$patch" in e:
-                raise BadRequest("strategic merge patch: $patch is not allowed in a list of primitives")
             if e not in out:
                 out.append(e)
-        return out
+        deduped: list[Any] = []
+        for e in out:
+            if e not in deduped:
+                deduped.append(e)
+        return _reorder(deduped, patch, original, None)
+    live_patch: list[Any] = []
     for e in patch:
         if not isinstance(e, dict):
             raise BadRequest(f"strategic merge patch: list elements must be maps with the merge key {merge_key}")
@@ -130,49 +147,50 @@ def _merge_list(original: list[Any], patch: list[Any], merge_key: str | None, it
         key = e[merge_key]
         idx = next((i for i, o in enumerate(out) if isinstance(o, dict) and o.get(merge_key) == key), None)
         if e.get("$patch") == "delete":
-            out = [o for o in out if not (isinstance(o, dict) and o.get(merge_key) == key)]
+            if idx is not None:
+                del out[idx]
             continue
+        live_patch.append(e)
         if idx is None:
             out.append(_clean(e, item))
         else:
-            merged = _merge_map(out[idx], e, item)
-            if merged is None:
-                del out[idx]
-            else:
-                out[idx] = merged
-    return out
+            out[idx] = _merge_map(out[idx], e, item)
+    return _reorder(out, live_patch, original, merge_key)
 
 
 def _reorder(merged: list[Any], order: list[Any], server: list[Any], merge_key: str | None) -> list[Any]:
-    """Apply ``$setElementOrder``: listed elements in that order, others keep their server position."""
+    """normalizeElementOrder + mergeSortedSlice: the elements named in ``order`` in that order, with the
+    server-only elements slotted in before a patch element only when both sit in ``server`` (the list
+    before the patch) in that order; otherwise the patch element comes first."""
     order_keys = [_key_of(o, merge_key) for o in order]
     server_keys = [_key_of(o, merge_key) for o in server]
-    left = sorted((e for e in merged if _key_of(e, merge_key) in order_keys),
-                  key=lambda e: order_keys.index(_key_of(e, merge_key)))
-    right = [e for e in merged if _key_of(e, merge_key) not in order_keys]
+    patch_items = sorted((e for e in merged if _key_of(e, merge_key) in order_keys),
+                         key=lambda e: order_keys.index(_key_of(e, merge_key)))
+    server_only = [e for e in merged if _key_of(e, merge_key) not in order_keys]
     out: list[Any] = []
     i = j = 0
-    while i < len(left) or j < len(right):
-        if i >= len(left):
-            out.append(right[j]); j += 1
-        elif j >= len(right):
-            out.append(left[i]); i += 1
+    while i < len(patch_items) or j < len(server_only):
+        if i >= len(patch_items):
+            out.append(server_only[j]); j += 1
+        elif j >= len(server_only):
+            out.append(patch_items[i]); i += 1
         else:
-            lk, rk = _key_of(left[i], merge_key), _key_of(right[j], merge_key)
-            if lk in server_keys and rk in server_keys and server_keys.index(lk) > server_keys.index(rk):
-                out.append(right[j]); j += 1
+            pk, sk = _key_of(patch_items[i], merge_key), _key_of(server_only[j], merge_key)
+            if pk in server_keys and sk in server_keys and server_keys.index(sk) < server_keys.index(pk):
+                out.append(server_only[j]); j += 1
             else:
-                out.append(left[i]); i += 1
+                out.append(patch_items[i]); i += 1
     return out
 
 
 # --- three-way merge (kubectl apply, client side) -------------------------------------------------
 
 def three_way_merge_patch(original: dict[str, Any] | None, modified: dict[str, Any], current: dict[str, Any],
-                          api_version: str | None = None, kind: str | None = None) -> dict[str, Any]:
+                          api_version: str | None = None, kind: str | None = None, *,
+                          schema_node: Node = None) -> dict[str, Any]:
     """The patch ``kubectl apply`` sends: changes from ``current`` to ``modified`` plus deletions of what
     ``original`` (the last-applied configuration) had and ``modified`` dropped. ``{}`` means unchanged."""
-    node = root_schema(modified, api_version, kind)
+    node = schema_node if schema_node is not None else root_schema(modified, api_version, kind)
     delta = _diff_maps(current, modified, node, ignore_deletions=True, ignore_changes=False)
     deletions = _diff_maps(original or {}, modified, node, ignore_deletions=False, ignore_changes=True)
     return _merge_patches(deletions, delta, node)
@@ -218,7 +236,7 @@ def _diff_list(patch: dict[str, Any], key: str, ov: list[Any], mv: list[Any], me
             patch[key] = added
         if removed:
             patch[_DELETE_PRIMITIVE + key] = removed
-        if added or removed:
+        if (added or removed) and mv:
             patch[_ORDER + key] = list(mv)
         return
     by_key = {o.get(merge_key): o for o in ov}
@@ -238,7 +256,8 @@ def _diff_list(patch: dict[str, Any], key: str, ov: list[Any], mv: list[Any], me
     if not ignore_deletions:
         items += [{"$patch": "delete", merge_key: o.get(merge_key)} for o in ov if o.get(merge_key) not in mod_keys]
     if items:
-        patch[_ORDER + key] = [{merge_key: e.get(merge_key)} for e in mv]
+        if mv:
+            patch[_ORDER + key] = [{merge_key: e.get(merge_key)} for e in mv]
         patch[key] = items
 
 

@@ -19,6 +19,19 @@ from kubelite.cli import common
 from kubelite.cli.common import LAST_APPLIED, Manifest
 
 
+SSA_CONFLICT_HELP = """Please review the fields above--they currently have other managers. Here
+are the ways you can resolve this warning:
+* If you intend to manage all of these fields, please re-run the apply
+  command with the `--force-conflicts` flag.
+* If you do not intend to manage all of the fields, please edit your
+  manifest to remove references to the fields that should keep their
+  current managers.
+* You may co-own fields by updating your manifest to match the existing
+  value; in this case, you'll become the manager if the other manager(s)
+  stop managing the field (remove it from their configuration).
+See https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts"""
+
+
 def _parser(command: str, description: str) -> common.ArgParser:
     p = common.parser(command, description)
     p.add_argument("-f", "--filename", action="append", default=[], help="file, directory or - (stdin)")
@@ -61,7 +74,10 @@ def _each(args: Any, action: str, fn: Any) -> int:
         try:
             fn(c, m)
         except ApiError as exc:
-            print(common.api_error_text(exc, action, m.source), file=sys.stderr)
+            if isinstance(exc, Conflict) and any(cause.get("reason") == "FieldManagerConflict" for cause in exc.causes):
+                print(f"error: {exc.message}\n{SSA_CONFLICT_HELP}", file=sys.stderr)
+            else:
+                print(common.api_error_text(exc, action, m.source), file=sys.stderr)
             failed = True
     return 1 if failed else 0
 
@@ -205,10 +221,13 @@ def _apply(argv: list[str]) -> int:
                 except ValueError:
                     original = None
             else:
-                print(f"Warning: resource {m.info.qualified}/{name} is missing the {LAST_APPLIED} annotation which "
+                print(f"Warning: resource {m.info.resource}/{name} is missing the {LAST_APPLIED} annotation which "
                       f"is required by kubelite apply. kubelite apply should only be used on resources created "
                       f"declaratively by either kubelite create --save-config or kubelite apply. The missing "
                       f"annotation will be patched automatically.", file=sys.stderr)
+            if (current.get("metadata") or {}).get("deletionTimestamp"):
+                print(f"Warning: Detected changes to resource {name} which is currently being deleted.",
+                      file=sys.stderr)
             patch, kind = _three_way(original, modified, current)
             if not patch:
                 _report(args, m, current, "unchanged")

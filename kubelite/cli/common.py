@@ -51,7 +51,12 @@ def client(args: argparse.Namespace) -> SyncClient:
     cfg = kubeconfig.load(args.kubeconfig, context=args.context, server=args.server, namespace=args.namespace,
                           token=args.token)
     timeout = str(args.request_timeout).rstrip("s")
-    return SyncClient(cfg, timeout=float(timeout) if timeout not in ("", "0") else None)
+    c = SyncClient(cfg, timeout=float(timeout) if timeout not in ("", "0") else None)
+    _open_clients.append(c)
+    return c
+
+
+_open_clients: list[SyncClient] = []
 
 
 def resource_name(info: ResourceInfo) -> str:
@@ -187,13 +192,23 @@ def run(func: Callable[[list[str]], int], argv: list[str]) -> int:
     from kubelite.kubeconfig import KubeconfigError
 
     try:
+        return _run(func, argv, KubeconfigError)
+    finally:
+        while _open_clients:
+            _open_clients.pop().close()
+
+
+def _run(func: Callable[[list[str]], int], argv: list[str], kubeconfig_error: type[Exception]) -> int:
+    try:
         return func(argv)
     except ApiError as exc:
         print(api_error_text(exc), file=sys.stderr)
-    except (CliError, KubeconfigError) as exc:
+    except (CliError, kubeconfig_error) as exc:
         print(f"error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130
+    except SystemExit as exc:      # argparse: usage errors (1) and --help (0)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BrokenPipeError:
         try:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit

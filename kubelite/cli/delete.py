@@ -158,6 +158,6 @@ def _delete(argv: list[str]) -> int:
     if wait:
         for info, name, ns, uid in pending:
             if not wait_deleted(c, info, name, ns, uid, timeout):
-                print(f'error: timed out waiting for the condition on {info.qualified}/{name}', file=sys.stderr)
+                print(f'error: timed out waiting for the condition on {info.resource}/{name}', file=sys.stderr)
                 failed = True
     return 1 if failed else 0

@@ -85,7 +85,11 @@ def _meta(command: str, field: str, verb: str, argv: list[str]) -> int:
                 continue
             body = {"metadata": {field: delta}}
             c.patch(info, name, body, ns, patch_type="merge")
-            print(f"{common.obj_ref(info, name)} {verb}" if args.output != "name" else common.obj_ref(info, name))
+            after = {**current, **{k: v for k, v in delta.items() if v is not None}}
+            for k in [k for k, v in delta.items() if v is None]:
+                after.pop(k, None)
+            shown = "unlabeled" if verb == "labeled" and len(after) < len(current) else verb
+            print(f"{common.obj_ref(info, name)} {shown}" if args.output != "name" else common.obj_ref(info, name))
         except ApiError as exc:
             print(common.api_error_text(exc), file=sys.stderr)
             failed = True

@@ -29,6 +29,7 @@ def _parser() -> common.ArgParser:
     p.add_argument("--show-labels", action="store_true", help="show all labels as the last column")
     p.add_argument("--no-headers", action="store_true", help="don't print headers")
     p.add_argument("--ignore-not-found", action="store_true", help="no error when the named object is missing")
+    p.add_argument("--show-managed-fields", action="store_true", help="keep metadata.managedFields in yaml/json")
     p.add_argument("--watch-timeout", type=int, default=None, help="end a watch after this many seconds")
     return p
 
@@ -65,7 +66,7 @@ def _get(argv: list[str]) -> int:
             data = c.list(info, ns, label_selector=args.selector, field_selector=args.field_selector,
                           accept=JSON if structured else TABLE_ACCEPT, limit=500 if not args.watch else None)
             if structured:
-                items = [printers.with_kind(info, o) for o in data.get("items") or []]
+                items = [_clean(args, printers.with_kind(info, o)) for o in data.get("items") or []]
                 collected.extend(items)
             else:
                 if printed_any and (data.get("rows") or data.get("items")):
@@ -89,7 +90,7 @@ def _get(argv: list[str]) -> int:
                     exit_code = 1
                 continue
             if structured:
-                collected.append(printers.with_kind(info, obj))
+                collected.append(_clean(args, printers.with_kind(info, obj)))
             else:
                 t = printers.as_table(obj)
                 table = table or t
@@ -108,6 +109,10 @@ def _get(argv: list[str]) -> int:
         ns_text = f" in {namespace} namespace" if namespace and any(t.namespaced for t, _ in targets) else ""
         print(f"No resources found{ns_text}.", file=sys.stderr)
     return exit_code
+
+
+def _clean(args: Any, obj: dict[str, Any]) -> dict[str, Any]:
+    return obj if args.show_managed_fields else printers.strip_managed_fields(obj)
 
 
 def _print_structured(output: str, items: list[dict[str, Any]], single: bool) -> None:
@@ -140,7 +145,7 @@ def _watch(c: Any, info: ResourceInfo, ns: str | None, args: Any, printer: print
             first = False
             obj = event.object
             if structured:
-                _print_structured(args.output, [printers.with_kind(info, obj)], single=True)
+                _print_structured(args.output, [_clean(args, printers.with_kind(info, obj))], single=True)
                 if args.output == "yaml":
                     sys.stdout.write("---\n")
             else:

@@ -152,16 +152,37 @@ def with_kind(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_yaml(obj: Any) -> str:
+    """YAML as kubectl writes it: sorted keys, double quotes where quoting is needed, ``|`` blocks."""
     import yaml
 
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return yaml.dump(obj, Dumper=dumper, default_flow_style=False, sort_keys=True, allow_unicode=True, width=1 << 30)
+    class Dumper(yaml.SafeDumper):
+        def choose_scalar_style(self) -> Any:
+            style = super().choose_scalar_style()
+            return '"' if style == "'" else style
+
+    def represent_str(dumper: yaml.SafeDumper, data: str) -> Any:
+        if data in ("y", "Y", "n", "N"):     # YAML 1.1 booleans to Go's yaml, plain strings to PyYAML
+            return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
+        if "\n" in data.rstrip("\n") or (data.endswith("\n") and len(data) > 1):
+            return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data)
+
+    Dumper.add_representer(str, represent_str)
+    return yaml.dump(obj, Dumper=Dumper, default_flow_style=False, sort_keys=True, allow_unicode=True, width=1 << 30)
 
 
 def to_json(obj: Any) -> str:
     import json
 
-    return json.dumps(obj, indent=4, sort_keys=False, ensure_ascii=False)
+    return json.dumps(obj, indent=4, sort_keys=True, ensure_ascii=False)
+
+
+def strip_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """kubectl hides ``metadata.managedFields`` unless ``--show-managed-fields``."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return obj
 
 
 def as_list(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -78,7 +78,7 @@ class CycleState:
     __slots__ = ("_data", "skip_filter", "skip_score")
 
     def __init__(self) -> None:
-        self._data: dict[str, Any] = {}
+        self._data: dict[str, Any] = {}     # plugins on the hot path may read it directly
         self.skip_filter: set[str] = set()
         self.skip_score: set[str] = set()
 

@@ -73,6 +73,8 @@ class NodeInfo:
     pods_with_affinity: int = 0
     pods_with_required_anti_affinity: int = 0
     generation: int = 0
+    alloc_cpu: int = 0          # allocatable.milli_cpu / .memory, flat for the scorers' hot loops
+    alloc_mem: int = 0
 
     def set_node(self, node: dict[str, Any]) -> None:
         self.node = node
@@ -83,6 +85,7 @@ class NodeInfo:
         self.taints = list(spec.get("taints") or ())
         self.unschedulable = bool(spec.get("unschedulable"))
         self.allocatable = Resource.from_list(status.get("allocatable") or status.get("capacity"))
+        self.alloc_cpu, self.alloc_mem = self.allocatable.milli_cpu, self.allocatable.memory
         self.generation += 1
 
     def add_pod(self, pi: PodInfo) -> None:

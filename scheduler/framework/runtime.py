@@ -20,6 +20,7 @@ from scheduler.framework.nodeinfo import NodeInfo
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
 BASE_PERCENTAGE_OF_NODES_TO_SCORE = 50
+CHUNK = 64                      # nodes filtered per batch
 
 
 def num_feasible_nodes_to_find(num_all_nodes: int, percentage: int = 0) -> int:
@@ -84,26 +85,51 @@ class Framework:
 
     def find_nodes_that_fit(self, state: CycleState, pod: Pod, nodes: list[NodeInfo],
                             diagnosis: Diagnosis) -> list[NodeInfo]:
+        """Filter from where the previous cycle stopped (round robin) until ``want`` nodes fit.
+
+        Nodes go through the filters in chunks; a plugin with ``filter_batch(state, pod, nodes)``
+        (returning ``{index: Status}`` for the rejected ones only) filters a whole chunk in one call,
+        the others node by node. Plugins run in profile order, each on the survivors of the previous.
+        """
         n = len(nodes)
         if n == 0:
             return []
         want = num_feasible_nodes_to_find(n, self.percentage)
+        filters = [(p.name, getattr(p, "filter_batch", None), p.filter)
+                   for p in self.filter if p.name not in state.skip_filter]
         feasible: list[NodeInfo] = []
         start = self.next_start % n
-        processed = 0
-        for i in range(n):
-            ni = nodes[(start + i) % n]
-            processed += 1
-            st = self.run_filter(state, pod, ni)
-            if st.code is Code.SUCCESS:
-                feasible.append(ni)
-                if len(feasible) >= want:
-                    break
-            elif st.code is Code.ERROR:
-                raise RuntimeError(f"running {st.plugin} filter on node {ni.name}: {st.message}")
-            else:
-                diagnosis.node_statuses[ni.name] = st
-                diagnosis.unschedulable_plugins.add(st.plugin)
+        order = (nodes[start:] + nodes[:start]) if start else nodes
+        statuses = diagnosis.node_statuses
+        success = Code.SUCCESS
+        processed = n
+        for base in range(0, n, CHUNK):
+            survivors = order[base:base + CHUNK]
+            for name, batch, single in filters:
+                if batch is not None:
+                    rejected = batch(state, pod, survivors)
+                else:
+                    rejected = {}
+                    for i, ni in enumerate(survivors):
+                        st = single(state, pod, ni)
+                        if st.code is not success:
+                            rejected[i] = st
+                if rejected:
+                    for i, st in rejected.items():
+                        if st.code is Code.ERROR:
+                            raise RuntimeError(f"running {name} filter on node {survivors[i].name}: {st.message}")
+                        st.plugin = st.plugin or name
+                        statuses[survivors[i].name] = st
+                        diagnosis.unschedulable_plugins.add(st.plugin)
+                    survivors = [ni for i, ni in enumerate(survivors) if i not in rejected]
+            feasible.extend(survivors)
+            if len(feasible) >= want:
+                del feasible[want:]
+                last = feasible[-1]
+                # resume right after the last node kept (kube counts processed nodes the same way)
+                processed = base + next(i for i in range(min(CHUNK, n - base) - 1, -1, -1)
+                                        if order[base + i] is last) + 1
+                break
         self.next_start = (start + processed) % n
         return feasible
 
@@ -117,25 +143,19 @@ class Framework:
         for p in self.score:
             if p.name in state.skip_score:
                 continue
-            scores = [p.score(state, pod, ni)[0] for ni in feasible]
+            score_all = getattr(p, "score_all", None)
+            scores = score_all(state, pod, feasible) if score_all else [p.score(state, pod, ni)[0] for ni in feasible]
             if isinstance(p, NormalizeScorePlugin):
                 p.normalize_score(state, pod, scores)
             w = self.weights[p.name]
-            for i, s in enumerate(scores):
-                totals[i] += s * w
+            totals = [t + s * w for t, s in zip(totals, scores)]
         return totals
 
     def select_host(self, feasible: list[NodeInfo], totals: list[int]) -> str:
-        """Highest total; ties broken uniformly at random (reservoir sampling, as kube does)."""
-        best_i, best, ties = 0, totals[0], 1
-        for i in range(1, len(totals)):
-            if totals[i] > best:
-                best_i, best, ties = i, totals[i], 1
-            elif totals[i] == best:
-                ties += 1
-                if self._rng.randrange(ties) == 0:
-                    best_i = i
-        return feasible[best_i].name
+        """Highest total; ties broken uniformly at random (as kube's reservoir sampling does)."""
+        best = max(totals)
+        ties = [i for i, t in enumerate(totals) if t == best]
+        return feasible[ties[self._rng.randrange(len(ties))] if len(ties) > 1 else ties[0]].name
 
     # -- the cycle ---------------------------------------------------------------------------------
     def schedule(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> ScheduleResult:

@@ -20,6 +20,7 @@ ERR_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
 ERR_EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affinity rules"
 FILTER_KEY = "PreFilterInterPodAffinity"
 SCORE_KEY = "PreScoreInterPodAffinity"
+HAVE_ANTI_AFFINITY_KEY = "HavePodsWithRequiredAntiAffinity"
 
 Pair = tuple[str, str]
 
@@ -53,9 +54,13 @@ class InterPodAffinity(Plugin):
 
     def pre_filter(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> Status:
         pi = PodInfo.of(pod)
-        if not pi.required_affinity and not pi.required_anti_affinity and \
-                not any(n.pods_with_required_anti_affinity for n in nodes):
-            return Status.skip()
+        if not pi.required_affinity and not pi.required_anti_affinity:
+            # the scheduler's cache tells whether any pod has required anti-affinity at all
+            anti = state.get(HAVE_ANTI_AFFINITY_KEY)
+            if anti is None:
+                anti = any(n.pods_with_required_anti_affinity for n in nodes)
+            if not anti:
+                return Status.skip()
         st = _FilterState(pi, affinity=[{} for _ in pi.required_affinity],
                           anti=[{} for _ in pi.required_anti_affinity])
         for ni in nodes:

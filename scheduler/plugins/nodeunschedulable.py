@@ -19,3 +19,7 @@ class NodeUnschedulable(Plugin):
         if tolerates((pod.get("spec") or {}).get("tolerations") or (), _TAINT):
             return SUCCESS
         return Status.unresolvable(ERR_REASON, plugin=self.name)
+
+    def filter_batch(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> dict[int, Status]:
+        return {i: st for i, ni in enumerate(nodes) if ni.unschedulable
+                for st in (self.filter(state, pod, ni),) if not st.is_success()}

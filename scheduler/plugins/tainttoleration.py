@@ -23,6 +23,10 @@ class TaintToleration(Plugin):
         return Status.unresolvable(
             f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}", plugin=self.name)
 
+    def filter_batch(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> dict[int, Status]:
+        return {i: st for i, ni in enumerate(nodes) if ni.taints
+                for st in (self.filter(state, pod, ni),) if not st.is_success()}
+
     def score(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> tuple[int, Status]:
         if not node_info.taints:
             return 0, SUCCESS
@@ -30,6 +34,9 @@ class TaintToleration(Plugin):
                 if not t.get("effect") or t.get("effect") == "PreferNoSchedule"]
         n = sum(1 for t in node_info.taints if t.get("effect") == "PreferNoSchedule" and not tolerates(tols, t))
         return n, SUCCESS
+
+    def score_all(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> list[int]:
+        return [self.score(state, pod, ni)[0] if ni.taints else 0 for ni in nodes]
 
     def normalize_score(self, state: CycleState, pod: Pod, scores: list[int]) -> Status:
         default_normalize(scores, reverse=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
@@ -35,13 +36,15 @@ class Api:
     async def request(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
                       headers: dict[str, str] | None = None, params: dict[str, str] | None = None) -> Reply:
         assert self.session is not None
-        data: bytes | None
+        data: bytes | io.BytesIO | None
         if body is None:
             data = None
         elif isinstance(body, (bytes, bytearray)):
             data = bytes(body)
         else:
             data = json.dumps(body).encode()
+        if data is not None and len(data) > 1 << 20:
+            data = io.BytesIO(data)       # aiohttp warns about large raw bodies
         hdrs = {"Content-Type": content_type, **(headers or {})}
         async with self.session.request(method, self.base_url + path, data=data, headers=hdrs, params=params) as r:
             raw = await r.read()

@@ -42,6 +42,8 @@ def test_create_then_reapply_same_manager_removes_dropped_fields():
     assert entry["fieldsV1"]["f:spec"]["f:replicas"] == {}
     obj = apply_patch(obj, cfg(None, labels={"a": "1"}), "kubectl")
     assert "replicas" not in obj["spec"] and obj["metadata"]["labels"] == {"a": "1"}
+    obj = apply_patch(obj, cfg(None), "kubectl")
+    assert "labels" not in obj["metadata"]
 
 
 def test_conflict_with_other_manager_and_force():
@@ -97,3 +99,72 @@ def test_requires_manager():
 
 def test_format_path():
     assert format_path(("f:spec", "f:containers", 'k:{"name":"nginx"}', "f:image")) == '.spec.containers[name="nginx"].image'
+
+
+def test_update_with_replaced_managed_fields_takes_them():
+    obj = apply_patch(None, cfg(3), "kubectl")
+    new = dict(obj, metadata=dict(obj["metadata"], managedFields=[
+        {"manager": "migrated", "operation": "Apply", "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:spec": {"f:replicas": {}}}}]))
+    update_managed_fields(obj, new, "kubectl-patch")
+    assert [e["manager"] for e in new["metadata"]["managedFields"]] == ["migrated"]
+    cleared = dict(obj, metadata=dict(obj["metadata"], managedFields=[]))
+    update_managed_fields(obj, cleared, "x")
+    assert "managedFields" not in cleared["metadata"]
+
+
+def test_fields_tree_equals_field_values():
+    from kubelite.api.managedfields import field_values, fields_tree, to_fields_v1
+    obj = cfg(3, labels={"a": "b"})
+    obj["metadata"]["finalizers"] = ["x", "y"]
+    obj["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 80, "protocol": "TCP"}]
+    node = for_kind("apps/v1", "Deployment")
+    assert fields_tree(obj, node) == to_fields_v1(set(field_values(obj, node)))
+
+
+def test_kubectl_upgrades_client_side_applied_objects_without_conflicts():
+    import json
+    last = cfg(2)
+    live = cfg(2)
+    live["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(last)}
+    update_managed_fields(None, live, "kubectl-client-side-apply")
+    # another manager than "kubectl" still conflicts
+    with pytest.raises(Conflict):
+        apply_patch(live, cfg(3, image="nginx:2"), "someone")
+    out = apply_patch(live, cfg(3, image="nginx:2"), "kubectl")
+    assert out["spec"]["replicas"] == 3
+    assert json.loads(out["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]) == cfg(3, image="nginx:2")
+    # a field outside the last-applied configuration still conflicts
+    live2 = dict(live, spec=dict(live["spec"], paused=True))
+    update_managed_fields(live, live2, "other-writer")
+    with pytest.raises(Conflict) as e:
+        apply_patch(live2, dict(cfg(3), spec=dict(cfg(3)["spec"], paused=False)), "kubectl")
+    assert [c["field"] for c in e.value.causes] == [".spec.paused"]
+
+
+def test_update_moves_changed_fields_and_drops_removed_ones():
+    from kubelite.api.managedfields import from_fields_v1
+    obj = cfg(2, labels={"a": "1", "b": "2"})
+    update_managed_fields(None, obj, "creator")
+    new = json_copy(obj)
+    new["metadata"]["labels"] = {"a": "changed"}
+    new["spec"]["template"]["spec"]["containers"].append({"name": "side", "image": "busybox"})
+    update_managed_fields(obj, new, "editor")
+    owners = {e["manager"]: from_fields_v1(e["fieldsV1"]) for e in new["metadata"]["managedFields"]}
+    assert ("f:metadata", "f:labels", "f:a") in owners["editor"]
+    assert not any(p[:2] == ("f:metadata", "f:labels") for p in owners["creator"])
+    side = ("f:spec", "f:template", "f:spec", "f:containers", 'k:{"name":"side"}')
+    assert side + (".",) in owners["editor"] and side + ("f:image",) in owners["editor"]
+    assert ("f:spec", "f:replicas") in owners["creator"]
+    # removing the container takes it out of every entry
+    newer = json_copy(new)
+    newer["spec"]["template"]["spec"]["containers"].pop()
+    update_managed_fields(new, newer, "third")
+    owners = {e["manager"]: from_fields_v1(e["fieldsV1"]) for e in newer["metadata"]["managedFields"]}
+    assert not any(p[:5] == side for paths in owners.values() for p in paths)
+    assert "third" not in owners  # it changed nothing it now owns
+
+
+def json_copy(obj):
+    import json
+    return json.loads(json.dumps(obj))

@@ -113,7 +113,7 @@ def test_smp_replace_list_and_map_directives():
     out = strategic_merge_patch(live, {"spec": {"template": {"$patch": "replace", "metadata": {"labels": {"a": "b"}}}}})
     assert out["spec"]["template"] == {"metadata": {"labels": {"a": "b"}}}
     out = strategic_merge_patch(live, {"spec": {"template": {"$patch": "delete"}}})
-    assert "template" not in out["spec"]
+    assert out["spec"]["template"] == {}  # as Kubernetes: the map is emptied
 
 
 def test_smp_primitive_merge_lists_and_atomic_lists():
@@ -124,10 +124,10 @@ def test_smp_primitive_merge_lists_and_atomic_lists():
                                       "spec": {"tolerations": [{"key": "y"}],
                                                "containers": [{"name": "c", "args": ["3"],
                                                                "ports": [{"containerPort": 81}]}]}})
-    assert out["metadata"]["finalizers"] == ["b", "c"]
+    assert out["metadata"]["finalizers"] == ["c", "b"]  # k8s: patch items first unless the server orders them
     assert out["spec"]["tolerations"] == [{"key": "y"}]
     assert out["spec"]["containers"][0]["args"] == ["3"]
-    assert out["spec"]["containers"][0]["ports"] == [{"containerPort": 80}, {"containerPort": 81}]
+    assert out["spec"]["containers"][0]["ports"] == [{"containerPort": 81}, {"containerPort": 80}]
 
 
 def test_smp_conditions_by_type_and_owner_refs_by_uid():
@@ -135,7 +135,7 @@ def test_smp_conditions_by_type_and_owner_refs_by_uid():
            "status": {"conditions": [{"type": "Ready", "status": "False"}, {"type": "Initialized", "status": "True"}]}}
     out = strategic_merge_patch(pod, {"metadata": {"ownerReferences": [{"uid": "2", "name": "b"}]},
                                       "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
-    assert [o["uid"] for o in out["metadata"]["ownerReferences"]] == ["1", "2"]
+    assert [o["uid"] for o in out["metadata"]["ownerReferences"]] == ["2", "1"]
     assert out["status"]["conditions"][0] == {"type": "Ready", "status": "True"}
 
 

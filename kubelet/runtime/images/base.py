@@ -62,7 +62,7 @@ def build_busybox(store: ImageStore, busybox: Path = BUSYBOX,
         add_bytes(tf, "etc/passwd", PASSWD, 0o644, MTIME)
 
     with store.ingesting():
-        layer = write_layer(store.blobs, fill, level=9)
+        layer = write_layer(store.blobs, fill)
         os_, arch = oci.host_platform()
         config = {
             "created": CREATED,

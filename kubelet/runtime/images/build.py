@@ -10,12 +10,9 @@ rebuild with nothing changed is all cache hits and gives the same image id. Bloc
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import hashlib
 import json
 import logging
-import lzma
 import os
 import stat
 import tarfile
@@ -26,7 +23,8 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 from kubelet.runtime.images import oci
-from kubelet.runtime.images.dockerfile import Instruction, expand, ignored, key_values, parse, parse_ignore, words
+from kubelet.runtime.images.context import BuildContext, add_archive, is_archive
+from kubelet.runtime.images.dockerfile import Instruction, expand, key_values, parse, words
 from kubelet.runtime.images.errors import BuildError, ImageError
 from kubelet.runtime.images.layers import add_dir_entry, add_path, find_in_layers, write_layer
 from kubelet.runtime.images.store import ImageStore, StoredImage
@@ -51,8 +49,9 @@ class RunStep(Protocol):
 @dataclass
 class BuildResult:
     image: StoredImage
-    steps: int = 0
-    cached: int = 0
+    steps: int = 0        # every instruction, FROM and global ARGs included (as Docker numbers them)
+    cacheable: int = 0    # the steps after FROM, each a cache hit or a miss
+    cached: int = 0       # of those, cache hits
 
 
 @dataclass
@@ -88,8 +87,7 @@ class Builder:
         self.log = log or (lambda line: logger.info("%s", line))
         self.pull = pull
         self.cache_file = store.root / "build-cache.json"
-        ignore = self.context / ".dockerignore"
-        self.ignore = parse_ignore(ignore.read_text()) if ignore.is_file() else []
+        self.ctx = BuildContext(self.context)
 
     # ------------------------------------------------------------------------------------ cache
     def _cache(self) -> dict[str, Any]:
@@ -147,6 +145,7 @@ class Builder:
                 if st is None:
                     raise BuildError(f"Dockerfile line {ins.line}: {ins.cmd} before FROM")
                 cached = self._step(st, ins)
+                result.cacheable += 1
                 result.cached += cached
                 self.log(" ---> Using cache" if cached else f" ---> {st.key[7:19]}")
             assert st is not None
@@ -291,48 +290,6 @@ class Builder:
             else:
                 add_dir_entry(tf, rel, 0o755, 0)
 
-    def _sources(self, patterns: list[str], line: int) -> list[Path]:
-        out: list[Path] = []
-        for pat in patterns:
-            if "://" in pat:
-                raise BuildError(f"Dockerfile line {line}: remote URLs are not fetched by kubelite build: {pat}")
-            matches = sorted(self.context.glob(pat.lstrip("/"))) if any(c in pat for c in "*?[") else \
-                [self.context / pat.lstrip("/")]
-            matches = [m for m in matches if not self._ignored(m)]
-            if not matches or not all(m.exists() or m.is_symlink() for m in matches):
-                raise BuildError(f"Dockerfile line {line}: COPY failed: {pat!r} not found in the build context")
-            for m in matches:
-                real = Path(os.path.normpath(m))
-                if real != self.context and self.context not in real.parents:
-                    raise BuildError(f"Dockerfile line {line}: {pat!r} is outside the build context")
-                out.append(real)
-        return out
-
-    def _ignored(self, path: Path) -> bool:
-        if not self.ignore:
-            return False
-        rel = os.path.relpath(path, self.context)
-        return rel not in (".", "Dockerfile", ".dockerignore") and ignored(self.ignore, rel)
-
-    def _content_digest(self, sources: list[Path]) -> str:
-        h = hashlib.sha256()
-        for src in sources:
-            paths = [src] if not src.is_dir() or src.is_symlink() else sorted(
-                [src, *src.rglob("*")], key=lambda p: str(p))
-            for p in paths:
-                if self._ignored(p) and p != src:
-                    continue
-                s = os.lstat(p)
-                rel = os.path.relpath(p, self.context)
-                h.update(f"{rel}\0{stat.S_IMODE(s.st_mode)}\0{stat.S_IFMT(s.st_mode)}\0".encode())
-                if stat.S_ISREG(s.st_mode):
-                    with open(p, "rb") as f:
-                        while chunk := f.read(1 << 20):
-                            h.update(chunk)
-                elif stat.S_ISLNK(s.st_mode):
-                    h.update(os.readlink(p).encode())
-        return h.hexdigest()
-
     def _chown(self, st: _State, spec: str | None) -> tuple[int, int]:
         if not spec:
             return (0, 0)
@@ -362,11 +319,11 @@ class Builder:
         workdir = st.config.get("WorkingDir") or "/"
         dest_abs = os.path.normpath(os.path.join(workdir, dest))
         dest_is_dir = dest.endswith("/") or len(srcs) > 1
-        sources = self._sources(srcs, ins.line)
+        sources = self.ctx.sources(srcs, ins.line)
         if len(sources) > 1:
             dest_is_dir = True
         chown = self._chown(st, ins.flags.get("chown"))
-        digest = self._content_digest(sources)
+        digest = self.ctx.content_digest(sources)
         kind = "dir" if len(sources) == 1 and sources[0].is_dir() else ("multi" if len(sources) > 1 else "file")
         created_by = f"/bin/sh -c #(nop) {ins.cmd} {kind}:{digest} in {dest_abs}{'/' if dest_is_dir else ''} "
         lower_dest = find_in_layers(self._layer_paths(st), dest_abs)
@@ -379,10 +336,10 @@ class Builder:
                 if src.is_dir() and not src.is_symlink():
                     for child in sorted(os.listdir(src)):
                         c = src / child
-                        if not self._ignored(c):
-                            add_path(tf, c, f"{dest_abs}/{child}", chown=chown, exclude=self._ignored)
-                elif ins.cmd == "ADD" and _is_archive(src):
-                    _add_archive(tf, src, dest_abs if dest_is_dir or dest.endswith("/") else dest_abs, chown)
+                        if not self.ctx.ignored(c):
+                            add_path(tf, c, f"{dest_abs}/{child}", chown=chown, exclude=self.ctx.ignored)
+                elif ins.cmd == "ADD" and is_archive(src):
+                    add_archive(tf, src, dest_abs if dest_is_dir or dest.endswith("/") else dest_abs, chown)
                 else:
                     target = f"{dest_abs}/{src.name}" if dest_is_dir else dest_abs
                     add_path(tf, src, target, chown=chown)
@@ -430,33 +387,6 @@ class Builder:
         manifest = oci.dumps({"schemaVersion": 2, "mediaType": oci.OCI_MANIFEST,
                               "config": oci.descriptor(oci.OCI_CONFIG, cbytes), "layers": layers})
         return self.store.commit_image(manifest, list(tags))
-
-
-def _is_archive(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    with path.open("rb") as f:
-        head = f.read(512)
-    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
-        return True
-    return len(head) >= 262 and head[257:262] == b"ustar"
-
-
-def _add_archive(tf: tarfile.TarFile, src: Path, dest: str, chown: tuple[int, int]) -> None:
-    """ADD of a local tar: its entries extracted under ``dest`` (owners as in the archive, as Docker does)."""
-    with src.open("rb") as f:
-        head = f.read(6)
-    opener: Any = gzip.open if head[:2] == b"\x1f\x8b" else bz2.open if head[:3] == b"BZh" else \
-        lzma.open if head[:6] == b"\xfd7zXZ\x00" else open
-    with opener(src, "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as inner:
-        for m in inner:
-            name = "/".join(p for p in m.name.split("/") if p not in ("", "."))
-            if ".." in name.split("/"):
-                raise BuildError(f"ADD {src.name}: entry {m.name!r} escapes the destination")
-            m.name = f"{dest.strip('/')}/{name}".strip("/") if name else dest.strip("/")
-            if m.islnk():
-                m.linkname = f"{dest.strip('/')}/{m.linkname.lstrip('./')}".strip("/")
-            tf.addfile(m, inner.extractfile(m) if m.isreg() else None)
 
 
 def build(store: ImageStore, context: Path | str, tags: Sequence[str] = (), *, dockerfile: Path | None = None,

@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, str, int, int], None]   # (id, status, done bytes, total bytes)
 CHUNK = 1 << 20
-MONOLITHIC_MAX = 64 << 20
+MONOLITHIC_MAX = 64 << 20   # bigger blobs are pushed in PATCH chunks
+PATCH_CHUNK = 16 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,27 @@ class RegistryConfig:
     retries: int = 3
     timeout: float = 300.0
     credentials: Mapping[str, Credentials] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, root: Path, **overrides: Any) -> "RegistryConfig":
+        """The store's ``registries.json`` (``{"offline": true, "insecureRegistries": [...]}``) + overrides."""
+        try:
+            raw = json.loads((Path(root) / "registries.json").read_text())
+        except FileNotFoundError:
+            raw = {}
+        except ValueError as exc:
+            raise ImageError(f"{root}/registries.json is not valid JSON: {exc}") from None
+        values: dict[str, Any] = {"offline": bool(raw.get("offline", False)),
+                                  "insecure_registries": tuple(raw.get("insecureRegistries", ())),
+                                  "concurrency": int(raw.get("concurrency", 3))}
+        for k, v in overrides.items():
+            if k == "offline":
+                values[k] = values[k] or bool(v)
+            elif k == "insecure_registries":
+                values[k] = tuple(values[k]) + tuple(v)
+            else:
+                values[k] = v
+        return cls(**values)
 
 
 def _registry_message(status: int, body: bytes) -> str:
@@ -283,6 +305,9 @@ class RegistryClient:
                 raise RegistryError(f"{ref}: config has {len(diff_ids)} diff_ids for "
                                     f"{len(manifest.get('layers', []))} layers")
             sem = asyncio.Semaphore(self.config.concurrency)
+            # One unpack at a time: unpacking is syscall-bound Python; two at once in threads fight over
+            # the GIL (each syscall waits for the other's switch interval) and take longer than in turn.
+            unpacking = asyncio.Lock()
 
             async def layer(desc: Mapping[str, Any], diff_id: str) -> None:
                 if store.layer_path(diff_id).is_dir() and store.blobs.has(desc["digest"]):
@@ -290,8 +315,9 @@ class RegistryClient:
                     return
                 async with sem:
                     await self.fetch_blob(store, ref, desc)
-                self._emit(desc["digest"], "Extracting", 0, 0)
-                await asyncio.to_thread(store.ensure_layer, dict(desc), diff_id)
+                async with unpacking:
+                    self._emit(desc["digest"], "Extracting", 0, 0)
+                    await asyncio.to_thread(store.ensure_layer, dict(desc), diff_id)
                 self._emit(desc["digest"], "Pull complete", 0, 0)
 
             try:
@@ -325,7 +351,7 @@ class RegistryClient:
             start = 0
             with path.open("rb") as f:
                 while start < size:
-                    chunk = await asyncio.to_thread(f.read, 16 << 20)
+                    chunk = await asyncio.to_thread(f.read, PATCH_CHUNK)
                     end = start + len(chunk) - 1
                     resp, _ = await self._request(
                         "PATCH", ref, location, actions="pull,push", data=chunk, allow=(202,),

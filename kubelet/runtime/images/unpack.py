@@ -111,15 +111,17 @@ def resolve_in_root(root: Path, parts: list[str]) -> Path:
     return root.joinpath(*stack)
 
 
-def _remove(path: Path) -> None:
-    if path.is_symlink() or not path.exists():
-        if path.is_symlink():
-            path.unlink()
-        return
-    if path.is_dir():
+def _remove(path: Path) -> bool:
+    """Remove whatever is at ``path``; returns True when something was there."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISDIR(st.st_mode):
         shutil.rmtree(path)
     else:
-        path.unlink()
+        os.unlink(path)
+    return True
 
 
 def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:
@@ -143,10 +145,47 @@ def _set_meta(path: Path, m: tarfile.TarInfo, *, is_link: bool = False) -> None:
     os.utime(path, (m.mtime, m.mtime), follow_symlinks=False)
 
 
+def _write_file(path: Path, src: BinaryIO, m: tarfile.TarInfo) -> None:
+    """Create a regular file and set its metadata through the open descriptor (fewer path lookups)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        remaining = m.size
+        while remaining > 0:
+            chunk = src.read(min(remaining, 1 << 20))
+            if not chunk:
+                raise UnsafeArchive(f"tar entry {m.name!r} is truncated")
+            view = memoryview(chunk)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            remaining -= len(chunk)
+        if _IS_ROOT:
+            os.fchown(fd, m.uid, m.gid)
+        for k, v in _xattrs(m).items():
+            try:
+                os.setxattr(fd, k, v)
+            except OSError as exc:
+                logger.debug("xattr %s on %s not kept: %s", k, path, exc)
+        os.fchmod(fd, m.mode & 0o7777)
+        os.utime(fd, (m.mtime, m.mtime))
+    finally:
+        os.close(fd)
+
+
 def extract(stream: BinaryIO, dest: Path) -> int:
     """Apply the tar ``stream`` into ``dest`` (which exists); returns the bytes of file content written."""
     written = 0
     dirs: list[tuple[Path, tarfile.TarInfo]] = []
+    resolved: dict[tuple[str, ...], Path] = {}    # parent parts -> real dir; cleared when links/dirs change
+
+    def parent_of(parts: list[str]) -> Path:
+        key = tuple(parts)
+        p = resolved.get(key)
+        if p is None:
+            p = resolve_in_root(dest, parts)
+            p.mkdir(parents=True, exist_ok=True)
+            resolved[key] = p
+        return p
     try:
         tf = tarfile.open(fileobj=stream, mode="r|")
     except tarfile.ReadError as exc:
@@ -159,34 +198,35 @@ def extract(stream: BinaryIO, dest: Path) -> int:
                     if m.isdir():
                         dirs.append((dest, m))
                     continue
-                parent = resolve_in_root(dest, parts[:-1])
+                parent = parent_of(parts[:-1])
                 base = parts[-1]
                 if base.startswith(WHITEOUT_PREFIX):
-                    parent.mkdir(parents=True, exist_ok=True)
                     if base == OPAQUE_MARKER:
                         os.setxattr(parent, OPAQUE_XATTR, b"y")
                     elif not base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
                         target = parent / base[len(WHITEOUT_PREFIX):]
-                        _remove(target)
+                        if _remove(target):
+                            resolved.clear()
                         os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0))
                     continue
-                parent.mkdir(parents=True, exist_ok=True)
                 path = parent / base
                 if m.isdir():
-                    if path.is_symlink() or (path.exists() and not path.is_dir()):
-                        _remove(path)
-                    path.mkdir(exist_ok=True)
+                    try:
+                        os.mkdir(path)
+                    except FileExistsError:
+                        if not stat.S_ISDIR(os.lstat(path).st_mode):
+                            _remove(path)
+                            resolved.clear()
+                            os.mkdir(path)
                     dirs.append((path, m))
                     continue
-                _remove(path)
+                if _remove(path):
+                    resolved.clear()
                 if m.isreg():
                     src = tf.extractfile(m)
                     assert src is not None
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-                    with os.fdopen(fd, "wb") as out:
-                        shutil.copyfileobj(src, out, 1 << 20)
+                    _write_file(path, src, m)  # type: ignore[arg-type]
                     written += m.size
-                    _set_meta(path, m)
                 elif m.issym():
                     os.symlink(m.linkname, path)
                     _set_meta(path, m, is_link=True)

@@ -58,6 +58,9 @@ def serve(path: str) -> None:
     sel = selectors.DefaultSelector()
     sel.register(lst, selectors.EVENT_READ, None)
     os.write(1, b"ready\n")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # nothing we fork may hold the caller's pipes open
+    os.close(devnull)
     while True:
         for key, _ in sel.select():
             if key.data is None:
@@ -163,8 +166,12 @@ class ForkServerClient:
         env = dict(os.environ)
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
         env["PYTHONPATH"] = root + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        self.proc = subprocess.Popen([sys.executable, "-m", "kubelet.runtime.ociruntime.forkserver", self.path],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
+        log = open(self.path + ".log", "ab")  # its stderr: the caller's would be held open by every shim
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "kubelet.runtime.ociruntime.forkserver", self.path],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env)
+        finally:
+            log.close()
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         self.proc.stdout.close()
@@ -182,6 +189,8 @@ class ForkServerClient:
             pass
 
     def _connect(self, req: dict[str, Any], fds: list[int] | None = None) -> socket.socket:
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()  # first use (listings never need the server), or it died: one more
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         s.connect(self.path)
         data = json.dumps(req).encode()

@@ -130,6 +130,11 @@ def delete(root: str, cid: str, force: bool = False) -> None:
     elif st["status"] == "creating":
         state.remove_container_dir(root, cid)
         return
+    handler = st["_state"].get("handler", "kubelite")
+    if handler != "kubelite":
+        import subprocess
+        subprocess.run([handler, "--root", shim.external_root(root, handler), "delete", "-f", cid],
+                       capture_output=True, timeout=10)
     cg = st["_state"].get("cgroup")
     if cg:
         cgroupfs.destroy(cg)
@@ -143,6 +148,13 @@ def exec_in(root: str, cid: str, process: dict[str, Any], stdio: list[int]) -> i
     if st is None or st["status"] != "running":
         raise OciError(f"container {cid} is not running")
     pid = st["pid"]
+    handler = json.load(open(os.path.join(st["bundle"], "config.json"))).get("annotations", {}).get(
+        shim.HANDLER_ANNOTATION, "kubelite")
+    if handler != "kubelite":  # st["pid"] is runc/crun itself: ask it for the container's init
+        import subprocess
+        out = subprocess.run([handler, "--root", shim.external_root(root, handler), "state", cid],
+                             capture_output=True, text=True, check=True).stdout
+        pid = int(json.loads(out)["pid"])
     helper = os.fork()
     if helper:
         return helper

@@ -23,6 +23,61 @@ from kubelet.runtime import linux
 from kubelet.runtime.ociruntime import cgroupfs, init, state
 
 PARTIAL_MAX = 16 * 1024  # a line longer than this is written as P chunks
+HANDLER_ANNOTATION = "org.kubelite.handler"
+EXTERNAL = ("runc", "crun")
+
+
+def external_root(root: str, handler: str) -> str:
+    """Where runc/crun keep their own state for containers this shim runs."""
+    return os.path.join(root, f".{handler}")
+
+
+def _external_kill(handler: str, root: str, cid: str, sig: int) -> None:
+    """Signal the container itself, not the ``runc run`` that waits for it (SIGKILL would orphan it)."""
+    import subprocess
+    p = subprocess.run([handler, "--root", external_root(root, handler), "kill", cid, str(sig)],
+                       capture_output=True, text=True, timeout=10)
+    if p.returncode != 0 and "not running" not in p.stderr and "does not exist" not in p.stderr:
+        raise ProcessLookupError(p.stderr.strip())
+
+
+def _external_wait_running(handler: str, root: str, cid: str, pidfd: int) -> str:
+    """After exec of ``<handler> run``: wait until it reports the container running ("" or an error)."""
+    import subprocess
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        p = subprocess.run([handler, "--root", external_root(root, handler), "state", cid],
+                           capture_output=True, text=True, timeout=10)
+        if p.returncode == 0 and json.loads(p.stdout).get("status") in ("running", "stopped"):
+            return ""
+        if selectors.select.select([pidfd], [], [], 0)[0]:
+            return ""  # it has already finished: the exit record will tell
+        time.sleep(0.005)
+    return f"{handler} did not start the container within 10 s"
+
+
+def _external(handler: str, root: str, cid: str, spec: dict[str, Any], sync: socket.socket) -> None:
+    """The container through runc or crun: ready at once; on start exec ``<handler> run``, which stays the
+    container's parent and returns its exit code. crun 1.8 refuses hybrid cgroups while the cgroup2 mount
+    lists a controller: in its own mount namespace a tmpfs hides that mount."""
+    try:
+        if handler not in EXTERNAL:
+            raise ValueError(f"unknown runtime handler {handler!r}")
+        init.send(sync, {"pid": os.getpid()})
+        init.send(sync, {"ready": True})
+        if os.read(spec["_start_fd"], 1) != b"s":
+            os._exit(1)
+        if handler == "crun" and os.path.isdir("/sys/fs/cgroup/unified"):
+            linux.unshare(linux.CLONE_NEWNS)
+            linux.mount(None, "/", None, linux.MS_SLAVE | linux.MS_REC)
+            linux.mount("kubelite-hide-cgroup2", "/sys/fs/cgroup/unified", "tmpfs", 0, "size=4k,mode=755")
+        argv = [handler, "--root", external_root(root, handler), "run", "--bundle", spec["_bundle"], cid]
+        os.execvp(handler, argv)
+    except BaseException as e:
+        try:
+            init.send(sync, {"error": f"{handler}: {type(e).__name__}: {e}"})
+        finally:
+            os._exit(127)
 
 
 def rfc3339nano(ns: int) -> str:
@@ -90,6 +145,8 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
         cg = lx.get("cgroupsPath", "")
         if cg:
             procs = cgroupfs.create(cg, lx.get("resources") or {})
+            if spec.get("annotations", {}).get(HANDLER_ANNOTATION, "kubelite") != "kubelite":
+                procs = []  # runc/crun put the container in it; runc itself stays out
         start_r, start_w = os.pipe()
         spec["_start_fd"] = start_r
         sync_parent, sync_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -108,12 +165,16 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
             os.dup2(err_fd, 2)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-            init.stage1(spec, sync_child, procs)
+            handler = spec.get("annotations", {}).get(HANDLER_ANNOTATION, "kubelite")
+            if handler == "kubelite":
+                init.stage1(spec, sync_child, procs)
+            _external(handler, root, cid, spec, sync_child)
         sync_child.close()
         os.close(start_r)
         for fd in (in_fd, out_fd, err_fd):
             os.close(fd)
-        while True:
+        ready = False
+        while not (ready and pid):  # stage1's {"pid"} and stage2's {"ready"} race: wait for both
             msg = init.recv(sync_parent)
             if "map" in msg:
                 _write_maps(msg["map"], spec)
@@ -123,13 +184,15 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
             elif "error" in msg:
                 raise RuntimeError(msg["error"])
             elif msg.get("ready"):
-                break
-        os.waitpid(first, 0)
+                ready = True
+        if pid != first:  # stage1 exits once it has forked the init; runc/crun's child is the process
+            os.waitpid(first, 0)
         pidfd = os.pidfd_open(pid)
         st = {"id": cid, "pid": pid, "bundle": spec["_bundle"], "created": time.time_ns(),
               "starttime": state.proc_starttime(pid), "cgroup": cg, "shim": os.getpid(),
               "shim_starttime": state.proc_starttime(os.getpid()),
-              "oom_base": cgroupfs.oom_kills(cg) if cg else 0}
+              "oom_base": cgroupfs.oom_kills(cg) if cg else 0, "root": root,
+              "handler": spec.get("annotations", {}).get(HANDLER_ANNOTATION, "kubelite")}
         state.write_json(os.path.join(cdir, "state.json"), st)
         ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         ctl.bind(os.path.join(cdir, "shim.sock"))
@@ -195,6 +258,8 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
                         exec_error = msg.get("error", "")
                     except EOFError:
                         pass  # the sync socket closed on exec: it runs
+                    if not exec_error and st["handler"] != "kubelite":
+                        exec_error = _external_wait_running(st["handler"], st["root"], cid, pidfd)
                     st["started"] = time.time_ns()
                     if exec_error:
                         st["exec_error"] = exec_error
@@ -203,7 +268,10 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
                     conn.close()
                 elif cmd[0] == "kill":
                     try:
-                        signal.pidfd_send_signal(pidfd, int(cmd[1]))
+                        if st.get("handler", "kubelite") != "kubelite" and started:
+                            _external_kill(st["handler"], st["root"], cid, int(cmd[1]))
+                        else:
+                            signal.pidfd_send_signal(pidfd, int(cmd[1]))
                         conn.sendall(b'{"ok": true}')
                     except ProcessLookupError:
                         conn.sendall(b'{"error": "container not running"}')

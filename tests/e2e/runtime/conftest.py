@@ -47,6 +47,13 @@ def _cgroups(rel: str) -> list[str]:
 def _remove_cgroups(rel: str) -> None:
     for c in os.listdir("/sys/fs/cgroup"):
         base = f"/sys/fs/cgroup/{c}/{rel}"
+        for dirpath, _dirs, _files in os.walk(base):
+            try:
+                with open(f"{dirpath}/cgroup.procs") as f:
+                    for pid in f.read().split():
+                        os.kill(int(pid), 9)
+            except (OSError, ValueError):
+                pass
         if os.path.isdir(base):
             subprocess.run(["find", base, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"], check=False)
 
@@ -107,7 +114,7 @@ class Env:
     def cli(self, *args: str, check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, PYTHONPATH=str(REPO))
         p = subprocess.run([sys.executable, "-m", "kubelite", "runtime", "--root", str(self.root / "state"),
-                            "--cgroup-root", self.cg_root, *args], capture_output=True, text=True, env=env,
+                            "--cgroup-root", self.cg_root, "--log-root", str(self.logs), *args], capture_output=True, text=True, env=env,
                            timeout=60, **kw)  # type: ignore[call-overload]
         if check and p.returncode != 0:
             raise AssertionError(f"kubelite runtime {' '.join(args)} -> {p.returncode}: {p.stderr}")
@@ -131,7 +138,7 @@ def env(busybox_rootfs: Path) -> Iterator[Env]:
             left_mounts = {m for m in _mounts() - mounts if str(root) in m}
             left_cg = _cgroups(tag)
             left_procs = _procs_mentioning(str(root))
-            left_links = {link for link in _links() - links if link.startswith(("kl", "kubelite"))}
+            left_links = {link for link in _links() - links if link.startswith("kubelite") and link != "kubelite0"}
             if not (left_mounts or left_cg or left_procs) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
@@ -142,6 +149,8 @@ def env(busybox_rootfs: Path) -> Iterator[Env]:
                 pass
         for m in sorted(left_mounts, reverse=True):
             subprocess.run(["umount", "-l", m], check=False)
+        _remove_cgroups(tag)
+        time.sleep(0.1)  # only after a leak: the killed processes must be gone before the last rmdir
         _remove_cgroups(tag)
         shutil.rmtree(root, ignore_errors=True)
         assert not left_mounts, f"mounts left: {left_mounts}"

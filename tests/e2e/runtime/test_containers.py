@@ -107,3 +107,19 @@ async def test_failed_create_leaves_nothing(env: Env, rt: Runtime) -> None:
         await rt.start_container(cid)
     st = await wait_exited(rt, (await rt.list_containers())[0].id)
     assert st.exit_code == 127 and st.reason == "StartError" and "/no/such/binary" in st.message
+
+
+@pytest.mark.parametrize("handler", ["runc", "crun"])
+async def test_runc_and_crun_run_the_same_bundles(env: Env, rt: Runtime, handler: str) -> None:
+    pod = env.pod(f"h-{handler}")
+    sid = await rt.run_pod_sandbox(pod, handler)
+    assert (await rt.pod_sandbox_status(sid)).runtime_handler == handler
+    st, lines = await run_to_end(rt, env, pod, sid, "sh", "-c", "echo pid=$$; hostname; exit 3",
+                                 resources=cri.LinuxResources(memory_limit_in_bytes=64 << 20))
+    assert (st.exit_code, lines) == (3, ["pid=1", f"h-{handler}"])
+    cid = await rt.create_container(sid, env.container("s", "sleep", "30"), pod)
+    await rt.start_container(cid)
+    res = await rt.exec_sync(cid, ["hostname"], 10)
+    assert res.stdout == f"h-{handler}\n".encode()
+    await rt.stop_container(cid, 0)
+    assert (await rt.container_status(cid)).exit_code == 137

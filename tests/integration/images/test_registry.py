@@ -145,3 +145,24 @@ async def test_missing_image_names_the_registry_error(tmp_path: Path, registry: 
     async with RegistryClient(registry.config) as c:
         with pytest.raises(RegistryError, match="MANIFEST_UNKNOWN|NAME_UNKNOWN"):
             await c.pull(ImageStore(tmp_path / "s"), f"{registry.host}/mini/absent:1")
+
+
+async def test_chunked_push_and_cross_repo_mount(tmp_path: Path, registry: Registry,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubelet.runtime.images import registry as registry_mod
+    monkeypatch.setattr(registry_mod, "MONOLITHIC_MAX", 100_000)
+    monkeypatch.setattr(registry_mod, "PATCH_CHUNK", 256 * 1024)
+    store = ImageStore(tmp_path / "s")
+    base = ensure_base_images(store)
+    first = f"{registry.host}/chunked/a:1"
+    store.tag("busybox:1.35", first)
+    events: list[tuple[str, str]] = []
+    async with RegistryClient(registry.config, progress=lambda i, s, d, t: events.append((i, s))) as c:
+        await c.push(store, first)
+        layer = base.layers[0].digest
+        assert (layer, "Pushing") in events and (layer, "Pushed") in events   # went up in PATCH chunks
+        events.clear()
+        await c.push(store, first, f"{registry.host}/chunked/b:1")        # same registry, another repo
+        assert (layer, "Mounted") in events
+        pulled = await c.pull(ImageStore(tmp_path / "back"), f"{registry.host}/chunked/b:1")
+    assert pulled.manifest_digest == base.manifest_digest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,3 +49,17 @@ def make_tar(entries: list[Entry], compress: bool = True) -> bytes:
 @pytest.fixture
 def store(tmp_path: Path) -> ImageStore:
     return ImageStore(tmp_path / "store")
+
+
+@pytest.fixture(scope="session")
+def base_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with the busybox base image, built once per session (copy it with :func:`base_store`)."""
+    from kubelet.runtime.images.base import ensure_base_images
+    root = tmp_path_factory.mktemp("base") / "store"
+    ensure_base_images(ImageStore(root))
+    return root
+
+
+def base_store(template: Path, dest: Path) -> ImageStore:
+    shutil.copytree(template, dest, symlinks=True)
+    return ImageStore(dest)

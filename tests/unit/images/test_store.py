@@ -123,3 +123,19 @@ def test_written_layers_are_reproducible(store: ImageStore) -> None:
     a = write_layer(store.blobs, fill)
     b = write_layer(store.blobs, fill)
     assert a == b and store.blobs.has(a.digest)
+
+
+def test_concurrent_writers_keep_every_name(tmp_path: Path) -> None:
+    """Several processes committing and tagging at once: the index lock keeps every update."""
+    import subprocess
+    import sys
+    root = tmp_path / "shared"
+    ensure_base_images(ImageStore(root))
+    script = ("import sys; from kubelet.runtime.images.store import ImageStore; s = ImageStore(sys.argv[1]); "
+              "[s.tag('busybox:1.35', f'w{sys.argv[2]}/t:{i}') for i in range(15)]")
+    repo = Path(__file__).resolve().parents[3]
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(root), str(n)], cwd=repo,
+                              env={**os.environ, "PYTHONPATH": str(repo)}) for n in range(4)]
+    assert [p.wait(60) for p in procs] == [0, 0, 0, 0]
+    names = set(ImageStore(root).resolve("busybox:1.35").names)
+    assert {f"docker.io/w{n}/t:{i}" for n in range(4) for i in range(15)} <= names

@@ -104,3 +104,12 @@ def test_later_entries_replace_earlier_ones(tmp_path: Path) -> None:
     unpack_layer(blob, tmp_path / "out")
     assert (tmp_path / "out/x").read_bytes() == b"now a file"
     assert (tmp_path / "out/y/z").read_bytes() == b"z"
+
+
+def test_zstd_layer(tmp_path: Path) -> None:
+    import subprocess
+    raw = make_tar([Entry("z", data=b"zstd!")], compress=False)
+    blob = tmp_path / "layer.blob"
+    blob.write_bytes(subprocess.run(["zstd", "-q", "-c"], input=raw, capture_output=True, check=True).stdout)
+    diff_id, _ = unpack_layer(blob, tmp_path / "out", "sha256:" + hashlib.sha256(raw).hexdigest())
+    assert (tmp_path / "out/z").read_bytes() == b"zstd!"

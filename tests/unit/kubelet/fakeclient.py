@@ -34,6 +34,31 @@ class FakeClient:
         self.objects[key] = json_merge_patch(self.objects[key], body)
         return copy.deepcopy(self.objects[key])
 
+    async def create(self, res: Any, obj: dict[str, Any], namespace: str | None = None, **kw: Any) -> Any:
+        self.actions.append(("create", res.resource, obj["metadata"]["name"], copy.deepcopy(obj)))
+        key = (res.resource, namespace or "", obj["metadata"]["name"])
+        if key in self.objects:
+            raise errors.already_exists(res.resource, obj["metadata"]["name"])
+        obj = copy.deepcopy(obj)
+        obj["metadata"].setdefault("uid", f"uid-{obj['metadata']['name']}")
+        obj["metadata"]["resourceVersion"] = "1"
+        self.objects[key] = obj
+        return copy.deepcopy(obj)
+
+    async def update(self, res: Any, obj: dict[str, Any], subresource: str | None = None,
+                     namespace: str | None = None, **kw: Any) -> Any:
+        self.actions.append(("update", res.resource, obj["metadata"]["name"], copy.deepcopy(obj)))
+        key = (res.resource, namespace or "", obj["metadata"]["name"])
+        current = self.objects.get(key)
+        if current is None:
+            raise errors.not_found(res.resource, obj["metadata"]["name"])
+        if obj["metadata"].get("resourceVersion") != current["metadata"].get("resourceVersion"):
+            raise errors.conflict(res.resource, obj["metadata"]["name"], why="the object has been modified")
+        obj = copy.deepcopy(obj)
+        obj["metadata"]["resourceVersion"] = str(int(current["metadata"]["resourceVersion"]) + 1)
+        self.objects[key] = obj
+        return copy.deepcopy(obj)
+
     async def delete(self, res: Any, name: str, namespace: str | None = None, **kw: Any) -> Any:
         self.actions.append(("delete", res.resource, name, kw))
         key = (res.resource, namespace or "", name)

@@ -192,3 +192,58 @@ async def test_liveness_failure_restarts_and_readiness_gates(tmp_path: Path) -> 
         await wait_for(lambda: len(h.containers("c")) == 2)
         killed = [c for c in h.containers("c") if c.metadata.attempt == 0][0]
         assert killed.state == ContainerState.EXITED
+
+
+async def test_runtime_class_handler(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.client.put("runtimeclasses", {"metadata": {"name": "fast"}, "handler": "crun"})
+    async with running(h):
+        h.add(make_pod("rc", runtimeClassName="fast"))
+        h.add(make_pod("norc", runtimeClassName="missing"))
+        await wait_for(lambda: h.last_status("rc").get("phase") == "Running")
+        assert [s.runtime_handler for s in h.runtime.sandboxes.values()] == ["crun"]
+        assert set(h.kubelet.timing[h.kubelet.pods["uid-rc"]["metadata"]["uid"]]) >= {"seen", "sandbox", "started"}
+
+
+class ListRecorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str, str]] = []
+
+    def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        self.events.append((obj["metadata"]["name"], type_, reason, message))
+
+
+async def test_events_for_start_backoff_and_probe(tmp_path: Path) -> None:
+    h = Harness(tmp_path, base=5)
+    rec = ListRecorder()
+    h.kubelet.recorder = rec
+    from kubelet.cri import ExecResult
+    h.runtime.exec_results[("nope",)] = ExecResult(1, b"", b"no")
+    async with running(h):
+        h.add(make_pod("ev", {"name": "c", "image": "busybox:1.36",
+                              "readinessProbe": {"exec": {"command": ["nope"]}, "periodSeconds": 0.05}}))
+        await wait_for(lambda: any(r == "Unhealthy" for _, _, r, _ in rec.events))
+        h.runtime.exit(h.containers("c")[0].id, 1)
+        await wait_for(lambda: len(h.containers("c")) == 2)
+        newest = max(h.containers("c"), key=lambda c: c.metadata.attempt)
+        await wait_for(lambda: newest.id in h.runtime.containers and
+                       h.runtime.containers[newest.id].state == ContainerState.RUNNING)
+        h.runtime.exit(newest.id, 1)
+        await wait_for(lambda: any(r == "BackOff" for _, _, r, _ in rec.events))
+    reasons = [r for _, _, r, _ in rec.events]
+    assert reasons[:3] == ["Pulled", "Created", "Started"]
+    assert ("ev", "Warning", "Unhealthy", "Readiness probe failed: command ['nope'] exited with 1: no") in rec.events
+
+
+async def test_max_pods_admission(tmp_path: Path) -> None:
+    import dataclasses
+    h = Harness(tmp_path)
+    h.kubelet.config = dataclasses.replace(h.kubelet.config, max_pods=2)
+    async with running(h):
+        for name in ("p1", "p2"):
+            h.add(make_pod(name))
+        await wait_for(lambda: all(h.last_status(n).get("phase") == "Running" for n in ("p1", "p2")))
+        h.add(make_pod("p3"))
+        await wait_for(lambda: h.last_status("p3").get("phase") == "Failed")
+        assert h.last_status("p3")["reason"] == "OutOfpods"
+        assert len(h.runtime.sandboxes) == 2

@@ -72,9 +72,10 @@ def test_dead_sandbox_never_policy_is_not_rerun() -> None:
     assert a.kill_pod and not a.create_sandbox
 
 
-def test_sandbox_without_ip_is_recreated() -> None:
+def test_sandbox_without_ip_is_kept() -> None:
+    # the runtime fails a sandbox whose network cannot be set up; one without an IP is not re-created
     a = compute_pod_actions(pod("a"), rp(ctr("a"), sandboxes=(sandbox(ip=None),)))
-    assert a.create_sandbox
+    assert not a.create_sandbox and not a.kill_pod
 
 
 def test_changed_image_restarts_that_container() -> None:
@@ -114,3 +115,10 @@ def test_planner_holds_container_in_backoff() -> None:
     assert a.containers_to_start == () and a.backoff == {"a": pytest.approx(5)} and not a.kill_pod
     a = compute_pod_actions(p, state, backoff=b, now=41)
     assert a.containers_to_start == ("a",)
+
+
+def test_dead_container_gc_keeps_newest_two() -> None:
+    from kubelet.gc import dead_containers
+    state = rp(ctr("a", "exited", 1, attempt=3), ctr("a", "exited", 1, attempt=2), ctr("a", "exited", 1, attempt=1),
+               ctr("a", "exited", 1, attempt=0), ctr("b"), sandboxes=(sandbox(),))
+    assert dead_containers(state) == ["a-1", "a-0"]

@@ -78,7 +78,9 @@ async def test_logs_exec_stats_metrics(tmp_path: Path) -> None:
                 assert "kubelet_pleg_relist_duration_seconds_bucket" in text
                 assert "kubelet_pod_worker_duration_seconds_count" in text
                 async with s.get(f"{base}/metrics/cadvisor") as r:
-                    assert 'container_cpu_usage_seconds_total{container="c"' in await r.text()
+                    text = await r.text()
+                assert 'container_cpu_usage_seconds_total{container="c"' in text
+                assert 'container_spec_cpu_shares{container="c"' in text
                 async with s.get(f"{base}/healthz") as r:
                     assert await r.text() == "ok"
         finally:
@@ -97,3 +99,27 @@ async def test_token_required_when_configured(tmp_path: Path) -> None:
                 assert r.status == 200 and (await r.json())["kind"] == "PodList"
     finally:
         await runner.cleanup()
+
+
+async def test_image_gc_frees_down_to_low_threshold(tmp_path: Path) -> None:
+    from kubelet.cri import FilesystemUsage
+    from kubelet.gc import ImageGC
+    from kubelet.testing import FakeImageService
+    images = FakeImageService(["a:1", "b:1", "c:1"])
+    images.fs = FilesystemUsage("/x", 0, 0, capacity_bytes=10_000, available_bytes=1_000)   # 90 % used
+    removed = await ImageGC(images).collect({})
+    assert len(removed) == 1           # each image is 1000 bytes: 90 % → 80 % needs one
+    images.fs = FilesystemUsage("/x", 0, 0, capacity_bytes=10_000, available_bytes=5_000)
+    assert await ImageGC(images).collect({}) == []
+
+
+def test_log_rotation_keeps_five_files(tmp_path: Path) -> None:
+    from kubelet.logs import rotate_if_needed, select
+    log = tmp_path / "0.log"
+    for i in range(7):
+        write_log(log, *[("2026-01-01T00:00:00Z", "stdout", f"line{i}-{j}") for j in range(10)])
+        assert rotate_if_needed(log, max_size=100, max_files=5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.log", "0.log.1", "0.log.2", "0.log.3", "0.log.4"]
+    assert log.stat().st_size == 0
+    lines = select(log)
+    assert lines[0].text == b"line3-0" and lines[-1].text == b"line6-9"

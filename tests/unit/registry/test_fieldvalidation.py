@@ -83,3 +83,8 @@ def test_fast():
     for _ in range(200):
         fieldvalidation.check(PODS, obj, "Strict", raw=json.dumps(obj))
     assert (time.perf_counter() - start) / 200 < 0.005
+
+
+def test_warning_header_quoting():
+    assert fieldvalidation.warning_header('unknown field "spec.foo"') == '299 - "unknown field \\"spec.foo\\""'
+    assert fieldvalidation.warning_header("a\\b\nc") == '299 - "a\\\\b c"'

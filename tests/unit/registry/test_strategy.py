@@ -259,3 +259,32 @@ def test_annotations_and_label_keys():
     msgs = [c["message"] for c in causes]
     assert sum(1 for c in causes if c["field"] == "metadata.labels") == 2
     assert "Too long: must have at most 262144 bytes" in msgs
+
+
+def test_namespace_label_status_kept_on_update():
+    ns, _ = created(NAMESPACES, {"metadata": {"name": "team-b", "labels": {"x": "y"}}})
+    assert ns["metadata"]["labels"] == {"x": "y", "kubernetes.io/metadata.name": "team-b"}
+    terminating = copy.deepcopy(ns)
+    terminating["status"] = {"phase": "Terminating"}
+    new = copy.deepcopy(terminating)
+    new["metadata"]["labels"] = {"z": "1"}
+    new["spec"] = {"finalizers": []}
+    s = strategy_for(NAMESPACES)
+    s.prepare_for_update(new, terminating)
+    assert new["status"] == {"phase": "Terminating"} and new["spec"] == {"finalizers": ["kubernetes"]}
+    assert new["metadata"]["labels"] == {"z": "1", "kubernetes.io/metadata.name": "team-b"}
+
+
+def test_node_allocatable_defaults_to_capacity():
+    node, _ = created(NODES, {"metadata": {"name": "n1"}, "status": {"capacity": {"cpu": "2", "pods": "110"}}})
+    assert node["status"]["allocatable"] == {"cpu": "2", "pods": "110"}
+
+
+def test_priority_classes_and_host_network_ports():
+    obj, _ = created(PODS, pod(priorityClassName="system-node-critical", hostNetwork=True,
+                               containers=[{"name": "c", "image": "x", "ports": [{"containerPort": 8080}]}]))
+    assert obj["spec"]["priority"] == 2000001000
+    assert obj["spec"]["containers"][0]["ports"][0]["hostPort"] == 8080
+    from kubelite.api.errors import Forbidden
+    with pytest.raises(Forbidden, match="no PriorityClass with name gold was found"):
+        created(PODS, pod(priorityClassName="gold"))

@@ -1,0 +1,54 @@
+"""``--workers N``: N apiserver processes sharing one port (SO_REUSEPORT), like HA apiservers on one host.
+
+Each worker is a complete apiserver (own etcd client and watch cache); the kernel spreads
+connections over them. This process only supervises: it forwards SIGTERM/SIGINT, and when a
+worker dies it stops the others and exits with that worker's status (the outer supervisor, e.g.
+``kubelite up``, restarts the whole apiserver). Workers die with it (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import signal
+import subprocess
+import sys
+import time
+
+logger = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec: no logging here
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def supervise(argv: list[str], workers: int) -> int:
+    """Run ``python -m apiserver <argv> --workers 1 --reuse-port`` ``workers`` times until stopped."""
+    cmd = [sys.executable, "-m", "apiserver", *argv, "--workers", "1", "--reuse-port"]
+    procs = [subprocess.Popen(cmd, preexec_fn=_die_with_parent) for _ in range(workers)]
+    logger.info("started %d apiserver workers: %s", workers, [p.pid for p in procs])
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    status = 0
+    while True:
+        exited = [p for p in procs if p.poll() is not None]
+        if exited and not stopping:
+            status = exited[0].returncode or 1
+            logger.error("apiserver worker %d exited with %s; stopping the others", exited[0].pid, exited[0].returncode)
+            stop(signal.SIGTERM, None)
+        if all(p.poll() is not None for p in procs):
+            return status if not stopping or status else 0
+        time.sleep(0.1)
+
+

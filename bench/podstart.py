@@ -1,0 +1,266 @@
+"""Pod start latency through the whole stack: create → Running seen by a watch, image present.
+
+Starts a throwaway etcd + apiserver + one kubelet (real containers; needs root), then measures
+  1. sequential pods (one at a time) and a burst of 30 created at once: p50/p99 of create → Running
+     (watch), and the split create → kubelet saw it → sandbox ready → containers started → status seen;
+  2. the same with ``runtimeClassName`` crun and runc (RuntimeClasses with those handlers), the peers;
+  3. the first restart of N fresh pods: SIGKILL of the container's process → its containerStatus
+     running and Ready again (restartCount 1), as the watch shows it.
+Goals (issue 5): p50 ≤ 100 ms, p99 ≤ 300 ms; first restart p99 ≤ 300 ms. Kubernetes' SLO: p99 ≤ 5 s.
+
+    sudo python bench/podstart.py [--sequential 20] [--burst 30] [--restarts 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import aiohttp  # noqa: E402
+
+from kubelite import kubeconfig  # noqa: E402
+from kubelite.api.errors import NotFound  # noqa: E402
+from kubelite.client import Client  # noqa: E402
+from tests.support import cluster  # noqa: E402
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, int(round(p / 100 * len(v) + 0.5)) - 1))]
+
+
+def ms(x: float) -> str:
+    return f"{x * 1000:7.1f}"
+
+
+class Watcher:
+    """One pod watch; records when each pod was first seen Running (and when it matched a predicate)."""
+
+    def __init__(self, client: Client, ns: str) -> None:
+        self.client = client
+        self.ns = ns
+        self.running_at: dict[str, float] = {}
+        self.waiters: list[tuple[Any, asyncio.Future[float]]] = []
+        self.ready = asyncio.Event()
+
+    def until(self, pred: Any) -> asyncio.Future[float]:
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.waiters.append((pred, fut))
+        return fut
+
+    async def run(self) -> None:
+        rv = (await self.client.list("pods", self.ns))["metadata"]["resourceVersion"]
+        self.ready.set()
+        while True:
+            async for ev in self.client.watch("pods", self.ns, resource_version=rv):
+                now = time.perf_counter()
+                obj = ev.object
+                rv = obj.get("metadata", {}).get("resourceVersion", rv)
+                if ev.type not in ("ADDED", "MODIFIED"):
+                    continue
+                name = obj["metadata"]["name"]
+                st = obj.get("status") or {}
+                if st.get("phase") == "Running" and name not in self.running_at and \
+                        all("running" in c.get("state", {}) for c in st.get("containerStatuses") or [{}]):
+                    self.running_at[name] = now
+                for pred, fut in list(self.waiters):
+                    if not fut.done() and pred(obj):
+                        fut.set_result(now)
+                        self.waiters.remove((pred, fut))
+
+
+def pod(name: str, node: str, runtime_class: str | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"nodeName": node, "terminationGracePeriodSeconds": 0,
+                            "containers": [{"name": "c", "image": "busybox:1.35", "command": ["sleep", "100000"]}]}
+    if runtime_class:
+        spec["runtimeClassName"] = runtime_class
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"bench": "podstart"}},
+            "spec": spec}
+
+
+async def debug_pods(kubelet_url: str) -> dict[str, dict[str, Any]]:
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{kubelet_url}/debug/pods") as r:
+            return {p["name"]: p for p in (await r.json())["pods"]}
+
+
+async def start_pods(client: Client, w: Watcher, names: list[str], node: str, rc: str | None, burst: bool,
+                     timeout: float = 60) -> dict[str, float]:
+    created: dict[str, tuple[float, float]] = {}
+
+    async def one(name: str) -> None:
+        wall, t0 = time.time(), time.perf_counter()
+        await client.create("pods", pod(name, node, rc), "default")
+        created[name] = (wall, t0)
+        deadline = time.perf_counter() + timeout
+        while name not in w.running_at:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(name)
+            await asyncio.sleep(0.002)
+
+    if burst:
+        async with asyncio.TaskGroup() as tg:
+            for n in names:
+                tg.create_task(one(n))
+    else:
+        for n in names:
+            await one(n)
+    return {n: w.running_at[n] - created[n][1] for n in names} | {f"@{n}": created[n][0] for n in names}
+
+
+async def delete_all(client: Client, kubelet_url: str, names: list[str]) -> None:
+    for n in names:
+        try:
+            await client.delete("pods", n, "default", grace_period_seconds=0)
+        except NotFound:
+            pass
+    deadline = time.monotonic() + 60
+    while await debug_pods(kubelet_url):
+        if time.monotonic() > deadline:
+            raise TimeoutError("pods not removed")
+        await asyncio.sleep(0.1)
+
+
+def report(label: str, lat: dict[str, float], dbg: dict[str, dict[str, Any]], created_wall: dict[str, float]) -> None:
+    values = list(lat.values())
+    split = {"seen": [], "sandbox": [], "containers": [], "status": []}
+    for name, total in lat.items():
+        t = dbg.get(name, {}).get("times", {})
+        c0 = created_wall[name]
+        if {"seen", "sandbox", "started"} <= set(t):
+            split["seen"].append(t["seen"] - c0)
+            split["sandbox"].append(t["sandbox"] - t["seen"])
+            split["containers"].append(t["started"] - t["sandbox"])
+            split["status"].append(total - (t["started"] - c0))
+    med = {k: statistics.median(v) if v else float("nan") for k, v in split.items()}
+    print(f"{label:<28} n={len(values):3d}  p50 {ms(pct(values, 50))} ms  p99 {ms(pct(values, 99))} ms   "
+          f"split p50: kubelet-saw {ms(med['seen'])} | sandbox {ms(med['sandbox'])} | containers "
+          f"{ms(med['containers'])} | status-seen {ms(med['status'])}")
+
+
+async def restarts(client: Client, w: Watcher, kubelet_url: str, node: str, n: int) -> list[float]:
+    names = [f"rs-{i}" for i in range(n)]
+    await start_pods(client, w, names, node, None, burst=False)
+    dbg = await debug_pods(kubelet_url)
+    out = []
+    for name in names:
+        pid = next(c["pid"] for c in dbg[name]["containers"] if c["state"] == "CONTAINER_RUNNING")
+
+        def back(obj: dict[str, Any], name: str = name) -> bool:
+            cs = ((obj.get("status") or {}).get("containerStatuses") or [{}])[0]
+            return obj["metadata"]["name"] == name and cs.get("restartCount") == 1 and \
+                "running" in cs.get("state", {}) and cs.get("ready") is True
+
+        fut = w.until(back)
+        t0 = time.perf_counter()
+        os.kill(pid, signal.SIGKILL)
+        out.append(await asyncio.wait_for(fut, 30) - t0)
+    await delete_all(client, kubelet_url, names)
+    return out
+
+
+async def main_async(args: argparse.Namespace, api_url: str, kcfg: str, node: str, kubelet_url: str) -> None:
+    client = Client.from_kubeconfig(kcfg)
+    w = Watcher(client, "default")
+    async with asyncio.TaskGroup() as tg:
+        wt = tg.create_task(w.run())
+        await w.ready.wait()
+        for handler in ("crun", "runc"):
+            await client.create("runtimeclasses", {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+                                                   "metadata": {"name": handler}, "handler": handler})
+        # warm-up (first container start loads the image's layers into the page cache)
+        await start_pods(client, w, ["warm"], node, None, burst=False)
+        await delete_all(client, kubelet_url, ["warm"])
+        print(f"pod start latency, create → Running seen by watch (goal p50 ≤ 100 ms, p99 ≤ 300 ms; "
+              f"Kubernetes SLO p99 ≤ 5 s)")
+        for rc in (None, "crun", "runc"):
+            label = rc or "kubelite (ours)"
+            for burst in (False, True):
+                count = args.burst if burst else args.sequential
+                names = [f"{rc or 'k'}-{'b' if burst else 's'}-{i}" for i in range(count)]
+                try:
+                    lat = await start_pods(client, w, names, node, rc, burst=burst, timeout=15 if rc else 60)
+                except (TimeoutError, ExceptionGroup) as exc:
+                    st = await client.get("pods", names[0], "default")
+                    why = ((st.get("status") or {}).get("containerStatuses") or [{}])[0].get("state", {})
+                    print(f"{label + (' burst' if burst else ' sequential'):<28} n/a: did not start ({why or exc})")
+                    await delete_all(client, kubelet_url, [n for n in names])
+                    break
+                dbg = await debug_pods(kubelet_url)
+                created = {n: lat.pop(f"@{n}") for n in names}
+                report(f"{label} {'burst' if burst else 'sequential'}", lat, dbg, created)
+                await delete_all(client, kubelet_url, names)
+        if args.restarts:
+            r = await restarts(client, w, kubelet_url, node, args.restarts)
+            print(f"{'first restart after SIGKILL':<28} n={len(r):3d}  p50 {ms(pct(r, 50))} ms  "
+                  f"p99 {ms(pct(r, 99))} ms   (goal p99 ≤ 300 ms; to running and Ready again)")
+        wt.cancel()
+    await client.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sequential", type=int, default=20)
+    ap.add_argument("--burst", type=int, default=30)
+    ap.add_argument("--restarts", type=int, default=10)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench/podstart: needs root (real containers)", file=sys.stderr)
+        return 2
+    base = Path(tempfile.mkdtemp(prefix="klb", dir="/tmp"))
+    node = f"bench{os.getpid()}"
+    from kubelet.runtime.images import ImageStore, ensure_base_images
+    ensure_base_images(ImageStore(base / "images"))
+    proc = None
+    try:
+        with cluster.etcd_server() as etcd, cluster.apiserver(etcd.url) as api:
+            kcfg = str(base / "kubeconfig")
+            kubeconfig.write(kcfg, kubeconfig.render(api.url))
+            port = cluster.free_port()
+            log = open(base / "kubelet.log", "wb")
+            proc = subprocess.Popen([sys.executable, "-m", "kubelet", "--node-name", node, "--root-dir",
+                                     str(base / "node"), "--image-root", str(base / "images"), "--cgroup-root",
+                                     f"kubelite-bench-{node}/{node}", "--port", str(port), "--kubeconfig", kcfg],
+                                    stdout=log, stderr=log, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                                    cwd=str(REPO), start_new_session=True)
+            cluster.wait_for(lambda: _healthy(port), 30, "kubelet")
+            asyncio.run(main_async(args, api.url, kcfg, node, f"http://127.0.0.1:{port}"))
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGUSR1)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for c in os.listdir("/sys/fs/cgroup"):
+            d = f"/sys/fs/cgroup/{c}/kubelite-bench-{node}"
+            if os.path.isdir(d):
+                subprocess.run(["find", d, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"], check=False,
+                               stderr=subprocess.DEVNULL)
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+def _healthy(port: int) -> bool:
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+        return r.status == 200
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,155 @@
+"""Scheduler throughput and latency, measured as kube's scheduler_perf does (no kubelets).
+
+For each node count: a fresh etcd + apiserver, N hollow nodes registered (lease renewals paused),
+10,000 pending pods created while the scheduler is stopped; then the scheduler starts and every
+binding is seen through a watch. Throughput = pods bound per second from the first bind to the last.
+Then pods arrive at a fixed rate and the create → bound latency p50/p99 is reported.
+The peer figure is kube-scheduler's CI bar for SchedulingBasic at 5,000 nodes: 680–810 pods/s.
+
+    python bench/scheduler.py [--nodes 1000,5000] [--pods 10000] [--rate 100] [--latency-pods 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hollow.nodes import HollowNodes  # noqa: E402
+from kubelite.api.resources import PODS  # noqa: E402
+from kubelite.client import Client  # noqa: E402
+from tests.support import cluster  # noqa: E402
+
+PEER = "kube-scheduler CI bar (SchedulingBasic, 5000 nodes): 680-810 pods/s"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pod(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default",
+                                                             "labels": {"bench": "sched"}},
+            "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.9",
+                                     "resources": {"requests": {"cpu": "100m", "memory": "500Mi"}}}]}}
+
+
+async def create_pods(client: Client, names: list[str], parallel: int = 64) -> dict[str, float]:
+    sem = asyncio.Semaphore(parallel)
+    created: dict[str, float] = {}
+
+    async def one(n: str) -> None:
+        async with sem:
+            created[n] = time.monotonic()
+            await client.create(PODS, pod(n), namespace="default")
+    await asyncio.gather(*(one(n) for n in names))
+    return created
+
+
+async def watch_binds(client: Client, rv: str, want: int, bound: dict[str, float], done: asyncio.Event) -> None:
+    while len(bound) < want:
+        async for ev in client.watch(PODS, namespace="default", resource_version=rv, timeout_seconds=600):
+            obj = ev.object
+            rv = obj.get("metadata", {}).get("resourceVersion", rv)
+            if ev.type in ("ADDED", "MODIFIED") and (obj.get("spec") or {}).get("nodeName"):
+                bound.setdefault(obj["metadata"]["name"], time.monotonic())
+                if len(bound) >= want:
+                    break
+    done.set()
+
+
+def start_scheduler(url: str, log: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    with open(log, "wb") as fh:
+        prof = os.environ.get("KUBELITE_BENCH_PROFILE")   # a path: run the scheduler under cProfile
+        pre = ["-m", "cProfile", "-o", prof] if prof else []
+        return subprocess.Popen([sys.executable, *pre, "-m", "scheduler", "--master", url, "--port", "-1",
+                                 "--leader-elect", "false"], stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                cwd=str(REPO), start_new_session=True)
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+async def run_one(nodes: int, pods: int, rate: float, latency_pods: int) -> dict:
+    with cluster.etcd_server() as etcd, cluster.apiserver(etcd.url) as api:
+        async with Client.from_url(api.url) as client:
+            t = time.monotonic()
+            hollow = HollowNodes(client, nodes, "bench-node-", cpu="32", memory="256Gi", pods="110")
+            await hollow.register()              # leases renewed once, then paused: no renewal loop runs
+            print(f"  {nodes} nodes registered in {time.monotonic() - t:.1f}s", flush=True)
+            t = time.monotonic()
+            names = [f"p-{i:05d}" for i in range(pods)]
+            await create_pods(client, names)
+            print(f"  {pods} pending pods created in {time.monotonic() - t:.1f}s", flush=True)
+            rv = (await client.list(PODS, namespace="default", limit=1))["metadata"]["resourceVersion"]
+            bound: dict[str, float] = {}
+            done = asyncio.Event()
+            log = Path(f"/tmp/kubelite-bench-scheduler-{os.getpid()}.log")
+            async with asyncio.TaskGroup() as tg:
+                watcher = tg.create_task(watch_binds(client, rv, pods, bound, done))
+                sched = start_scheduler(api.url, log)
+                try:
+                    started = time.monotonic()
+                    await asyncio.wait_for(done.wait(), timeout=max(600, pods / 10))
+                finally:
+                    if sched.poll() is not None:
+                        print(log.read_text()[-2000:])
+                times = sorted(bound.values())
+                throughput = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+                first_bind = times[0] - started
+                # latency at a fixed arrival rate, scheduler running
+                lat_names = [f"l-{i:05d}" for i in range(latency_pods)]
+                lat_bound: dict[str, float] = {}
+                lat_done = asyncio.Event()
+                rv = (await client.list(PODS, namespace="default", limit=1))["metadata"]["resourceVersion"]
+                tg.create_task(watch_binds(client, rv, latency_pods, lat_bound, lat_done))
+                created: dict[str, float] = {}
+                t0 = time.monotonic()
+                pending = []
+                for i, n in enumerate(lat_names):
+                    delay = t0 + i / rate - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    created[n] = time.monotonic()
+                    pending.append(tg.create_task(client.create(PODS, pod(n), namespace="default")))
+                await asyncio.gather(*pending)
+                await asyncio.wait_for(lat_done.wait(), timeout=300)
+                watcher.cancel()
+                sched.terminate()
+                sched.wait(10)
+            log.unlink(missing_ok=True)
+            lat = [lat_bound[n] - created[n] for n in lat_names if n in lat_bound]
+            return {"nodes": nodes, "pods": pods, "throughput": throughput, "first_bind": first_bind,
+                    "p50": pct(lat, 50), "p99": pct(lat, 99), "rate": rate}
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nodes", default="1000,5000")
+    p.add_argument("--pods", type=int, default=10000)
+    p.add_argument("--rate", type=float, default=100.0, help="pods/s arriving for the latency run")
+    p.add_argument("--latency-pods", type=int, default=1000)
+    a = p.parse_args()
+    results = []
+    for n in [int(x) for x in a.nodes.split(",")]:
+        print(f"SchedulingBasic: {n} nodes, {a.pods} pods", flush=True)
+        r = await run_one(n, a.pods, a.rate, a.latency_pods)
+        results.append(r)
+        print(f"  throughput {r['throughput']:.0f} pods/s (first bind {r['first_bind']:.1f}s after start); "
+              f"create->bound at {r['rate']:.0f} pods/s: p50 {r['p50'] * 1000:.0f} ms, p99 {r['p99'] * 1000:.0f} ms",
+              flush=True)
+    print()
+    print(f"{'nodes':>6} {'pods':>6} {'pods/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for r in results:
+        print(f"{r['nodes']:>6} {r['pods']:>6} {r['throughput']:>8.0f} {r['p50'] * 1000:>8.0f} {r['p99'] * 1000:>8.0f}")
+    print(f"peer: {PEER}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

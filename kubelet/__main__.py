@@ -1,0 +1,5 @@
+"""``python -m kubelet``: run the kubelet (see ``--help``)."""
+
+from kubelet.app import main
+
+raise SystemExit(main())

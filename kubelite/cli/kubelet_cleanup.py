@@ -1,0 +1,84 @@
+"""Node clean-up after a kubelet, for ``kubelite up`` (on exit) and ``kubelite down`` (after a crash).
+
+Every kubelet writes ``<root-dir>/node.json`` (node name, runtime root, cgroup root, cluster CIDR). For
+each such file under ``<data-dir>/kubelet`` this stops and removes every sandbox and container in that
+runtime root, removes the pods' directories and the node's cgroup tree, and finally deletes the shared
+bridge when no pod veth is left on it. The API objects are left alone: the next ``up`` starts the pods
+again. Idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def node_markers(data_dir: Path) -> list[Path]:
+    base = Path(data_dir) / "kubelet"
+    return sorted(p for p in [base / "node.json", *base.glob("*/node.json")] if p.is_file())
+
+
+async def _clear_runtime(info: dict[str, Any]) -> int:
+    from kubelet.runtime.service import Runtime
+    removed = 0
+    async with Runtime(info["runtimeRoot"], node_name=info["nodeName"], cgroup_root=info["cgroupRoot"]) as rt:
+        for sb in await rt.list_pod_sandboxes():
+            for c in await rt.list_containers(sb.id):
+                await rt.stop_container(c.id, 0)
+                await rt.remove_container(c.id)
+            await rt.stop_pod_sandbox(sb.id)
+            await rt.remove_pod_sandbox(sb.id)
+            removed += 1
+    return removed
+
+
+def _remove_cgroups(rel: str) -> None:
+    rel = rel.strip("/")
+    if not rel:
+        return
+    for controller in os.listdir("/sys/fs/cgroup"):
+        base = Path("/sys/fs/cgroup") / controller / rel
+        if base.is_dir():
+            subprocess.run(["find", str(base), "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"],
+                           check=False, stderr=subprocess.DEVNULL)
+    top = Path("/sys/fs/cgroup")
+    if (top / rel).is_dir():                       # cgroup v2 unified
+        subprocess.run(["find", str(top / rel), "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"],
+                       check=False, stderr=subprocess.DEVNULL)
+
+
+def _remove_bridge_if_unused() -> None:
+    try:
+        from kubelet.runtime.network import DEFAULT_BRIDGE, VETH_PREFIX, remove_bridge
+    except ImportError:
+        return
+    links = os.listdir("/sys/class/net")
+    if any(link.startswith(VETH_PREFIX) and link != DEFAULT_BRIDGE for link in links):
+        return                                      # another node on this host still has pods
+    if DEFAULT_BRIDGE in links:
+        remove_bridge(DEFAULT_BRIDGE)
+
+
+def cleanup(data_dir: Path, *, bridge: bool = True) -> None:
+    for marker in node_markers(Path(data_dir)):
+        try:
+            info = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            n = asyncio.run(_clear_runtime(info))
+            logger.info("node %s: removed %d pod sandboxes", info.get("nodeName"), n)
+        except Exception as exc:                    # clean as much as we can
+            logger.warning("node %s: runtime clean-up failed: %s", info.get("nodeName"), exc)
+        shutil.rmtree(marker.parent / "pods", ignore_errors=True)
+        _remove_cgroups(info.get("cgroupRoot", ""))
+    if bridge:
+        _remove_bridge_if_unused()

@@ -1,0 +1,111 @@
+"""``python -m scheduler``: kubelite's kube-scheduler — informers, leader election, the loop, HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+
+from kubelite.api.resources import NODES, PODS
+from kubelite.client import Client
+from kubelite.events import EventRecorder
+from kubelite.informer import SharedInformerFactory
+from kubelite.leaderelection import LeaderElectionConfig, LeaderElector
+from scheduler.framework.runtime import Framework
+from scheduler.metrics import SchedulerMetrics
+from scheduler.plugins import SCORE_WEIGHTS, default_plugins
+from scheduler.plugins.defaultbinder import DefaultBinder
+from scheduler.scheduler import DEFAULT_SCHEDULER_NAME, Scheduler
+from scheduler.server import serving
+
+logger = logging.getLogger("scheduler")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="scheduler", description="kubelite scheduler (kube-scheduler's framework)")
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig to reach the apiserver")
+    p.add_argument("--master", default=None, help="apiserver URL (overrides the kubeconfig)")
+    p.add_argument("--bind-address", default="127.0.0.1", help="address of /healthz and /metrics")
+    p.add_argument("--secure-port", "--port", dest="port", type=int, default=10259,
+                   help="port of /healthz and /metrics (default 10259; 0 = any free port, -1 = off)")
+    p.add_argument("--scheduler-name", action="append", default=None,
+                   help=f"profile (schedulerName) to serve; repeatable (default {DEFAULT_SCHEDULER_NAME})")
+    p.add_argument("--percentage-of-nodes-to-score", type=int, default=0,
+                   help="0 = adaptive, as kube-scheduler (50 - nodes/125, at least 5%%)")
+    p.add_argument("--parallel-bindings", type=int, default=64, help="bindings in flight at once")
+    p.add_argument("--leader-elect", default="true", choices=["true", "false"], help="use a Lease in kube-system")
+    p.add_argument("--leader-elect-resource-name", default="kube-scheduler")
+    p.add_argument("--leader-elect-lease-duration", type=float, default=15.0)
+    p.add_argument("--leader-elect-renew-deadline", type=float, default=10.0)
+    p.add_argument("--leader-elect-retry-period", type=float, default=2.0)
+    p.add_argument("-v", "--v", dest="verbosity", type=int, default=0)
+    return p.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> None:
+    client = Client.from_url(args.master) if args.master else Client.from_kubeconfig(args.kubeconfig)
+    metrics = SchedulerMetrics()
+    names = args.scheduler_name or [DEFAULT_SCHEDULER_NAME]
+
+    async def lead() -> None:
+        metrics.leader.labels(args.leader_elect_resource_name).set(1)
+        factory = SharedInformerFactory(client)
+        pods = factory.informer(PODS)
+        nodes = factory.informer(NODES)
+        recorder = EventRecorder(client, names[0])
+        profiles = {n: Framework(n, default_plugins(), SCORE_WEIGHTS, args.percentage_of_nodes_to_score)
+                    for n in names}
+        sched = Scheduler(client, profiles, DefaultBinder(client), recorder, metrics,
+                          parallel_bindings=args.parallel_bindings)
+        pods.add_handler(sched.on_pod_add, sched.on_pod_update, sched.on_pod_delete)
+        nodes.add_handler(sched.on_node_add, sched.on_node_update, sched.on_node_delete)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(factory.run())
+            tg.create_task(recorder.run())
+            await factory.wait_for_cache_sync()
+            logger.info("caches synced: %d nodes, %d pods; scheduling for %s", len(nodes.store), len(pods.store),
+                        ", ".join(names))
+            await sched.run()
+
+    try:
+        async with serving([metrics.registry], args.bind_address, args.port) as port:
+            if port:
+                logger.info("serving /healthz and /metrics on %s:%d", args.bind_address, port)
+            if args.leader_elect == "true":
+                identity = f"{socket.gethostname()}_{os.getpid()}"
+                elector = LeaderElector(client, LeaderElectionConfig(
+                    args.leader_elect_resource_name, identity, lease_duration=args.leader_elect_lease_duration,
+                    renew_deadline=args.leader_elect_renew_deadline, retry_period=args.leader_elect_retry_period))
+                await elector.run(lead)
+                logger.error("leader election lost")
+            else:
+                await lead()
+    finally:
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbosity >= 4 else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def _main() -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+        try:
+            await run(args)
+        except asyncio.CancelledError:
+            logger.info("stopped")
+
+    asyncio.run(_main())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
