@@ -22,7 +22,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from apiserver import object_metrics
+from apiserver import object_metrics, prometheus_sd
 from apiserver.handlers.common import STATE
 from apiserver.handlers.dispatch import parse
 from apiserver.storage import KeyValue, ListResult, Store, WatchEvent
@@ -244,4 +244,5 @@ def install(app: web.Application) -> ApiserverMetrics:
     app.middlewares.insert(0, middleware)
     app.router.add_get("/metrics", metrics_handler(m.registry))
     object_metrics.add_route(app)
+    prometheus_sd.add_route(app)
     return m
