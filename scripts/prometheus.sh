@@ -5,4 +5,4 @@
 #   scripts/prometheus.sh --kubeconfig /var/lib/kubelite/kubeconfig
 # (`kubelite up --prometheus` starts the same thing as part of the cluster.)
 cd "$(dirname "$0")/.." && exec env PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" \
-    "${PYTHON:-/work/venv/bin/python}" -m kubelite prometheus --scheduler-port 10259 --controller-manager-port 10257 "$@"
+    "${PYTHON:-python3}" -m kubelite prometheus --scheduler-port 10259 --controller-manager-port 10257 "$@"
