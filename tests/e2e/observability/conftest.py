@@ -156,17 +156,21 @@ def _remove_cgroups(rel: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def obs_image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def obs_image_root() -> Iterator[Path]:
+    """The node's image store; world-traversable like /var/lib/kubelite (user-namespaced pods read it)."""
     from kubelet.runtime.images import ImageStore, ensure_base_images
-    root = tmp_path_factory.mktemp("obs-images")
+    root = Path(tempfile.mkdtemp(prefix="kobimg", dir="/tmp"))
+    root.chmod(0o755)
     ensure_base_images(ImageStore(root))
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def cluster(obs_image_root: Path) -> Iterator[Cluster]:
     tag = f"{os.getpid() % 100000}{uuid.uuid4().hex[:4]}"
     data = Path(tempfile.mkdtemp(prefix=f"kob{tag}", dir="/tmp"))
+    data.chmod(0o755)                       # as /var/lib/kubelite: user-namespaced containers traverse it
     node = f"obs{tag}"
     cgroup_root = f"kubelite-obs{tag}"
     ports = {k: free_port() for k in ("etcd", "peer", "api", "sched", "cm")}
