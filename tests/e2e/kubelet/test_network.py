@@ -1,5 +1,5 @@
 """Pod IPs: an httpGet probe reaches the pod on its IP; two kubelets on one host are two nodes whose pods
-reach each other by IP. Needs the runtime to give sandboxes a network (node-infra's NodeNetwork)."""
+reach each other by IP (the kubelet hands the runtime node-infra's NodeNetwork for its pod CIDR)."""
 
 from __future__ import annotations
 
@@ -8,26 +8,19 @@ import random
 import pytest
 
 from tests.e2e.kubelet.conftest import Env, conditions, container, pod_manifest
+pytestmark = pytest.mark.e2e
 
 
-def _runtime_has_pod_network() -> bool:
-    from kubelet.runtime import sandbox
-    return sandbox._network_module() is not None or "network" in __import__("inspect").signature(
-        __import__("kubelet.runtime.service", fromlist=["Runtime"]).Runtime).parameters
-
-
-pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(not _runtime_has_pod_network(),
-                                 reason="the runtime does not set up pod networks yet (sandboxes get no IP)")]
-
-
-def _cidr() -> str:
-    return f"10.244.{random.randrange(100, 200)}.0/24"
+def _cidrs() -> tuple[str, str]:
+    n = random.randrange(100, 199, 2)
+    return f"10.244.{n}.0/24", f"10.244.{n + 1}.0/24"
 
 
 async def test_http_probe_on_pod_ip_and_two_nodes_reach_each_other(kenv: Env) -> None:
-    a = kenv.node("--pod-cidr", _cidr())
-    b = kenv.node("--pod-cidr", _cidr())
+    cidr_a, cidr_b = _cidrs()
+    a = kenv.node("--pod-cidr", cidr_a)
+    b = kenv.node("--pod-cidr", cidr_b)
+    kenv.uses_bridge = True
     await kenv.ready(a)
     await kenv.ready(b)
     web = container("c", "echo hello-from-a > /tmp/index.html; httpd -f -p 8080 -h /tmp",
