@@ -12,5 +12,6 @@ Map of the package (Kubernetes' names in brackets):
   backoff, pull secrets], ``gc`` [container/image GC, log rotation], ``logs`` [CRI log format].
 - Node and API: ``nodestatus`` [node status, Lease], ``server`` + ``streaming`` + ``stats`` [kubelet server:
   containerLogs, exec (channel.k8s.io), /stats/summary, /metrics, /metrics/cadvisor], ``metrics``.
-- ``cri`` — the seam to ``kubelet.runtime``; ``testing`` — fakes of its services for tests.
+- ``cri`` — the seam to ``kubelet.runtime``; ``testing`` — fakes of its services for tests; ``inspect`` —
+  ``/inspect/pods|node`` for ``kubelite inspect``.
 """

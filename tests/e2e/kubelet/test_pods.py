@@ -49,30 +49,26 @@ async def test_two_container_pod_runs_with_full_status_and_exit_reasons(kenv: En
 
 
 async def test_crashloop_backoff_grows(kenv: Env) -> None:
-    node = kenv.node()
+    node = kenv.node()                                   # --crash-loop-base 1: delays 1, 2, 4 s
     await kenv.ready(node)
     await kenv.client.create("pods", pod_manifest("crash", node.name, container("c", "exit 1")), "default")
-    starts: dict[int, str] = {}
+    seen: dict[int, float] = {}
 
     async def restarts(n: int) -> bool:
-        s = await kenv.status("crash")
-        cs = s["containerStatuses"][0]
-        last = cs.get("lastState", {}).get("terminated") or cs["state"].get("terminated")
-        if last:
-            starts.setdefault(cs["restartCount"], last["startedAt"])
+        cs = (await kenv.status("crash"))["containerStatuses"][0]
+        seen.setdefault(cs["restartCount"], time.monotonic())
         return cs["restartCount"] >= n
 
-    t0 = time.monotonic()
-    await wait_for(lambda: restarts(3), 30, "3 restarts")
-    elapsed = time.monotonic() - t0
-    # base 1 s: restarts after 0 (first), 1, 2 s → at least 3 s in all, well under the 10 s default base
-    assert elapsed >= 2.5, elapsed
-    s = await kenv.status("crash")
-    cs = s["containerStatuses"][0]
+    await wait_for(lambda: restarts(4), 40, "4 restarts")
+    gaps = [seen[i + 1] - seen[i] for i in (1, 2, 3)]
+    # each gap is the back-off (1, 2, 4 s) plus the run; the first restart had no back-off at all
+    assert gaps[0] >= 0.8 and gaps[1] >= 1.6 and gaps[2] >= 3.2, gaps
+    assert gaps[2] > gaps[0] + 1.5, gaps
+    cs = (await kenv.status("crash"))["containerStatuses"][0]
     waiting = cs["state"].get("waiting")
     if waiting:
         assert waiting["reason"] == "CrashLoopBackOff" and "back-off" in waiting["message"]
-    assert cs["lastState"]["terminated"]["exitCode"] == 1
+    assert cs["lastState"]["terminated"]["exitCode"] == 1 and cs["lastState"]["terminated"]["reason"] == "Error"
 
 
 async def test_probes_liveness_restarts_and_readiness_gates(kenv: Env) -> None:
