@@ -8,6 +8,7 @@ import random
 import pytest
 
 from tests.e2e.kubelet.conftest import Env, conditions, container, pod_manifest
+
 pytestmark = pytest.mark.e2e
 
 
