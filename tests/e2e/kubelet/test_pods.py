@@ -34,6 +34,7 @@ async def test_two_container_pod_runs_with_full_status_and_exit_reasons(kenv: En
         assert cs["containerID"].startswith("kubelite://") and cs["imageID"]
         assert "startedAt" in cs["state"]["running"]
     assert set(conditions(s)) == {"PodScheduled", "Initialized", "ContainersReady", "Ready"}
+    await _check_metrics_and_stats(kenv, node)
     # exit codes and reasons, restartPolicy Never
     mem = {"limits": {"memory": "16Mi"}}
     for name, script, extra in (("ok", "exit 0", {}), ("bad", "exit 3", {}),
@@ -278,3 +279,30 @@ async def test_host_network_pod_http_and_tcp_probes(kenv: Env) -> None:
     await _exec(kenv, node, "hostnet", ["killall", "httpd"])
     s = await kenv.wait_status("hostnet", lambda s: s["containerStatuses"][0]["restartCount"] == 1 and
                                conditions(s).get("Ready") == "True", 30, "restarted by liveness, Ready again")
+
+
+async def _check_metrics_and_stats(kenv: Env, node) -> None:  # type: ignore[no-untyped-def]
+    """The kubelet's /metrics, /metrics/cadvisor and /stats/summary describe the running pod for real."""
+    import aiohttp
+    n = await kenv.client.get("nodes", node.name)
+    base = f"http://127.0.0.1:{n['status']['daemonEndpoints']['kubeletEndpoint']['Port']}"
+
+    async def metrics() -> str:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{base}/metrics") as r:
+                text = await r.text()
+        return text if "kubelet_running_pods 1.0" in text and \
+            'kubelet_running_containers{container_state="running"} 2.0' in text else ""
+    text = await wait_for(metrics, 10, "kubelet_running_pods 1, kubelet_running_containers 2")
+    assert "kubelet_pod_start_duration_seconds_count 1.0" in text
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{base}/metrics/cadvisor") as r:
+            cad = await r.text()
+        async with s.get(f"{base}/stats/summary") as r:
+            summary = await r.json()
+    ws = [line for line in cad.splitlines() if line.startswith("container_memory_working_set_bytes{") and
+          'pod="two"' in line]
+    assert len(ws) == 2 and all(float(line.rsplit(" ", 1)[1]) > 0 for line in ws), ws
+    pod = next(p for p in summary["pods"] if p["podRef"]["name"] == "two")
+    assert {c["name"] for c in pod["containers"]} == {"server", "client"}
+    assert all(c["memory"]["workingSetBytes"] > 0 for c in pod["containers"])
