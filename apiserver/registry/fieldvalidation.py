@@ -138,25 +138,30 @@ def _go_type(node: schema.Schema) -> str:
     return "struct"
 
 
+_KINDS: dict[int, frozenset[str]] = {}
+_BY_PYTHON_TYPE: dict[type, frozenset[str]] = {
+    bool: frozenset({"boolean"}), int: frozenset({"integer", "number"}), float: frozenset({"number"}),
+    str: frozenset({"string"}), dict: frozenset({"object"}), list: frozenset({"array"}),
+}
+
+
+def _kinds(node: schema.Schema) -> frozenset[str]:
+    """The JSON types a node accepts (empty: anything), memoized."""
+    found = _KINDS.get(id(node))
+    if found is None:
+        flexible = "oneOf" in node or "anyOf" in node
+        found = _KINDS[id(node)] = frozenset() if flexible else frozenset(schema.types(node) - {"null"})
+    return found
+
+
 def _accepts(node: schema.Schema, value: Any) -> bool:
-    if value is None or "oneOf" in node or "anyOf" in node:
+    kinds = _kinds(node)
+    if not kinds or value is None:
         return True
-    kinds = schema.types(node) - {"null"}
-    if not kinds:
+    wanted = _BY_PYTHON_TYPE.get(type(value))
+    if wanted is None or kinds & wanted:
         return True
-    if isinstance(value, bool):
-        return "boolean" in kinds
-    if isinstance(value, int):
-        return bool(kinds & {"integer", "number"})
-    if isinstance(value, float):
-        return "number" in kinds or ("integer" in kinds and value.is_integer())
-    if isinstance(value, str):
-        return "string" in kinds
-    if isinstance(value, dict):
-        return "object" in kinds
-    if isinstance(value, list):
-        return "array" in kinds
-    return True
+    return isinstance(value, float) and "integer" in kinds and value.is_integer()
 
 
 def type_error(value: Any, node: schema.Schema | None, struct: str = "", path: tuple[str, ...] = ()) -> str | None:
