@@ -220,6 +220,8 @@ def _parser() -> ArgParser:
     p.add_argument("--kubelet-port", type=int, default=None, help="kubelet API port (kubelet default 10250)")
     p.add_argument("--node-name", default=None, help="the kubelet's node name (default: hostname)")
     p.add_argument("--no-kubelet", action="store_true", help="control plane only")
+    p.add_argument("--prometheus", type=int, nargs="?", const=9090, default=None, metavar="PORT",
+                   help="also run Prometheus scraping the cluster (UI on 127.0.0.1:PORT, default 9090)")
     for comp in ("apiserver", "scheduler", "controller-manager", "kubelet"):
         p.add_argument(f"--{comp}-arg", action="append", default=[], metavar="FLAG",
                        help=f"an extra flag for the {comp} (repeatable)")
@@ -268,6 +270,12 @@ def build_components(args: argparse.Namespace, data_dir: Path) -> tuple[list[Com
         port_args = ["--port", str(port)] if port is not None else []
         comps.append(Component(name, [py, "-m", package, "--kubeconfig", kcfg, *port_args, *extra],
                                stop_timeout=60.0 if name == "kubelet" else 15.0))
+    if args.prometheus is not None:
+        from kubelite.cli import prometheus
+        comps.append(Component("prometheus", prometheus.prepare(
+            data_dir / "prometheus", api, port=args.prometheus, scheduler_port=args.scheduler_port or 10259,
+            controller_manager_port=args.controller_manager_port or 10257),
+            ready_url=f"http://127.0.0.1:{args.prometheus}/-/ready"))
     return comps, notices
 
 
