@@ -195,7 +195,7 @@ def api_error_text(exc: ApiError, action: str = "", source: str = "") -> str:
         return exc.message
     where = f'error when {action} "{source}": ' if action and source else ""
     reason = exc.status_reason or "Unknown"
-    if exc.status_code == 503 and exc.message.startswith("The connection to the server"):
+    if exc.status_code == 503 and exc.message.startswith(("The connection to the server", "Unable to connect")):
         return exc.message
     return f"Error from server ({reason}): {where}{exc.message}"
 
@@ -217,7 +217,8 @@ def _run(func: Callable[[list[str]], int], argv: list[str], kubeconfig_error: ty
     except ApiError as exc:
         print(api_error_text(exc), file=sys.stderr)
     except (CliError, kubeconfig_error) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        text = str(exc)
+        print(text if text.startswith("The connection to the server") else f"error: {text}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130
     except SystemExit as exc:      # argparse: usage errors (1) and --help (0)

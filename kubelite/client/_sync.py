@@ -137,12 +137,20 @@ class SyncClient:
             # an ASCII host as bytes: getaddrinfo then skips the idna codec (and its imports)
             host: str | bytes = self._host.encode() if self._host.isascii() else self._host
             sock = socket.create_connection((host, self._port), timeout=self.timeout)  # type: ignore[arg-type]
-        except OSError as exc:
+        except ConnectionRefusedError:
             raise ServiceUnavailable(f"The connection to the server {self._host}:{self._port} was refused - "
                                      "did you specify the right host or port?") from None
+        except OSError as exc:
+            raise ServiceUnavailable(f"Unable to connect to the server: dial tcp {self._host}:{self._port}: "
+                                     f"{exc.strerror or exc}") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._https:
-            sock = kubeconfig.ssl_context(self.config).wrap_socket(sock, server_hostname=self._host)
+            try:
+                sock = kubeconfig.ssl_context(self.config).wrap_socket(sock, server_hostname=self._host)
+            except OSError as exc:          # ssl.SSLError and friends
+                sock.close()
+                raise ServiceUnavailable(f"Unable to connect to the server: {getattr(exc, 'reason', None) or exc}") \
+                    from None
         sock.settimeout(timeout)
         self._sock, self._fp = sock, sock.makefile("rb")
 
@@ -184,7 +192,11 @@ class SyncClient:
                     raise ServiceUnavailable(f"lost the connection to {self._host}:{self._port}: {exc}") from None
             except TimeoutError:
                 self.close()
-                raise ServiceUnavailable(f"timed out waiting for {self._host}:{self._port}") from None
+                raise ServiceUnavailable(f"Unable to connect to the server: net/http: request canceled "
+                                         f"(Client.Timeout exceeded while awaiting headers)") from None
+            except OSError as exc:
+                self.close()
+                raise ServiceUnavailable(f"Unable to connect to the server: {exc.strerror or exc}") from None
         raise AssertionError("unreachable")
 
     def send(self, req: Request) -> Any:
