@@ -11,7 +11,7 @@ import pytest
 
 from kubelite.cli import common, printers
 from kubelite.cli.apply import last_applied, merge_three_way
-from kubelite.cli.describe import tabwrite, toleration_text
+from kubelite.cli.describe_layout import tabwrite, toleration_text
 from kubelite.cli.main import COMMANDS
 
 pytestmark = pytest.mark.unit
