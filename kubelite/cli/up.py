@@ -106,9 +106,13 @@ def build_components(args: argparse.Namespace, data_dir: Path) -> tuple[list[Com
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     data_dir = Path(args.data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
     run_dir = data_dir / "run"
-    run_dir.mkdir(exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / "logs").mkdir(exist_ok=True)
+    except OSError as exc:
+        print(f"kubelite up: cannot use the data dir {data_dir}: {exc.strerror} (pass --data-dir)", file=sys.stderr)
+        return 1
     up_pid = run_dir / "up.pid"
     other = read_pid(up_pid)
     if other and other != os.getpid() and alive(other):
