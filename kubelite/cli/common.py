@@ -26,6 +26,10 @@ class CliError(KubeliteError):
 class ArgParser(argparse.ArgumentParser):
     """argparse that reports bad flags like kubectl (``error: ...``, exit 1)."""
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        """Flags and names in any order, as kubectl takes them (``get pod -o yaml NAME``)."""
+        return self.parse_intermixed_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
         print(f"error: {message}\nSee 'kubelite {self.prog.split()[-1]} --help' for usage.", file=sys.stderr)
         raise SystemExit(1)
