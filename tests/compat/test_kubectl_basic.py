@@ -146,7 +146,10 @@ def test_kubelite_prints_what_kubectl_prints(kubectl: Kubectl, tmp_path: Path) -
     for args in (["get", "pods"], ["get", "pods", "-o", "wide"], ["get", "all"], ["get", "pods", "-A", "--show-labels"],
                  ["get", "pod", "hello", "-o", "yaml"], ["get", "deploy", "-o", "json"], ["get", "ns"],
                  ["describe", "pod", "hello"], ["describe", "rs", "hello-rs"], ["describe", "deploy", "hello-deploy"],
-                 ["describe", "ns", "default"], ["get", "pod", "nope"]):
+                 ["describe", "ns", "default"], ["get", "pod", "nope"],
+                 ["get", "pods", "-o", 'jsonpath={range .items[*]}{.metadata.name}{"\\t"}{..image}{"\\n"}{end}'],
+                 ["get", "deploy,rs", "-o", "custom-columns=NAME:.metadata.name,REPLICAS:.spec.replicas"],
+                 ["get", "pod", "-o", "jsonpath={.spec.containers[0].command}", "hello"]):
         ours, theirs = kl(*args), kubectl(*args, check=False)
         assert (ours.returncode, norm(ours.stdout), ours.stderr) == \
             (theirs.returncode, norm(theirs.stdout), theirs.stderr), args
