@@ -65,6 +65,7 @@ def client(args: argparse.Namespace) -> SyncClient:
                           token=args.token)
     timeout = str(args.request_timeout).rstrip("s")
     c = SyncClient(cfg, timeout=float(timeout) if timeout not in ("", "0") else None)
+    c.on_warning = lambda text: print(f"Warning: {text}", file=sys.stderr)
     _open_clients.append(c)
     return c
 
