@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kubelet import cri  # noqa: E402
 from kubelet.runtime.ociruntime import ops  # noqa: E402
-from kubelet.runtime.ociruntime.forkserver import ForkServerClient  # noqa: E402
+from kubelet.runtime.ociruntime.client import ForkServerClient  # noqa: E402
 from kubelet.runtime.service import Runtime  # noqa: E402
 
 CG = f"kubelite-bench-{os.getpid()}"

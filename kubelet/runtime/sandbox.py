@@ -25,7 +25,7 @@ from kubelet import cri
 from kubelet.runtime import network
 from kubelet.runtime.linux import MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID
 from kubelet.runtime.ociruntime import cgroupfs, state
-from kubelet.runtime.ociruntime.forkserver import ForkServerClient
+from kubelet.runtime.ociruntime.client import ForkServerClient
 
 logger = logging.getLogger(__name__)
 

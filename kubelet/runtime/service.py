@@ -28,7 +28,7 @@ from kubelet.runtime.images_adapter import resolve_image
 from kubelet.runtime.ociruntime import cgroupfs, ops, state
 from kubelet.runtime.linux import MNT_DETACH
 from kubelet.runtime.network import NodeNetwork
-from kubelet.runtime.ociruntime.forkserver import ForkServerClient, ForkServerError
+from kubelet.runtime.ociruntime.client import ForkServerClient, ForkServerError
 from kubelet.runtime.ociruntime.shim import HANDLER_ANNOTATION
 from kubelet.runtime.snapshots import Snapshotter
 
@@ -216,8 +216,10 @@ class Runtime:
                           "log_path": log_path, "image_id": image.id, "image_ref": image.ref,
                           "handler": meta.get("handler", "kubelite")}
                 state.write_json(os.path.join(cdir, "meta.json"), record, sync=True)
+                cgroup = await asyncio.to_thread(cgroupfs.prepare, cg, spec["linux"]["resources"])
+                undo.push_async_callback(asyncio.to_thread, cgroupfs.destroy, cg)
                 await self.fs.call({"op": "create", "root": self.oci_root, "id": cid, "bundle": bundle,
-                                    "log_path": log_path, "events": self.events_path})
+                                    "log_path": log_path, "events": self.events_path, "cgroup": cgroup})
                 undo.pop_all()
             except (oci.SpecError, ForkServerError, OSError, ValueError) as e:
                 raise cri.CreateContainerError(f"{config.metadata.name}: {e}") from e

@@ -34,6 +34,16 @@ def create(path: str, resources: dict[str, Any]) -> list[str]:
     return m.procs_files(_rel(path))
 
 
+def prepare(path: str, resources: dict[str, Any]) -> dict[str, Any]:
+    """``create`` + what a shim needs without importing this module (which imports the Manager, and its
+    weight is paid on every fork): ``{"path", "procs": [files to join], "oom_file": file with oom_kill}``."""
+    procs = create(path, resources)
+    m = manager()
+    mem = m.dir_of("memory", _rel(path))
+    oom = mem / "memory.oom_control" if (mem / "memory.oom_control").exists() else mem / "memory.events"
+    return {"path": path, "procs": procs, "oom_file": str(oom)}
+
+
 def oom_kills(path: str) -> int:
     """The cgroup's OOM-kill counter (0 when it has none)."""
     try:
