@@ -215,7 +215,7 @@ class Runtime:
                 record = {"id": cid, "sandbox": sandbox_id, "config": asdict(config), "created_at": time.time_ns(),
                           "log_path": log_path, "image_id": image.id, "image_ref": image.ref,
                           "handler": meta.get("handler", "kubelite")}
-                state.write_json(os.path.join(cdir, "meta.json"), record, sync=True)
+                state.write_json(os.path.join(cdir, "meta.json"), record)
                 cgroup = await asyncio.to_thread(cgroupfs.prepare, cg, spec["linux"]["resources"])
                 undo.push_async_callback(asyncio.to_thread, cgroupfs.destroy, cg)
                 await self.fs.call({"op": "create", "root": self.oci_root, "id": cid, "bundle": bundle,
