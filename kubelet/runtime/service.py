@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import time
 import uuid
 from dataclasses import asdict
@@ -64,7 +65,8 @@ class Runtime:
         self.network = network
         self.oci_root = os.path.join(self.root, "oci")
         self.snapshots = Snapshotter(os.path.join(self.root, "snapshots"))
-        self.fs = ForkServerClient(os.path.join(self.root, "forkserver.sock"))
+        # one fork server per runtime process: a `kubelite runtime` beside a running kubelet gets its own
+        self.fs = ForkServerClient(os.path.join(self.root, f"forkserver-{os.getpid()}.sock"))
         self.events_path = os.path.join(self.root, "events.sock")
         self._subscribers: set[asyncio.Queue[cri.ContainerEvent]] = set()
         self._transport: asyncio.DatagramTransport | None = None
@@ -75,19 +77,21 @@ class Runtime:
             os.makedirs(os.path.join(self.root, d), exist_ok=True)
         # the fork server starts on first use, in the event loop's thread: it dies with the thread that
         # forked it (PDEATHSIG), so never from a worker thread
+        if _listening(self.events_path):
+            return self  # another runtime process (the kubelet) hears the shims; relists still see all
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.events_path)
         loop = asyncio.get_running_loop()
         self._transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Events(self), local_addr=self.events_path, family=__import__("socket").AF_UNIX)
+            lambda: _Events(self), local_addr=self.events_path, family=socket.AF_UNIX)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.events_path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.events_path)
         self.fs.stop()
         await asyncio.to_thread(self.snapshots.purge_trash)
 
@@ -340,6 +344,18 @@ class Runtime:
     async def list_container_stats(self) -> list[cri.ContainerStats]:
         return [await self.container_stats(c.id) for c in await self.list_containers()
                 if c.state == cri.ContainerState.RUNNING]
+
+
+def _listening(path: str) -> bool:
+    """Someone has ``path`` bound and open (a stale socket file refuses)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 class _Events(asyncio.DatagramProtocol):
