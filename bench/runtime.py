@@ -87,8 +87,9 @@ async def ours_oci(fs: ForkServerClient, root: str, b: Path) -> float:
     cid = uuid.uuid4().hex[:12]
     spec = json.loads((b / "config.json").read_text())
     t0 = time.perf_counter_ns()
-    cg = cgroupfs.prepare(f"{spec['linux']['cgroupsPath']}-{cid}", spec["linux"]["resources"])  # as the runtime does
-    await fs.call({"op": "create", "root": root, "id": cid, "bundle": str(b), "cgroup": cg})
+    cg = cgroupfs.files(f"{spec['linux']['cgroupsPath']}-{cid}")  # the cgroup made alongside, as the runtime does
+    await asyncio.gather(asyncio.to_thread(cgroupfs.create, cg["path"], spec["linux"]["resources"]),
+                         fs.call({"op": "create", "root": root, "id": cid, "bundle": str(b), "cgroup": cg}))
     ops.start(root, cid)
     ex = ops.wait(root, cid)
     ops.delete(root, cid)

@@ -27,6 +27,7 @@ from kubelet.runtime import exec as exec_mod
 from kubelet.runtime import oci, sandbox
 from kubelet.runtime.images_adapter import resolve_image
 from kubelet.runtime.ociruntime import cgroupfs, ops, state
+from kubelet.runtime.cgroups import CgroupError
 from kubelet.runtime.linux import MNT_DETACH
 from kubelet.runtime.network import NodeNetwork
 from kubelet.runtime.ociruntime.client import ForkServerClient, ForkServerError
@@ -220,12 +221,21 @@ class Runtime:
                           "log_path": log_path, "image_id": image.id, "image_ref": image.ref,
                           "handler": meta.get("handler", "kubelite")}
                 state.write_json(os.path.join(cdir, "meta.json"), record)
-                cgroup = await asyncio.to_thread(cgroupfs.prepare, cg, spec["linux"]["resources"])
                 undo.push_async_callback(asyncio.to_thread, cgroupfs.destroy, cg)
-                await self.fs.call({"op": "create", "root": self.oci_root, "id": cid, "bundle": bundle,
-                                    "log_path": log_path, "events": self.events_path, "cgroup": cgroup})
+                # the cgroup is made while the fork server forks, unshares and mounts (the shim waits
+                # for it before the attach): two cores, two halves of the work
+                made, created = await asyncio.gather(
+                    asyncio.to_thread(cgroupfs.create, cg, spec["linux"]["resources"]),
+                    self.fs.call({"op": "create", "root": self.oci_root, "id": cid, "bundle": bundle,
+                                  "log_path": log_path, "events": self.events_path,
+                                  "cgroup": cgroupfs.files(cg)}), return_exceptions=True)
+                if isinstance(created, BaseException):
+                    raise created
+                if isinstance(made, BaseException):
+                    await asyncio.to_thread(ops.delete, self.oci_root, cid, True)
+                    raise made
                 undo.pop_all()
-            except (oci.SpecError, ForkServerError, OSError, ValueError) as e:
+            except (oci.SpecError, ForkServerError, OSError, ValueError, CgroupError) as e:
                 raise cri.CreateContainerError(f"{config.metadata.name}: {e}") from e
         self._publish(cri.ContainerEvent(cid, sandbox_id, "created", time.time_ns()))
         return cid

@@ -13,7 +13,7 @@ import time
 from functools import cache
 from typing import Any
 
-from kubelet.runtime.cgroups import CgroupError, Manager, Resources, detect
+from kubelet.runtime.cgroups import CgroupError, Manager, Resources, V1Manager, detect
 
 ROOT = "/sys/fs/cgroup"
 
@@ -34,14 +34,19 @@ def create(path: str, resources: dict[str, Any]) -> list[str]:
     return m.procs_files(_rel(path))
 
 
-def prepare(path: str, resources: dict[str, Any]) -> dict[str, Any]:
-    """``create`` + what a shim needs without importing this module (which imports the Manager, and its
-    weight is paid on every fork): ``{"path", "procs": [files to join], "oom_file": file with oom_kill}``."""
-    procs = create(path, resources)
+def files(path: str) -> dict[str, Any]:
+    """What a shim needs of the cgroup at ``path`` (made or not yet), so that it never imports this module
+    (the Manager's imports are paid on every fork): ``{"path", "procs": [files to join], "oom_file"}``."""
     m = manager()
     mem = m.dir_of("memory", _rel(path))
-    oom = mem / "memory.oom_control" if (mem / "memory.oom_control").exists() else mem / "memory.events"
-    return {"path": path, "procs": procs, "oom_file": str(oom)}
+    oom = mem / ("memory.oom_control" if isinstance(m, V1Manager) else "memory.events")
+    return {"path": path, "procs": m.procs_files(_rel(path)), "oom_file": str(oom)}
+
+
+def prepare(path: str, resources: dict[str, Any]) -> dict[str, Any]:
+    """``create`` then ``files``."""
+    create(path, resources)
+    return files(path)
 
 
 def oom_kills(path: str) -> int:

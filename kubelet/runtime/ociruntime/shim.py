@@ -118,6 +118,21 @@ class CriLog:
         self.f.flush()
 
 
+def _attach(procs: list[str], pid: int, timeout: float = 5.0) -> None:
+    """Write ``pid`` into each cgroup.procs; the caller may still be making the cgroup (it does so while we
+    fork and mount), so a missing one is waited for a little."""
+    deadline = time.monotonic() + timeout
+    for f in procs:
+        while True:
+            try:
+                linux.write_file(f, str(pid))
+                break
+            except FileNotFoundError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.0005)
+
+
 def _write_maps(pid: int, spec: dict[str, Any]) -> None:
     lx = spec.get("linux", {})
     for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
@@ -206,8 +221,7 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
                 ready = True
         if not direct and pid != first:  # stage1 exits once it has forked the init; runc/crun's is the process
             os.waitpid(first, 0)
-        for f in procs:  # into its cgroup before it may exec
-            linux.write_file(f, str(pid))
+        _attach(procs, pid)  # into its cgroup before it may exec
         pidfd = os.pidfd_open(pid)
         st = {"id": cid, "pid": pid, "bundle": spec["_bundle"], "created": time.time_ns(),
               "starttime": state.proc_starttime(pid), "cgroup": cg_path, "shim": os.getpid(),
