@@ -25,7 +25,7 @@ from kubelet import cri
 from kubelet.runtime import network
 from kubelet.runtime.linux import MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID
 from kubelet.runtime.ociruntime import cgroupfs, state
-from kubelet.runtime.ociruntime.forkserver import ForkServerClient
+from kubelet.runtime.ociruntime.client import ForkServerClient
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,11 @@ def resolv_content(cfg: cri.PodSandboxConfig) -> str:
     if dns is None or not (dns.servers or dns.searches or dns.options):
         return network.resolv_conf(None)  # ClusterFirst without cluster DNS: the host's
     return network.resolv_conf(network.DnsConfig(dns.servers, dns.searches, dns.options))
+
+
+def _network_module() -> Any:
+    """The pod network module (always there now; tests/e2e/kubelet/test_network.py asks)."""
+    return network
 
 
 def _setup_pod(net: network.NodeNetwork, sid: str, netns: str) -> network.PodNetwork:
@@ -149,7 +154,7 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
             with open(os.path.join(d, name), "w") as f:
                 f.write(content)
         meta["state"] = cri.PodSandboxState.READY.value
-        state.write_json(os.path.join(d, "meta.json"), meta, sync=True)
+        state.write_json(os.path.join(d, "meta.json"), meta)
         undo.pop_all()
     return meta
 
@@ -172,7 +177,7 @@ async def stop(fs: ForkServerClient, meta: dict[str, Any], net: network.NodeNetw
         await asyncio.to_thread(net.teardown_pod, meta["id"])
     await _release(fs, meta)
     meta["state"] = cri.PodSandboxState.NOTREADY.value
-    state.write_json(os.path.join(meta["dir"], "meta.json"), meta, sync=True)
+    state.write_json(os.path.join(meta["dir"], "meta.json"), meta)
 
 
 async def remove(fs: ForkServerClient, meta: dict[str, Any], net: network.NodeNetwork | None) -> None:
