@@ -65,11 +65,6 @@ def resolv_content(cfg: cri.PodSandboxConfig) -> str:
     return network.resolv_conf(network.DnsConfig(dns.servers, dns.searches, dns.options))
 
 
-def _network_module() -> Any:
-    """The pod network module (always there now; tests/e2e/kubelet/test_network.py asks)."""
-    return network
-
-
 def _setup_pod(net: network.NodeNetwork, sid: str, netns: str) -> network.PodNetwork:
     """``setup_pod``, re-making the shared bridge when another node's ``kubelite down`` removed it meanwhile."""
     for attempt in range(3):
