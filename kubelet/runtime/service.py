@@ -10,6 +10,7 @@ exited while no runtime ran still shows the exit code and reason its shim wrote.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -77,6 +78,11 @@ class Runtime:
         self._userns_lock = asyncio.Lock()
         self._net_lock = asyncio.Lock()
         self._cmeta: dict[str, dict[str, Any]] = {}  # container meta.json: written once at create
+        # a few sandboxes at a time: in a burst, all at once would finish all late (two cores shared by
+        # thirty), a few at a time overlap the kernel's waits (veth, RCU) and finish the first pods first
+        self._sandbox_slots = asyncio.Semaphore(max(2, os.cpu_count() or 2))
+        # listings read many small files: their own threads, never queued behind a slow network setup
+        self._reads = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="kubelite-runtime-read")
 
     async def __aenter__(self) -> "Runtime":
         for d in ("sandboxes", "containers", "oci"):
@@ -99,6 +105,7 @@ class Runtime:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.events_path)
         self.fs.stop()
+        self._reads.shutdown(wait=False)
         await asyncio.to_thread(self.snapshots.purge_trash)
 
     # ------------------------------------------------------------------------------------- events
@@ -126,6 +133,7 @@ class Runtime:
         sid = uuid.uuid4().hex
         try:
             async with contextlib.AsyncExitStack() as held:
+                await held.enter_async_context(self._sandbox_slots)
                 if not config.host_users:  # uid ranges are allocated from what is on disk
                     await held.enter_async_context(self._userns_lock)
                 if self.network is not None and not config.host_network:
@@ -166,7 +174,7 @@ class Runtime:
         return sandbox.status(self._sandbox(sandbox_id))
 
     async def list_pod_sandboxes(self) -> list[cri.PodSandboxStatus]:
-        return await asyncio.to_thread(self._list_pod_sandboxes)
+        return await asyncio.get_running_loop().run_in_executor(self._reads, self._list_pod_sandboxes)
 
     def _list_pod_sandboxes(self) -> list[cri.PodSandboxStatus]:
         out = []
@@ -333,7 +341,7 @@ class Runtime:
         return self._status(self._meta(container_id))
 
     async def list_containers(self, sandbox_id: str | None = None) -> list[cri.ContainerStatus]:
-        return await asyncio.to_thread(self._list_containers, sandbox_id)
+        return await asyncio.get_running_loop().run_in_executor(self._reads, self._list_containers, sandbox_id)
 
     def _list_containers(self, sandbox_id: str | None) -> list[cri.ContainerStatus]:
         out = []
