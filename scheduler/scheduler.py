@@ -96,7 +96,7 @@ class Scheduler:
         elif self._responsible(new):
             if (new.get("metadata") or {}).get("deletionTimestamp"):
                 self.queue.delete(new)
-            elif not self.cache.is_assumed(_key(new)):
+            elif not self.cache.is_assumed(_key(new)) and _spec_or_labels_changed(old, new):
                 self.queue.update(new)
 
     def on_pod_delete(self, pod: dict[str, Any]) -> None:
@@ -131,6 +131,7 @@ class Scheduler:
                     job = self.schedule_one(info)
                     await self._bind_slots.acquire()
                     tg.create_task(self._release_after(job))
+                    await asyncio.sleep(0)   # let bindings and informer events interleave with cycles
             finally:
                 housekeeping.cancel()
 
@@ -221,6 +222,13 @@ class Scheduler:
             pass
         except ApiError as exc:
             logger.warning("updating the PodScheduled condition of %s: %s", key, exc)
+
+
+def _spec_or_labels_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """kube's isPodUpdated: a status-only write (e.g. our own PodScheduled condition) is no reason to retry."""
+    om, nm = old.get("metadata") or {}, new.get("metadata") or {}
+    return (old.get("spec") != new.get("spec") or om.get("labels") != nm.get("labels")
+            or om.get("annotations") != nm.get("annotations"))
 
 
 def _schedulable_change(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -13,7 +13,7 @@ from kubelite.api.errors import AlreadyExists, NotFound
 from kubelite.api.resources import DEPLOYMENTS, REPLICASETS
 from controllers.base import Obj, Queue, Recorder, record
 from controllers.deployment.rsutil import (
-    AVAILABLE, DESIRED_REPLICAS, HASH_LABEL, MAX_REPLICAS, NEW_RS_AVAILABLE_REASON, NEW_RS_REASON,
+    DESIRED_REPLICAS, HASH_LABEL, MAX_REPLICAS, NEW_RS_AVAILABLE_REASON, NEW_RS_REASON,
     PROGRESSING, REPLICA_FAILURE, REVISION, RS_UPDATED_REASON, TIMED_OUT_REASON, calculate_status,
     compute_hash, copyable_annotations, deployment_complete, deployment_progressing, deployment_timed_out,
     equal_ignore_hash, get_condition, max_surge, max_unavailable, new_condition, remove_condition,
@@ -59,7 +59,7 @@ class Rollout:
         if new is not None:
             ann = new["metadata"].setdefault("annotations", {})
             changed = False
-            if revision(new) < max_old + 1 and revision(new) <= max_old:
+            if revision(new) <= max_old:
                 ann[REVISION] = new_revision
                 changed = True
             for k, v in ((DESIRED_REPLICAS, str(self.replicas)), (MAX_REPLICAS, str(self.replicas + max_surge(self.d)))):
@@ -160,7 +160,6 @@ class Rollout:
     async def rollout_rolling(self) -> None:
         new, old = await self.get_all(create=True)
         assert new is not None
-        all_rss = old + [new]
         if await self._reconcile_new(new, old):
             await self.sync_rollout_status()
             return
@@ -170,7 +169,6 @@ class Rollout:
         new, old = self._split()
         if deployment_complete(self.d, calculate_status(old + ([new] if new else []), new, self.d)):
             await self._cleanup(old)
-        del all_rss
         await self.sync_rollout_status()
 
     async def _reconcile_new(self, new: Obj, old: list[Obj]) -> bool:
@@ -377,6 +375,4 @@ class Rollout:
             return False
         self.d["status"] = status
         self.d["metadata"]["resourceVersion"] = updated["metadata"].get("resourceVersion")
-        if status.get("conditions") and get_condition(status, AVAILABLE) is None:
-            pass
         return True

@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from kubelite.api.errors import ApiError, Conflict
+from kubelite.api.errors import Conflict
 from kubelite.api.resources import DEPLOYMENTS, REPLICASETS, ResourceInfo
 from kubelite.cli import common
 

@@ -7,6 +7,7 @@ CPU is counted in millicores, everything else in whole units (bytes, pods). No I
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
@@ -51,6 +52,17 @@ def parse_quantity(value: Any) -> Decimal:
 
 def to_units(name: str, value: Any) -> int:
     """Millicores for ``cpu``, whole units (rounded up) for everything else."""
+    if isinstance(value, str):
+        return _to_units_cached(name, value)
+    return _to_units(name, value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _to_units_cached(name: str, value: str) -> int:
+    return _to_units(name, value)
+
+
+def _to_units(name: str, value: Any) -> int:
     q = parse_quantity(value)
     if name == CPU:
         q = q * 1000

@@ -53,6 +53,9 @@ class InterPodAffinity(Plugin):
     name = "InterPodAffinity"
 
     def pre_filter(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> Status:
+        aff = (pod.get("spec") or {}).get("affinity") or {}
+        if not aff.get("podAffinity") and not aff.get("podAntiAffinity") and state.get(HAVE_ANTI_AFFINITY_KEY) is False:
+            return Status.skip()
         pi = PodInfo.of(pod)
         if not pi.required_affinity and not pi.required_anti_affinity:
             # the scheduler's cache tells whether any pod has required anti-affinity at all
@@ -109,6 +112,9 @@ class InterPodAffinity(Plugin):
         return SUCCESS
 
     def pre_score(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> Status:
+        aff = (pod.get("spec") or {}).get("affinity") or {}
+        if not aff.get("podAffinity") and not aff.get("podAntiAffinity"):
+            return Status.skip()
         pi = PodInfo.of(pod)
         if not pi.preferred_affinity and not pi.preferred_anti_affinity:
             return Status.skip()

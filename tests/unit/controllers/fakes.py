@@ -7,7 +7,7 @@ import copy
 import itertools
 from typing import Any
 
-from kubelite.api.errors import Conflict, NotFound
+from kubelite.api.errors import NotFound
 
 _uid = itertools.count(1)
 

@@ -10,7 +10,7 @@ from controllers.deployment import DeploymentController
 from controllers.deployment.rsutil import (
     HASH_LABEL, REVISION, compute_hash, resolve_fenceposts, safe_encode,
 )
-from kubelite.api.resources import DEPLOYMENTS, REPLICASETS
+from kubelite.api.resources import DEPLOYMENTS
 from tests.unit.controllers.fakes import FakeClient, FakeQueue, FakeRecorder, FakeStore
 
 pytestmark = pytest.mark.unit

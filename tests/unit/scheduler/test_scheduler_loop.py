@@ -125,3 +125,18 @@ async def test_binding_of_a_deleted_pod_is_forgotten():
     await run_until(sched, lambda: sched.metrics.schedule_attempts.labels("error", "default-scheduler")._value.get() == 1)
     assert sched.cache.get_node("n0").requested.milli_cpu == 0
     assert len(sched.queue) == 0
+
+
+async def test_status_only_updates_do_not_requeue_an_unschedulable_pod():
+    client = FakeClient()
+    sched = make_scheduler(client)
+    pod = make_pod("p", cpu="8")
+    sched.on_node_add(make_node("n0", cpu="1"))
+    sched.on_pod_add(pod)
+    await run_until(sched, lambda: sched.queue.pending()["unschedulable"] == 1)
+    with_condition = {**pod, "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False"}]}}
+    sched.on_pod_update(pod, with_condition)
+    assert sched.queue.pending()["unschedulable"] == 1
+    relabelled = {**with_condition, "metadata": {**pod["metadata"], "labels": {"x": "y"}}}
+    sched.on_pod_update(with_condition, relabelled)
+    assert sched.queue.pending()["unschedulable"] == 0
