@@ -200,7 +200,8 @@ def test_pod_from_namespaces_script(path_env: dict[str, str]) -> None:
     for ns in ("pid", "mnt"):
         assert rows[ns][1] != rows[ns][2] and rows[ns][1] != rows[ns][0], out
     assert "hostname in c1: hand-made-pod" in out
-    assert not subprocess.run(["pgrep", "-f", "sleep 30[012]$"], capture_output=True).stdout
+    wait_for(lambda: not subprocess.run(["pgrep", "-f", "sleep 30[012]$"], capture_output=True).stdout, 10,
+             "the script's processes to be gone")
 
 
 def test_controller_demos(cluster: Cluster, path_env: dict[str, str], applied: list[str]) -> None:
