@@ -15,6 +15,7 @@ kube-state-metrics-style object metrics of :mod:`apiserver.object_metrics`.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
@@ -91,14 +92,19 @@ class _StateCollector:
 _VERBS = {"POST": "POST", "PUT": "PUT", "PATCH": "PATCH", "DELETE": "DELETE"}
 
 
+_API_PATH = re.compile(r"^/(?:api/(?P<cv>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))/(?P<tail>.+)$")
+
+
 def classify(request: web.Request) -> tuple[str, list[str]] | None:
     """(verb, label values) of an API request, or None for a non-resource path (/healthz, /openapi...)."""
-    m = request.match_info
-    if "tail" not in m or not (request.path.startswith("/api/") or request.path.startswith("/apis/")):
+    m = _API_PATH.match(request.path)
+    if m is None:
         return None
-    group, version = m.get("group", ""), m.get("version", "v1")
+    group, version, tail = m.group("group") or "", m.group("version") or "v1", m.group("tail")
+    if "/proxy/" in tail:                                   # nodes/<n>/proxy/<anything>
+        tail = tail[:tail.index("/proxy/") + len("/proxy")]
     try:
-        t = parse(group, version, m["tail"])
+        t = parse(group, version, tail)
     except errors.ApiError:
         return None
     method = request.method
