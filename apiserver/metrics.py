@@ -9,7 +9,8 @@
 * A collector read at scrape time: ``apiserver_registered_watchers{group,version,kind}`` (client watches
   open on the watch cache) and ``apiserver_storage_objects{resource}``.
 
-``GET /metrics`` serves this app's registry plus the process-wide one.
+``GET /metrics`` serves this app's registry plus the process-wide one; ``GET /metrics/objects`` the
+kube-state-metrics-style object metrics of :mod:`apiserver.object_metrics`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from apiserver import object_metrics, prometheus_sd
 from apiserver.handlers.common import STATE
 from apiserver.handlers.dispatch import parse
 from apiserver.storage import KeyValue, ListResult, Store, WatchEvent
@@ -241,4 +243,6 @@ def install(app: web.Application) -> ApiserverMetrics:
     app[METRICS] = m
     app.middlewares.insert(0, middleware)
     app.router.add_get("/metrics", metrics_handler(m.registry))
+    object_metrics.add_route(app)
+    prometheus_sd.add_route(app)
     return m

@@ -14,16 +14,17 @@ import contextlib
 import copy
 import logging
 import secrets
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Iterator
 
+from apiserver.listing import encode, list_objects, with_resource_version
 from apiserver.registry.strategy import strategy_for
 from apiserver.storage import (KeyExistsError, KeyNotFoundError, KeyValue, RevisionMismatchError,
                                Store, UnavailableError)
-from apiserver.listing import encode, list_objects
 from apiserver.watchcache import WatchCache, decode
-from kubelite.api import errors
+from kubelite.api import codec, errors
 from kubelite.api import patch as patch_lib
 from kubelite.api.errors import StatusCause
 from kubelite.api.meta import new_uid
@@ -51,8 +52,19 @@ class DeleteOptions:
     dry_run: bool = False
 
 
+_clock: tuple[int, str] = (0, "")
+
+
 def _now(offset: int = 0) -> str:
-    return (datetime.now(timezone.utc) + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 UTC time, second precision (formatted once per second: strftime is slow)."""
+    global _clock
+    second = int(time.time()) + offset
+    if offset or second != _clock[0]:
+        text = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if offset:
+            return text
+        _clock = (second, text)
+    return _clock[1]
 
 
 def _meta(obj: dict[str, Any]) -> dict[str, Any]:
@@ -105,6 +117,12 @@ class Objects:
     async def get(self, info: ResourceInfo, namespace: str | None, name: str) -> dict[str, Any]:
         kv = await self._get_kv(info, namespace, name)
         return decode(kv.value, kv.mod_revision)
+
+    async def get_json(self, info: ResourceInfo, namespace: str | None, name: str) -> bytes:
+        """The object as wire JSON, without decoding it when the stored layout allows."""
+        kv = await self._get_kv(info, namespace, name)
+        raw = with_resource_version(kv.value, kv.mod_revision)
+        return raw if raw is not None else codec.dumps(decode(kv.value, kv.mod_revision))
 
     async def list(self, info: ResourceInfo, namespace: str | None, *, labels: LabelSelector,
                    fields: FieldSelector, limit: int = 0, continue_: str | None = None,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import inspect
 import ipaddress
 import json
@@ -73,21 +72,20 @@ def _accepted(factory: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 def _image_store(image_root: str | None) -> Any:
-    images = importlib.import_module("kubelet.runtime.images")
-    store = images.ImageStore(image_root) if image_root else images.ImageStore()
-    with contextlib.suppress(Exception):
-        images.ensure_base_images(store)               # offline busybox:1.35 (needs busybox-static)
+    from kubelet.runtime.images import ImageError, ImageStore, ensure_base_images
+    store = ImageStore(image_root) if image_root else ImageStore()
+    try:
+        ensure_base_images(store)                      # offline busybox:1.35 (needs busybox-static)
+    except (ImageError, OSError) as exc:
+        logger.warning("base image busybox:1.35 not available: %s", exc)
     return store
 
 
-def _image_service(store: Any, root: Path) -> Any:
-    try:
-        mod = importlib.import_module("kubelet.runtime.images.service")
-        cls = getattr(mod, "ImageService")
-        return cls(**_accepted(cls, store=store, root=root))
-    except (ImportError, AttributeError):
-        from kubelet.imageservice import StoreImageService
-        return StoreImageService(store, root)
+def _image_service(store: Any) -> Any:
+    """The images part's ImageService on the node's store, with the store's registry settings."""
+    from kubelet.runtime.images.registry import RegistryConfig
+    from kubelet.runtime.images.service import ImageService
+    return ImageService(store, RegistryConfig.load(store.root))
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -106,7 +104,7 @@ async def run(args: argparse.Namespace) -> int:
     await asyncio.to_thread((root / "node.json").write_text, json.dumps(marker))   # for `kubelite down`
     client = _make_client(args.kubeconfig)
     store = await asyncio.to_thread(_image_store, args.image_root)
-    images = _image_service(store, root)
+    images = _image_service(store)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     stop_pods = args.stop_pods_on_exit
@@ -215,14 +213,8 @@ def _node_network(pod_cidr: str, cluster_cidr: str, runtime_root: str) -> Any:
 
 
 def _recorder(client: Any, node: str) -> Any:
-    try:
-        from kubelite.events import EventRecorder
-    except ImportError:
-        return None
-    try:
-        return EventRecorder(client, **_accepted(EventRecorder, component="kubelet", host=node))
-    except TypeError:
-        return None
+    from kubelite.events import EventRecorder
+    return EventRecorder(client, "kubelet", node)
 
 
 async def _close(client: Any) -> None:

@@ -267,7 +267,9 @@ async def pod_facts(kubelet: Any, pod: dict[str, Any]) -> dict[str, Any]:
             pids["sandbox"] = sandbox.pid
     containers = []
     store = getattr(getattr(kubelet.image_manager, "images", None), "store", None)
-    for c in rp.running():
+    spec = pod.get("spec") or {}
+    order = [x.get("name") for x in (spec.get("initContainers") or []) + (spec.get("containers") or [])]
+    for c in sorted(rp.running(), key=lambda c: order.index(c.metadata.name) if c.metadata.name in order else 99):
         entry: dict[str, Any] = {"name": c.metadata.name, "id": c.id, "pid": c.pid, "image": c.image,
                                  "imageID": c.image_id, "attempt": c.metadata.attempt}
         layers: dict[str, dict[str, Any]] = {}

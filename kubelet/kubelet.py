@@ -36,6 +36,17 @@ logger = logging.getLogger(__name__)
 RESYNC = 10.0
 
 
+_VOLATILE_META = ("resourceVersion", "managedFields", "generation")
+
+
+def _same_but_status(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    if old.get("spec") != new.get("spec"):
+        return False
+    om = {k: v for k, v in (old.get("metadata") or {}).items() if k not in _VOLATILE_META}
+    nm = {k: v for k, v in (new.get("metadata") or {}).items() if k not in _VOLATILE_META}
+    return om == nm
+
+
 class Recorder(Protocol):
     def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None: ...
 
@@ -71,7 +82,7 @@ class Kubelet:
         self.rm = RuntimeManager(runtime, self.image_manager, node_name=config.node_name, root_dir=config.root_dir,
                                  log_dir=config.log_dir, backoff=self.backoff)
         self.workers = PodWorkers(self.sync, duration=self.metrics.pod_worker_duration)
-        self.pleg = GenericPLEG(runtime, self.workers.wake, owns=self.rm.owns, period=config.pleg_period,
+        self.pleg = GenericPLEG(runtime, self._pleg_changed, owns=self.rm.owns, period=config.pleg_period,
                                 relist_duration=self.metrics.pleg_relist_duration)
         self.prober = ProbeManager(runtime, self.workers.wake, self.metrics.prober_probe_total, self._probe_event)
         self.status = StatusManager(client)
@@ -86,7 +97,9 @@ class Kubelet:
         self.stop_pods_on_exit = False
         self.node_allocatable = dict(config.node_allocatable or {})
         self.host_ip = config.host_ip
+        self.rm.host_ip = config.host_ip
         self._admitted: set[str] = set()
+        self._cleaned: set[str] = set()                    # uids removed from the runtime (PLEG echoes ignored)
         self.timing: dict[str, dict[str, float]] = {}     # uid → seen/sandbox/started wall-clock times
 
     # ------------------------------------------------------------------ informer handlers
@@ -96,16 +109,29 @@ class Kubelet:
             self.pod_deleted(pod)
             return
         self.pods[uid] = pod
+        self._cleaned.discard(uid)
         self.timing.setdefault(uid, {"seen": time.time()})
         self.removed.pop(uid, None)
         self.workers.wake(uid)
 
     def pod_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """A change of spec or metadata wakes the pod's worker; a status-only change (our own writes coming
+        back through the watch) is stored without one, as Kubernetes' config merger does."""
+        uid = (new.get("metadata") or {}).get("uid", "")
+        if uid in self.pods and _same_but_status(old, new) and \
+                (new.get("spec") or {}).get("nodeName") == self.config.node_name:
+            self.pods[uid] = new
+            return
         self.pod_added(new)
 
     def pod_deleted(self, pod: dict[str, Any]) -> None:
         uid = (pod.get("metadata") or {}).get("uid", "")
         self.removed[uid] = self.pods.pop(uid, pod)
+        self.workers.wake(uid)
+
+    def _pleg_changed(self, uid: str) -> None:
+        if uid in self._cleaned and uid not in self.pods:
+            return                     # the echo of our own removal; housekeeping still catches real orphans
         self.workers.wake(uid)
 
     def mark_synced(self) -> None:
@@ -169,8 +195,10 @@ class Kubelet:
                 logger.exception("housekeeping failed")
 
     async def housekeeping(self) -> None:
-        """Orphans: runtime pods no API pod owns get a worker (which removes them); metrics."""
-        rps = await self.rm.runtime_pods()
+        """Orphans: runtime pods no API pod owns get a worker (which removes them); metrics; disk housekeeping.
+        Reads PLEG's last listing (at most a PLEG period old) rather than listing the runtime again."""
+        listing = self.pleg.last_listing
+        rps = self.rm.group(*listing) if listing is not None else await self.rm.runtime_pods()
         for uid in rps:
             if uid not in self.pods:
                 self.workers.wake(uid)
@@ -196,7 +224,7 @@ class Kubelet:
         if uid not in self._admitted and not self._admit(pod, rp):
             return None
         sources = await self._sources(pod)
-        running = self._running(rp)
+        running = self._running(pod, rp)
         handler = await self._runtime_handler(pod)
         if handler is None:
             rc = (pod.get("spec") or {}).get("runtimeClassName")
@@ -214,8 +242,10 @@ class Kubelet:
             self._event(pod, type_, reason, message)
         for name in result.started:
             self.metrics.started_containers.labels(container_type="container").inc()
-        rp = await self.rm.runtime_pod(uid)
-        running = self._running(rp)
+        a = result.actions
+        if a.kill_pod or a.create_sandbox or a.containers_to_kill or a.containers_to_start or a.next_init_container:
+            rp = await self.rm.runtime_pod(uid)
+        running = self._running(pod, rp)
         self.prober.sync(pod, running)
         await self._read_messages(rp)
         status = compute_pod_status(pod, rp, StatusInputs(
@@ -232,6 +262,8 @@ class Kubelet:
                 self.metrics.pod_start_duration.observe(max(0.0, time.time() - parse_time(created)))
         if deleting:
             return None if done else 1.0
+        if status["phase"] in ("Succeeded", "Failed") and not rp.running():
+            return None                               # nothing left to do until the pod changes
         if result.actions.backoff:
             return min(result.actions.backoff.values()) + 0.01
         if result.errors:
@@ -268,6 +300,9 @@ class Kubelet:
         self.prober.remove_pod(uid)
         self.status.forget(uid)
         self.removed.pop(uid, None)
+        self._cleaned.add(uid)
+        if len(self._cleaned) > 10_000:
+            self._cleaned.clear()
         self._admitted.discard(uid)
         self.timing.pop(uid, None)
         self._running_seen.discard(uid)
@@ -275,9 +310,11 @@ class Kubelet:
             self._messages.pop(c.id, None)
         return DONE
 
-    @staticmethod
-    def _running(rp: RuntimePod) -> dict[str, tuple[str, str]]:
+    def _running(self, pod: Mapping[str, Any], rp: RuntimePod) -> dict[str, tuple[str, str]]:
+        """Running containers by name → (id, the IP probes dial: the pod's, or the node's with hostNetwork)."""
         ip = rp.sandbox.ip if rp.sandbox is not None and rp.sandbox.ip else ""
+        if not ip and (pod.get("spec") or {}).get("hostNetwork"):
+            ip = self.host_ip
         out: dict[str, tuple[str, str]] = {}
         for c in rp.containers:                        # newest first
             if c.state == ContainerState.RUNNING and c.metadata.name not in out:

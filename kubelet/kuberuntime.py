@@ -76,13 +76,18 @@ class RuntimeManager:
         self.log_dir = log_dir
         self.backoff = backoff or Backoff()
         self.clock = clock
+        self.host_ip = "127.0.0.1"                                # for hostNetwork pods' hooks
         self._sandbox_ids: dict[str, set[str]] | None = None   # uid → its sandbox ids (None: not listed yet)
 
     # ---------------------------------------------------------------- reading the runtime
     async def runtime_pods(self) -> dict[str, RuntimePod]:
         """Every pod the runtime holds for this node, by uid (sandboxes without our labels are left out)."""
-        sandboxes = [s for s in await self.runtime.list_pod_sandboxes() if self.owns(s.labels)]
-        containers = [c for c in await self.runtime.list_containers() if self.owns(c.labels)]
+        return self.group(await self.runtime.list_pod_sandboxes(), await self.runtime.list_containers())
+
+    def group(self, all_sandboxes: list[Any], all_containers: list[ContainerStatus]) -> dict[str, RuntimePod]:
+        """A listing (e.g. PLEG's last relist) grouped into this node's pods by uid."""
+        sandboxes = [s for s in all_sandboxes if self.owns(s.labels)]
+        containers = [c for c in all_containers if self.owns(c.labels)]
         by_uid: dict[str, tuple[list[Any], list[ContainerStatus]]] = {}
         for s in sandboxes:
             by_uid.setdefault(s.labels.get(LABEL_POD_UID) or s.metadata.uid, ([], []))[0].append(s)
@@ -200,7 +205,8 @@ class RuntimeManager:
             result.errors[name] = (exc.reason, exc.message)
             result.events.append(("Warning", "Failed", exc.message))
             return
-        src = Sources(sources.configmaps, sources.secrets, pod_ip=sb.ip or sources.host_ip,
+        ip = sb.ip or (sources.host_ip if (pod.get("spec") or {}).get("hostNetwork") else "")
+        src = Sources(sources.configmaps, sources.secrets, pod_ip=ip,
                       host_ip=sources.host_ip, node_allocatable=sources.node_allocatable)
         uid = (pod.get("metadata") or {}).get("uid", "")
         term_dir = pod_dir(self.root_dir, uid) / "containers" / name
@@ -237,7 +243,7 @@ class RuntimeManager:
         post = ((c.get("lifecycle") or {}).get("postStart"))
         if post:
             res = await run_handler(post, runtime=self.runtime, container_id=cid, container=c,
-                                    pod_ip=sb.ip or "", timeout=float(grace_period(pod)))
+                                    pod_ip=ip, timeout=float(grace_period(pod)))
             if not res.ok:
                 msg = f"PostStartHook failed: {res.message}"
                 result.events.append(("Warning", "FailedPostStartHook", msg))
@@ -254,7 +260,7 @@ class RuntimeManager:
                 st = await self.runtime.container_status(cid)
                 sb = await self.runtime.pod_sandbox_status(st.pod_sandbox_id)
                 await asyncio.wait_for(run_handler(pre, runtime=self.runtime, container_id=cid, container=c or {},
-                                                   pod_ip=sb.ip or "", timeout=float(grace)), grace)
+                                                   pod_ip=sb.ip or self.host_ip, timeout=float(grace)), grace)
             except (asyncio.TimeoutError, CriError) as exc:
                 logger.info("%s: preStop of %s: %s", pod_key(pod), cid, exc)
         left = max(deadline - time.monotonic(), MIN_GRACE if grace > 0 else 0)

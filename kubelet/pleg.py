@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from prometheus_client import Histogram
 
@@ -37,6 +37,7 @@ class GenericPLEG:
         self.last_relist = 0.0
         self.relists = 0
         self._kick = asyncio.Event()
+        self.last_listing: tuple[list[Any], list[Any]] | None = None   # (sandboxes, containers) of the last relist
 
     def healthy(self, threshold: float = 180.0) -> bool:
         """As the kubelet's PLEG health check: the last relist finished less than 3 minutes ago."""
@@ -53,6 +54,7 @@ class GenericPLEG:
         t0 = time.monotonic()
         sandboxes = await self.runtime.list_pod_sandboxes()
         containers = await self.runtime.list_containers()
+        self.last_listing = (sandboxes, containers)
         new: dict[str, tuple[str, str]] = {}
         for s in sandboxes:
             if not self.owns(dict(s.labels)):

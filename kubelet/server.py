@@ -244,6 +244,7 @@ def make_app(kubelet: Kubelet, token: str = "") -> web.Application:
     app.router.add_get("/pods", pods)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/metrics/cadvisor", metrics_cadvisor)
+    app.router.add_get("/metrics/probes", metrics)          # prober_probe_total lives in the main registry
     app.router.add_get("/stats/summary", stats_summary)
     app.router.add_get("/debug/pods", debug_pods)
     app.router.add_get("/containerLogs/{ns}/{pod}/{container}", container_logs)

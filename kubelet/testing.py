@@ -34,6 +34,7 @@ class FakeRuntime:
         self.calls: list[tuple[str, object]] = []
         self.exec_results: dict[tuple[str, ...], ExecResult] = {}
         self.fail_create: set[str] = set()        # container names whose create fails
+        self.exec_processes: list["FakeExecProcess"] = []
         self._events: asyncio.Queue[ContainerEvent] = asyncio.Queue()
         self._ip = itertools.count(2)
 
@@ -130,8 +131,10 @@ class FakeRuntime:
     async def exec(self, container_id: str, cmd: Sequence[str], *, tty: bool, stdin: bool) -> ExecProcess:
         """``cat`` echoes stdin to stdout until EOF; anything else prints its exec_results and exits."""
         self.calls.append(("exec", tuple(cmd)))
-        return FakeExecProcess(tuple(cmd), self.exec_results.get(tuple(cmd), ExecResult(0, b"", b"")),
+        proc = FakeExecProcess(tuple(cmd), self.exec_results.get(tuple(cmd), ExecResult(0, b"", b"")),
                                tty=tty, stdin=stdin)
+        self.exec_processes.append(proc)
+        return proc
 
     async def container_stats(self, container_id: str) -> ContainerStats:
         return ContainerStats(container_id, _now())

@@ -6,16 +6,13 @@ files are merged, the first file to set a key winning), then ``~/.kube/config``.
 ``insecure-skip-tls-verify``) and the context's namespace.
 
 Start-up speed matters here (every CLI command reads a kubeconfig): a file that is JSON (as the one
-``up`` writes) is parsed with orjson, only YAML needs PyYAML, and :mod:`ssl` is imported only when an
-HTTPS server is actually contacted (:func:`ssl_context`).
+``up`` writes) is parsed with the stdlib's C json, only YAML needs PyYAML, no pathlib/urllib, and
+:mod:`ssl` is imported only when an HTTPS server is actually contacted (:func:`ssl_context`).
 """
 
 from __future__ import annotations
 
-import base64
 import os
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubelite.api.errors import KubeliteError
@@ -30,46 +27,71 @@ class KubeconfigError(KubeliteError):
     """The kubeconfig is missing, malformed, or names a context/cluster/user it does not define."""
 
 
-@dataclass(frozen=True, slots=True)
-class ClusterConfig:
-    """Everything a client needs to reach one cluster as one user."""
+_FIELDS = ("server", "namespace", "token", "username", "password", "client_cert", "client_key", "client_cert_data",
+           "client_key_data", "ca_file", "ca_data", "insecure_skip_tls_verify", "context", "source")
 
+
+class ClusterConfig:
+    """Everything a client needs to reach one cluster as one user (read-only after construction).
+
+    A plain slotted class rather than a dataclass: this sits on every CLI command's start-up path.
+    """
+
+    __slots__ = _FIELDS
     server: str
-    namespace: str = "default"
-    token: str | None = None
-    username: str | None = None
-    password: str | None = None
-    client_cert: str | None = None          # path to a PEM file
-    client_key: str | None = None
-    client_cert_data: bytes | None = None   # PEM bytes (from *-data fields)
-    client_key_data: bytes | None = None
-    ca_file: str | None = None
-    ca_data: bytes | None = None
-    insecure_skip_tls_verify: bool = False
-    context: str = ""
-    source: str = ""                        # the file(s) it came from, for messages
+    namespace: str
+    token: str | None
+    username: str | None
+    password: str | None
+    client_cert: str | None          # path to a PEM file
+    client_key: str | None
+    client_cert_data: bytes | None   # PEM bytes (from *-data fields)
+    client_key_data: bytes | None
+    ca_file: str | None
+    ca_data: bytes | None
+    insecure_skip_tls_verify: bool
+    context: str
+    source: str                      # the file(s) it came from, for messages
+
+    def __init__(self, server: str, namespace: str = "default", token: str | None = None,
+                 username: str | None = None, password: str | None = None, client_cert: str | None = None,
+                 client_key: str | None = None, client_cert_data: bytes | None = None,
+                 client_key_data: bytes | None = None, ca_file: str | None = None, ca_data: bytes | None = None,
+                 insecure_skip_tls_verify: bool = False, context: str = "", source: str = "") -> None:
+        values = locals()
+        for name in _FIELDS:
+            object.__setattr__(self, name, values[name])
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("ClusterConfig is read-only")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ClusterConfig) and all(getattr(self, f) == getattr(other, f) for f in _FIELDS)
+
+    def __repr__(self) -> str:
+        return f"ClusterConfig(server={self.server!r}, namespace={self.namespace!r}, context={self.context!r})"
 
     @property
     def is_https(self) -> bool:
         return self.server.startswith("https://")
 
 
-def search_paths(explicit: str | None = None) -> list[Path]:
+def search_paths(explicit: str | None = None) -> list[str]:
     """The kubeconfig files to read, in precedence order (they need not exist)."""
     if explicit:
-        return [Path(explicit).expanduser()]
+        return [os.path.expanduser(explicit)]
     env = os.environ.get("KUBECONFIG", "")
-    paths = [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+    paths = [os.path.expanduser(p) for p in env.split(os.pathsep) if p]
     if paths:
         return paths
-    return [Path(DEFAULT_PATH).expanduser()]
+    return [os.path.expanduser(DEFAULT_PATH)]
 
 
-def _parse(path: Path, text: str) -> dict[str, Any]:
+def _parse(path: str, text: str) -> dict[str, Any]:
     if text.lstrip().startswith("{"):
-        from kubelite.api import codec
+        import json
         try:
-            data = codec.loads(text)
+            data = json.loads(text)
         except ValueError as exc:
             raise KubeconfigError(f"error loading config file \"{path}\": {exc}") from None
     else:
@@ -87,7 +109,7 @@ def _parse(path: Path, text: str) -> dict[str, Any]:
     return data
 
 
-def _merge(files: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
+def _merge(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """Merge kubeconfig documents as kubectl does: first file wins for each named entry and scalar."""
     merged: dict[str, Any] = {"clusters": {}, "users": {}, "contexts": {}, "current-context": ""}
     for _path, data in files:
@@ -101,6 +123,7 @@ def _merge(files: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
 
 
 def _b64(value: Any, what: str) -> bytes:
+    import base64
     try:
         return base64.b64decode(str(value), validate=False)
     except ValueError:
@@ -118,10 +141,11 @@ def load(path: str | None = None, *, context: str | None = None, server: str | N
     Raises:
         KubeconfigError: no usable configuration (kubectl's wording where it has one).
     """
-    files: list[tuple[Path, dict[str, Any]]] = []
+    files: list[tuple[str, dict[str, Any]]] = []
     for p in search_paths(path):
         try:
-            text = p.read_text()
+            with open(p, encoding="utf-8") as f:
+                text = f.read()
         except FileNotFoundError:
             if path:
                 raise KubeconfigError(f'stat {p}: no such file or directory') from None
@@ -155,15 +179,16 @@ def load(path: str | None = None, *, context: str | None = None, server: str | N
         raise KubeconfigError("The connection to the server localhost:8080 was refused - did you specify "
                               "the right host or port?" if not files else
                               f"no server found for cluster \"{ctx.get('cluster', '')}\" in {source}")
-    base = Path(files[0][0]).parent if files else Path.cwd()
+    base = os.path.dirname(os.path.abspath(files[0][0])) if files else os.getcwd()
 
     def rel(p: Any) -> str | None:
-        return str((base / str(p)).resolve()) if p else None
+        return os.path.realpath(os.path.join(base, os.path.expanduser(str(p)))) if p else None
 
     tok = token or user.get("token")
     if not tok and user.get("tokenFile"):
         try:
-            tok = Path(rel(user["tokenFile"]) or "").read_text().strip()
+            with open(rel(user["tokenFile"]) or "", encoding="utf-8") as f:
+                tok = f.read().strip()
         except OSError as exc:
             raise KubeconfigError(f"reading tokenFile: {exc.strerror}") from None
     return ClusterConfig(
@@ -195,6 +220,7 @@ def ssl_context(cfg: ClusterConfig) -> "ssl.SSLContext":
     """The TLS context for an HTTPS server (imports :mod:`ssl` only now)."""
     import ssl
     import tempfile
+    from pathlib import Path
 
     ctx = ssl.create_default_context()
     if cfg.insecure_skip_tls_verify:
@@ -220,6 +246,8 @@ def ssl_context(cfg: ClusterConfig) -> "ssl.SSLContext":
 def render(server: str, *, name: str = "kubelite", namespace: str | None = None, token: str | None = None,
            ca_data: bytes | None = None, insecure_skip_tls_verify: bool = False) -> dict[str, Any]:
     """A one-cluster, one-user, one-context kubeconfig document (as ``kubelite up`` writes it)."""
+    import base64
+
     cluster: dict[str, Any] = {"server": server}
     if ca_data:
         cluster["certificate-authority-data"] = base64.b64encode(ca_data).decode()
@@ -241,12 +269,12 @@ def render(server: str, *, name: str = "kubelite", namespace: str | None = None,
 
 def write(path: str | os.PathLike[str], document: dict[str, Any]) -> None:
     """Write a kubeconfig atomically with mode 0600 (as JSON: valid YAML, and fast to read back)."""
-    from kubelite.api import codec
+    import json
 
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    target = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    tmp = os.path.join(os.path.dirname(os.path.abspath(target)), f".{os.path.basename(target)}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(codec.dumps_pretty(document) + b"\n")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(document, indent=2) + "\n")
     os.replace(tmp, target)

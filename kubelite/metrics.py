@@ -44,6 +44,8 @@ class WorkqueueTimer:
         self.added: dict[Hashable, float] = {}
         self.processing: dict[Hashable, float] = {}
         WorkqueueTimer._live.add(self)
+        _QUEUE_DURATION.labels(name)
+        _WORK_DURATION.labels(name)
 
     def on_add(self, item: Hashable) -> None:
         self.added.setdefault(item, self.clock())

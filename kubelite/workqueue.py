@@ -47,6 +47,7 @@ class WorkQueue(Generic[T]):
         self._shutting_down = False
         self._ready = asyncio.Event()
         self._timer = WorkqueueTimer(name) if name else None
+        self._set_depth()                     # a named queue's metrics exist from the start, as in client-go
 
     def __len__(self) -> int:
         return len(self._queue)

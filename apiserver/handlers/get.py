@@ -24,11 +24,13 @@ def selectors(request: web.Request, target: Target) -> tuple[LabelSelector, Fiel
 
 async def handle_get(request: web.Request, target: Target) -> web.StreamResponse:
     assert target.name is not None
-    obj = await state(request).objects.get(target.info, target.namespace, target.name)
-    if wants_table(request):
-        return json_response(tables.to_table(target.info, [obj], include_object=include_object(request),
-                                             list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")}))
-    return json_response(obj)
+    objects = state(request).objects
+    if not wants_table(request):
+        body = await objects.get_json(target.info, target.namespace, target.name)
+        return web.Response(body=body, content_type="application/json")
+    obj = await objects.get(target.info, target.namespace, target.name)
+    return json_response(tables.to_table(target.info, [obj], include_object=include_object(request),
+                                         list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")}))
 
 
 async def handle_list(request: web.Request, target: Target) -> web.StreamResponse:

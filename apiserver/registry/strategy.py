@@ -55,6 +55,7 @@ class KindStrategy:
     initial_status: Callable[[Obj], Any] | None = None
     generation: bool = False
     generation_includes_annotations: bool = False
+    status_defaults: bool = False  # defaults that concern status (node allocatable) also on status writes
 
     def prepare_for_create(self, obj: Obj) -> None:
         meta = obj.setdefault("metadata", {})
@@ -100,6 +101,8 @@ class KindStrategy:
             new["spec"] = copy.deepcopy(old["spec"])
         else:
             new.pop("spec", None)
+        if self.status_defaults:
+            self.defaults(new)
         _canonicalize(new)
         new_meta, old_meta = new.setdefault("metadata", {}), old.get("metadata") or {}
         for key in _STATUS_RESET_META:
@@ -148,7 +151,8 @@ _STRATEGIES: dict[tuple[str, str], KindStrategy] = {
     ("", "pods"): KindStrategy(True, defaults=pods.default_pod, check=_pod_check, check_update=_pod_check_update,
                                update_hook=_pod_update_hook, status_subresource=True, initial_status=_pod_status),
     ("", "nodes"): KindStrategy(False, defaults=core.default_node, check=core.validate_node,
-                                check_update=core.validate_node_update, status_subresource=True),
+                                check_update=core.validate_node_update, status_subresource=True,
+                                status_defaults=True),
     ("", "namespaces"): KindStrategy(False, name_fn=v.dns1123_label, defaults=core.default_namespace,
                                      check=core.validate_namespace, update_hook=core.prepare_namespace_update,
                                      status_subresource=True, initial_status=core.namespace_status),

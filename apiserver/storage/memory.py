@@ -95,7 +95,7 @@ class MemoryStore:
             raise CompactedError(start_revision, self._compacted)
         next_rev = start_revision or self._revision + 1
         while True:
-            i = bisect.bisect_left([e.revision for e in self._history], next_rev)
+            i = bisect.bisect_left(self._history, next_rev, key=lambda e: e.revision)
             pending = [e for e in self._history[i:] if e.key.startswith(prefix)]
             for event in pending:
                 yield event

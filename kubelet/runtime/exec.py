@@ -7,6 +7,7 @@ fds cross to the fork server in ``SCM_RIGHTS``, so the asyncio side only holds t
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import os
 import pty
@@ -42,10 +43,20 @@ class Exec:
         await asyncio.shield(self._done)
 
 
-async def _reader(fd: int) -> asyncio.StreamReader:
+class _PtyProtocol(asyncio.StreamReaderProtocol):
+    """A pty master reads EIO once the last slave is closed: that is its end of file."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if isinstance(exc, OSError) and exc.errno == errno.EIO:
+            exc = None
+        super().connection_lost(exc)
+
+
+async def _reader(fd: int, pty_master: bool = False) -> asyncio.StreamReader:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
+    proto = _PtyProtocol if pty_master else asyncio.StreamReaderProtocol
+    await loop.connect_read_pipe(lambda: proto(reader), os.fdopen(fd, "rb", 0))
     return reader
 
 
@@ -66,7 +77,7 @@ async def start(fs: ForkServerClient, oci_root: str, cid: str, process: dict[str
             raise
         finally:
             os.close(slave)
-        out = await _reader(os.dup(master))
+        out = await _reader(os.dup(master), pty_master=True)
         w = await _writer(master) if stdin else None
         if not stdin:
             os.close(master)

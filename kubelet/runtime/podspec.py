@@ -116,8 +116,8 @@ def plan(pod: dict[str, Any], log_root: str, volumes_root: str) -> PodPlan:
             raise PodSpecError(f"{f}.image: Required value")
         res = c.get("resources") or {}
         lim, req = res.get("limits") or {}, res.get("requests") or {}
-        cpu_req = req.get("cpu", lim.get("cpu"))
-        shares = max(2, milli_cpu(cpu_req, f"{f}.resources.requests.cpu") * 1024 // 1000) if cpu_req else 2
+        cpu_req, req_field = (req["cpu"], "requests") if "cpu" in req else (lim.get("cpu"), "limits")
+        shares = max(2, milli_cpu(cpu_req, f"{f}.resources.{req_field}.cpu") * 1024 // 1000) if cpu_req else 2
         quota = max(1000, milli_cpu(lim["cpu"], f"{f}.resources.limits.cpu") * 100) if "cpu" in lim else 0
         mem = int(quantity(lim["memory"], f"{f}.resources.limits.memory")) if "memory" in lim else 0
         mounts = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from dataclasses import asdict
 from typing import Any
 
 from kubelet import cri
+from kubelet.runtime import network
 from kubelet.runtime.linux import MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID
 from kubelet.runtime.ociruntime import cgroupfs, state
 from kubelet.runtime.ociruntime.forkserver import ForkServerClient
@@ -49,39 +51,30 @@ def config_from_json(d: dict[str, Any]) -> cri.PodSandboxConfig:
     return cri.PodSandboxConfig(**d)
 
 
-def hosts_file(cfg: cri.PodSandboxConfig, ip: str | None) -> str:
-    lines = ["# Kubernetes-managed hosts file (kubelite).", "127.0.0.1\tlocalhost",
-             "::1\tlocalhost ip6-localhost ip6-loopback", "fe00::0\tip6-localnet", "fe00::0\tip6-mcastprefix",
-             "fe00::1\tip6-allnodes", "fe00::2\tip6-allrouters"]
-    if ip:
-        lines.append(f"{ip}\t{cfg.hostname}")
-    for addr, names in cfg.hosts_entries:
-        lines.append(f"{addr}\t{names}")
-    return "\n".join(lines) + "\n"
+def hosts_content(cfg: cri.PodSandboxConfig, ip: str | None) -> str:
+    if cfg.host_network:
+        return network.host_network_hosts()
+    aliases = [(addr, names.split()) for addr, names in cfg.hosts_entries]
+    return network.hosts_file([ip] if ip else [], cfg.hostname, host_aliases=aliases)
 
 
-def resolv_conf(cfg: cri.PodSandboxConfig) -> str:
-    if cfg.dns is None or not (cfg.dns.servers or cfg.dns.searches or cfg.dns.options):
+def resolv_content(cfg: cri.PodSandboxConfig) -> str:
+    dns = cfg.dns
+    if dns is None or not (dns.servers or dns.searches or dns.options):
+        return network.resolv_conf(None)  # ClusterFirst without cluster DNS: the host's
+    return network.resolv_conf(network.DnsConfig(dns.servers, dns.searches, dns.options))
+
+
+def _setup_pod(net: network.NodeNetwork, sid: str, netns: str) -> network.PodNetwork:
+    """``setup_pod``, re-making the shared bridge when another node's ``kubelite down`` removed it meanwhile."""
+    for attempt in range(3):
         try:
-            with open("/etc/resolv.conf") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-    out = [f"nameserver {s}" for s in cfg.dns.servers]
-    if cfg.dns.searches:
-        out.append("search " + " ".join(cfg.dns.searches))
-    if cfg.dns.options:
-        out.append("options " + " ".join(cfg.dns.options))
-    return "\n".join(out) + "\n"
-
-
-def _network_module() -> Any:
-    """node-infra's ``kubelet.runtime.network`` when it is there (None until it lands)."""
-    try:
-        from kubelet.runtime import network  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return network if hasattr(network, "setup_pod") else None
+            return net.setup_pod(sid, netns)
+        except network.NetlinkError as e:
+            if e.errno != errno.ENODEV or attempt == 2:
+                raise
+            net.ensure()
+    raise AssertionError("unreachable")
 
 
 def allocate_userns(root: str) -> int:
@@ -99,7 +92,7 @@ def allocate_userns(root: str) -> int:
 
 
 async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxConfig, handler: str,
-                 cgroup_root: str, labels: dict[str, str]) -> dict[str, Any]:
+                 cgroup_root: str, labels: dict[str, str], net: network.NodeNetwork | None) -> dict[str, Any]:
     """Make sandbox ``sid``; returns its meta record. Rolls everything back on failure."""
     d = os.path.join(root, "sandboxes", sid)
     meta: dict[str, Any] = {"id": sid, "config": config_to_json(cfg), "created_at": time.time_ns(),
@@ -147,11 +140,11 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
                 await fs.call({"op": "mount", "source": f"/proc/{meta['pid']}/ns/{name}", "target": target,
                                "flags": MS_BIND})
                 meta["ns"][k] = target
-        net = _network_module()
         if net is not None and "network" in kinds:
-            meta["ip"] = await asyncio.to_thread(net.setup_pod, sid, meta["ns"]["network"])
+            pn = await asyncio.to_thread(_setup_pod, net, sid, meta["ns"]["network"])
+            meta["ip"] = pn.ip
             undo.push_async_callback(asyncio.to_thread, net.teardown_pod, sid)
-        for name, content in (("hosts", hosts_file(cfg, meta["ip"])), ("resolv.conf", resolv_conf(cfg)),
+        for name, content in (("hosts", hosts_content(cfg, meta["ip"])), ("resolv.conf", resolv_content(cfg)),
                               ("hostname", cfg.hostname + "\n")):
             with open(os.path.join(d, name), "w") as f:
                 f.write(content)
@@ -173,23 +166,22 @@ async def _release(fs: ForkServerClient, meta: dict[str, Any]) -> None:
         await fs.call({"op": "umount", "target": path, "flags": MNT_DETACH})
 
 
-async def stop(fs: ForkServerClient, meta: dict[str, Any]) -> None:
+async def stop(fs: ForkServerClient, meta: dict[str, Any], net: network.NodeNetwork | None) -> None:
     """Stop the sandbox: pause process and namespaces gone, network released; files kept for status."""
-    await _release(fs, meta)
-    net = _network_module()
     if net is not None and meta.get("ip"):
         await asyncio.to_thread(net.teardown_pod, meta["id"])
+    await _release(fs, meta)
     meta["state"] = cri.PodSandboxState.NOTREADY.value
     state.write_json(os.path.join(meta["dir"], "meta.json"), meta, sync=True)
 
 
-async def remove(fs: ForkServerClient, meta: dict[str, Any]) -> None:
+async def remove(fs: ForkServerClient, meta: dict[str, Any], net: network.NodeNetwork | None) -> None:
     """Remove everything the sandbox made (after ``stop``; calls it when needed)."""
     if meta.get("state") != cri.PodSandboxState.NOTREADY.value:
-        await stop(fs, meta)
+        await stop(fs, meta, net)
     await fs.call({"op": "umount", "target": os.path.join(meta["dir"], "shm"), "flags": MNT_DETACH})
     if meta.get("own_cgroup"):
-        await asyncio.to_thread(cgroupfs.destroy, meta["cgroup"])
+        await asyncio.to_thread(cgroupfs.destroy, meta["cgroup"], 5.0, True)
     await asyncio.to_thread(shutil.rmtree, meta["dir"], True)
 
 

@@ -21,11 +21,13 @@ from dataclasses import asdict
 from typing import Any, AsyncIterator, Sequence
 
 from kubelet import cri
+from kubelite.api.errors import KubeliteError
 from kubelet.runtime import exec as exec_mod
 from kubelet.runtime import oci, sandbox
 from kubelet.runtime.images_adapter import resolve_image
 from kubelet.runtime.ociruntime import cgroupfs, ops, state
 from kubelet.runtime.linux import MNT_DETACH
+from kubelet.runtime.network import NodeNetwork
 from kubelet.runtime.ociruntime.forkserver import ForkServerClient, ForkServerError
 from kubelet.runtime.ociruntime.shim import HANDLER_ANNOTATION
 from kubelet.runtime.snapshots import Snapshotter
@@ -54,10 +56,12 @@ class Runtime:
     """kubelite's RuntimeService. ``image_store``: an object with ``get(ref)`` (kubelet.runtime.images)."""
 
     def __init__(self, root: str = "/run/kubelite/runtime", *, node_name: str = "node",
-                 cgroup_root: str | None = None, image_store: Any = None) -> None:
+                 cgroup_root: str | None = None, image_store: Any = None,
+                 network: NodeNetwork | None = None) -> None:
         self.root = os.path.abspath(root)
         self.cgroup_root = cgroup_root if cgroup_root is not None else f"kubelite/{node_name}"
         self.image_store = image_store
+        self.network = network
         self.oci_root = os.path.join(self.root, "oci")
         self.snapshots = Snapshotter(os.path.join(self.root, "snapshots"))
         self.fs = ForkServerClient(os.path.join(self.root, "forkserver.sock"))
@@ -112,8 +116,12 @@ class Runtime:
         sid = uuid.uuid4().hex
         try:
             async with self._lock:  # uid ranges are allocated from what is on disk
-                await sandbox.create(self.fs, self.root, sid, config, handler, self.cgroup_root, {})
-        except (ForkServerError, OSError) as e:
+                if self.network is not None and not config.host_network:
+                    # bridge kubelite0, gateway, routes: idempotent and cheap, and the bridge is shared
+                    # by every node on the host (a `kubelite down` elsewhere may have removed it)
+                    await asyncio.to_thread(self.network.ensure)
+                await sandbox.create(self.fs, self.root, sid, config, handler, self.cgroup_root, {}, self.network)
+        except (ForkServerError, OSError, ValueError, KubeliteError) as e:
             raise sandbox.SandboxError(f"{config.metadata.namespace}/{config.metadata.name}: {e}") from e
         logger.info("sandbox %s for %s/%s ready", sid[:12], config.metadata.namespace, config.metadata.name)
         return sid
@@ -131,7 +139,7 @@ class Runtime:
         for c in await self.list_containers(sandbox_id):
             if c.state in (cri.ContainerState.RUNNING, cri.ContainerState.CREATED):
                 await self.stop_container(c.id, 0)
-        await sandbox.stop(self.fs, meta)
+        await sandbox.stop(self.fs, meta, self.network)
 
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
         meta = sandbox.load(self.root, sandbox_id)
@@ -139,7 +147,7 @@ class Runtime:
             return
         for c in await self.list_containers(sandbox_id):
             await self.remove_container(c.id)
-        await sandbox.remove(self.fs, meta)
+        await sandbox.remove(self.fs, meta, self.network)
 
     async def pod_sandbox_status(self, sandbox_id: str) -> cri.PodSandboxStatus:
         return sandbox.status(self._sandbox(sandbox_id))
@@ -164,7 +172,7 @@ class Runtime:
             ns["pid"] = "host"
         d = meta["dir"]
         etc = {"/etc/hostname": f"{d}/hostname", "/etc/resolv.conf": f"{d}/resolv.conf"}
-        etc["/etc/hosts"] = "/etc/hosts" if cfg["host_network"] else f"{d}/hosts"
+        etc["/etc/hosts"] = f"{d}/hosts"
         base = meta.get("userns_base")
         maps = ((0, base, sandbox.USERNS_SIZE),) if base else ()
         return oci.SandboxView(namespaces=ns, hostname=cfg["hostname"], shm=f"{d}/shm", etc_files=etc,

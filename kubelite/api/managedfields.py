@@ -10,214 +10,23 @@ fields an ordinary write (``Update``) changed. Pure functions on plain dicts.
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import datetime, timezone
 from typing import Any
 
-import orjson
-
 from kubelite.api import schema
 from kubelite.api.errors import BadRequest, Conflict
+from kubelite.api.fieldpath import (Path, diff, field_set, field_values, fields_tree, format_path,
+                                    from_fields_v1, get_path, prune_empty, remove_path, to_fields_v1, tree_add,
+                                    tree_has, tree_remove)
 from kubelite.api.strategicpatch import root_schema, strategic_merge_patch
 
-Path = tuple[str, ...]
-_SKIP_META = {"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
-              "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds", "generateName"}
-_MISSING = object()
 KUBECTL_MANAGER = "kubectl"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
-
-
-_META_CACHE: dict[tuple[int, str], tuple[list[str] | None, bool]] = {}
-
-
-def _list_meta(node: schema.Schema | None, key: str) -> tuple[list[str] | None, bool]:
-    """(list map keys, is a set) of field ``key`` of ``node``, memoized by node identity."""
-    cache_key = (id(node), key)
-    found = _META_CACHE.get(cache_key)
-    if found is None:
-        raw = schema.property_schema(node, key) or {}
-        if raw.get("x-kubernetes-list-type") == "map":
-            keys: list[str] | None = sorted(raw.get("x-kubernetes-list-map-keys") or [])
-        else:
-            merge_key = raw.get("x-kubernetes-patch-merge-key")
-            keys = [merge_key] if merge_key else None
-        is_set = raw.get("x-kubernetes-list-type") == "set" or (
-            "merge" in str(raw.get("x-kubernetes-patch-strategy", "")) and not raw.get("x-kubernetes-patch-merge-key"))
-        found = _META_CACHE[cache_key] = (keys, is_set)
-    return found
-
-
-def _list_keys(node: schema.Schema | None, key: str) -> list[str] | None:
-    return _list_meta(node, key)[0]
-
-
-def _is_set(node: schema.Schema | None, key: str) -> bool:
-    return _list_meta(node, key)[1]
-
-
-def _encode(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _item_key(item: dict[str, Any], keys: list[str]) -> str:
-    """``k:{"containerPort":80,"protocol":"TCP"}`` (keys sorted, as Kubernetes writes them)."""
-    return "k:{" + ",".join(f'"{k}":{_encode(item[k])}' for k in keys if k in item) + "}"
-
-
-def field_values(obj: Any, node: schema.Schema | None, prefix: Path = (), top: bool = True) -> dict[Path, Any]:
-    """Each leaf path an object sets, with its value (list items' ``.`` and set members map to True).
-
-    At the top level apiVersion, kind, status and the identity fields of metadata are skipped.
-    """
-    out: dict[Path, Any] = {}
-    if not isinstance(obj, dict):
-        return out
-    for key, value in obj.items():
-        if top and key in ("apiVersion", "kind", "status"):
-            continue
-        path = prefix + (f"f:{key}",)
-        sub = schema.child(node, key)
-        if top and key == "metadata" and isinstance(value, dict):
-            value = {k: v for k, v in value.items() if k not in _SKIP_META}
-            if not value:
-                continue
-        if isinstance(value, dict) and value and (sub is None or not schema.is_free_form(sub)):
-            out.update(field_values(value, sub, path, top=False))
-        elif isinstance(value, list) and value and (keys := _list_keys(node, key)) and all(
-                isinstance(e, dict) for e in value):
-            item = schema.items(sub)
-            for e in value:
-                ipath = path + (_item_key(e, keys),)
-                out[ipath + (".",)] = True
-                out.update(field_values(e, item, ipath, top=False))
-        elif isinstance(value, list) and value and _is_set(node, key):
-            for e in value:
-                out[path + ("v:" + _encode(e),)] = True
-        else:
-            out[path] = value
-    return out
-
-
-def fields_tree(obj: Any, node: schema.Schema | None, top: bool = True) -> dict[str, Any]:
-    """The FieldsV1 tree of an object directly (same paths as :func:`field_values`, built faster)."""
-    out: dict[str, Any] = {}
-    if not isinstance(obj, dict):
-        return out
-    for key, value in obj.items():
-        if top and key in ("apiVersion", "kind", "status"):
-            continue
-        sub = schema.child(node, key)
-        if top and key == "metadata" and isinstance(value, dict):
-            value = {k: v for k, v in value.items() if k not in _SKIP_META}
-            if not value:
-                continue
-        if isinstance(value, dict) and value and (sub is None or not schema.is_free_form(sub)):
-            out[f"f:{key}"] = fields_tree(value, sub, top=False)
-        elif isinstance(value, list) and value and (keys := _list_keys(node, key)) and all(
-                isinstance(e, dict) for e in value):
-            item = schema.items(sub)
-            out[f"f:{key}"] = {_item_key(e, keys): {".": {}, **fields_tree(e, item, top=False)} for e in value}
-        elif isinstance(value, list) and value and _is_set(node, key):
-            out[f"f:{key}"] = {"v:" + _encode(e): {} for e in value}
-        else:
-            out[f"f:{key}"] = {}
-    return out
-
-
-def field_set(obj: Any, node: schema.Schema | None, prefix: Path = (), top: bool = True) -> set[Path]:
-    """The leaf paths an object sets (see :func:`field_values`)."""
-    return set(field_values(obj, node, prefix, top))
-
-
-def to_fields_v1(paths: set[Path]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for path in sorted(paths):
-        node = tree
-        for element in path:
-            node = node.setdefault(element, {})
-    return tree
-
-
-def from_fields_v1(tree: Any, prefix: Path = ()) -> set[Path]:
-    out: set[Path] = set()
-    if not isinstance(tree, dict):
-        return out
-    for element, sub in tree.items():
-        if isinstance(sub, dict) and sub:
-            out |= from_fields_v1(sub, prefix + (element,))
-        else:
-            out.add(prefix + (element,))
-    return out
-
-
-def _get(obj: Any, path: Path) -> Any:
-    for element in path:
-        if element == ".":
-            continue
-        kind, _, rest = element.partition(":")
-        if kind == "f" and isinstance(obj, dict):
-            obj = obj.get(rest, _MISSING)
-        elif kind == "k" and isinstance(obj, list):
-            want = json.loads(rest)
-            obj = next((e for e in obj if isinstance(e, dict) and all(e.get(k) == v for k, v in want.items())),
-                       _MISSING)
-        elif kind == "v" and isinstance(obj, list):
-            value = json.loads(rest)
-            obj = value if value in obj else _MISSING
-        else:
-            return _MISSING
-        if obj is _MISSING:
-            return _MISSING
-    return obj
-
-
-def _remove(obj: Any, path: Path) -> None:
-    if path and path[-1] == ".":
-        path = path[:-1]
-    parent = _get(obj, path[:-1]) if len(path) > 1 else obj
-    kind, _, rest = path[-1].partition(":")
-    if kind == "f" and isinstance(parent, dict):
-        parent.pop(rest, None)
-    elif kind == "k" and isinstance(parent, list):
-        want = json.loads(rest)
-        parent[:] = [e for e in parent if not (isinstance(e, dict) and all(e.get(k) == v for k, v in want.items()))]
-    elif kind == "v" and isinstance(parent, list):
-        value = json.loads(rest)
-        parent[:] = [e for e in parent if e != value]
-
-
-def _prune_empty(obj: dict[str, Any], path: Path) -> None:
-    """Drop maps the removal emptied (``labels: {}``), as Go's omitempty would not serialize them."""
-    fields = [p for p in path if p != "."]
-    for depth in range(len(fields) - 1, 0, -1):
-        parent_path = tuple(fields[:depth])
-        if not all(e.startswith("f:") for e in parent_path):
-            return
-        value = _get(obj, parent_path)
-        if isinstance(value, dict) and not value:
-            _remove(obj, parent_path)
-        else:
-            return
-
-
-def format_path(path: Path) -> str:
-    """``.spec.template.spec.containers[name="nginx"].image`` as Kubernetes prints conflicts."""
-    out = ""
-    for element in path:
-        kind, _, rest = element.partition(":")
-        if kind == "f":
-            out += f".{rest}"
-        elif kind == "k":
-            out += "[" + ",".join(f"{k}={json.dumps(v)}" for k, v in json.loads(rest).items()) + "]"
-        elif kind == "v":
-            out += f"[={rest}]"
-    return out
 
 
 def _entries(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -260,7 +69,7 @@ def apply_patch(live: dict[str, Any] | None, applied: dict[str, Any], manager: s
     api_version = str(applied.get("apiVersion") or (live or {}).get("apiVersion") or "")
     node = root_schema(applied if applied.get("kind") else (live or {}), api_version)
     mine = field_set(applied, node)
-    base = copy.deepcopy(live) if live is not None else {}
+    base = schema.clone(live) if live is not None else {}
     entries = _entries(base)
     merged = strategic_merge_patch(base, _without_managed(applied), api_version or None,
                                    str(applied.get("kind") or base.get("kind") or "") or None)
@@ -270,7 +79,7 @@ def apply_patch(live: dict[str, Any] | None, applied: dict[str, Any], manager: s
             continue
         theirs = from_fields_v1(e.get("fieldsV1"))
         for path in sorted(mine & theirs):
-            if path[-1] != "." and _get(base, path) != _get(merged, path):
+            if path[-1] != "." and get_path(base, path) != get_path(merged, path):
                 conflicts.append((str(e.get("manager", "")), path))
     if conflicts and not force:
         allowed = _last_applied_fields(base, node) if manager == KUBECTL_MANAGER else set()
@@ -287,15 +96,15 @@ def apply_patch(live: dict[str, Any] | None, applied: dict[str, Any], manager: s
             continue
         if force:
             paths -= {p for _, p in conflicts}
-        changed = {p for p in paths & mine if p[-1] != "." and _get(base, p) != _get(merged, p)}
+        changed = {p for p in paths & mine if p[-1] != "." and get_path(base, p) != get_path(merged, p)}
         paths -= changed
         others |= paths
         e = dict(e, fieldsV1=to_fields_v1(paths))
         new_entries.append(e)
     for path in sorted(previous - mine - others, key=len, reverse=True):
         if not any(o[:len(path)] == path for o in others | mine):
-            _remove(merged, path)
-            _prune_empty(merged, path)
+            remove_path(merged, path)
+            prune_empty(merged, path)
     new_entries.append(_entry(manager, "Apply", api_version, mine, subresource))
     _set_entries(merged, new_entries)
     if manager == KUBECTL_MANAGER and _last_applied(base) is not None:
@@ -321,7 +130,7 @@ def _last_applied_fields(live: dict[str, Any], node: schema.Schema | None) -> se
 
 
 def _set_last_applied(obj: dict[str, Any], applied: dict[str, Any]) -> None:
-    config = copy.deepcopy(_without_managed(applied))
+    config = schema.clone(_without_managed(applied))
     annotations = (config.get("metadata") or {}).get("annotations")
     if isinstance(annotations, dict):
         annotations.pop(LAST_APPLIED, None)
@@ -375,9 +184,9 @@ def update_managed_fields(old: dict[str, Any] | None, new: dict[str, Any], manag
             return
     if subresource == "status":
         status_node = schema.child(node, "status")
-        changed, removed = _diff((old or {}).get("status"), new.get("status"), status_node, ("f:status",), False)
+        changed, removed = diff((old or {}).get("status"), new.get("status"), status_node, ("f:status",), False)
     else:
-        changed, removed = _diff(old or {}, new, node, (), True)
+        changed, removed = diff(old or {}, new, node, (), True)
     if not changed and not removed and not any(_same_owner(e, manager, operation, subresource) for e in entries):
         _set_entries(new, entries)
         return
@@ -387,108 +196,23 @@ def update_managed_fields(old: dict[str, Any] | None, new: dict[str, Any], manag
     for e in entries:
         tree = e.get("fieldsV1") if isinstance(e.get("fieldsV1"), dict) else {}
         if _same_owner(e, manager, operation, subresource):
-            mine = copy.deepcopy(tree)
+            mine = schema.clone(tree)
             continue
-        hits = [p for p in touched if _tree_has(tree, p)]
+        hits = [p for p in touched if tree_has(tree, p)]
         if hits:
-            tree = copy.deepcopy(tree)
+            tree = schema.clone(tree)
             for path in hits:
-                _tree_remove(tree, path)
+                tree_remove(tree, path)
             e = dict(e, fieldsV1=tree)
         result.append(e)
     for path in removed:
-        _tree_remove(mine, path)
+        tree_remove(mine, path)
     for path in changed:
-        _tree_add(mine, path)
+        tree_add(mine, path)
     entry = _entry(manager, operation, str(new.get("apiVersion", "")), set(), subresource)
     entry["fieldsV1"] = mine
     result.append(entry)
     _set_entries(new, result)
-
-
-def _diff(old: Any, new: Any, node: schema.Schema | None, prefix: Path, top: bool) -> tuple[set[Path], set[Path]]:
-    """(paths set or changed in ``new``, paths of ``old`` gone from ``new``), descending only where they differ."""
-    changed: set[Path] = set()
-    removed: set[Path] = set()
-    if not isinstance(old, dict):
-        old = {}
-    if not isinstance(new, dict):
-        new = {}
-    for key in set(old) | set(new):
-        if top and key in ("apiVersion", "kind", "status"):
-            continue
-        ov, nv = old.get(key, _MISSING), new.get(key, _MISSING)
-        if top and key == "metadata":
-            ov = {k: v for k, v in ov.items() if k not in _SKIP_META} if isinstance(ov, dict) else {}
-            nv = {k: v for k, v in nv.items() if k not in _SKIP_META} if isinstance(nv, dict) else {}
-        if ov == nv:
-            continue
-        path = prefix + (f"f:{key}",)
-        sub = schema.child(node, key)
-        keys, is_set = _list_meta(node, key)
-        if isinstance(ov, dict) and isinstance(nv, dict) and ov and nv and (sub is None or not schema.is_free_form(sub)):
-            c, r = _diff(ov, nv, sub, path, False)
-            changed |= c
-            removed |= r
-        elif isinstance(ov, list) and isinstance(nv, list) and keys and all(isinstance(e, dict) for e in ov + nv):
-            item = schema.items(sub)
-            old_items = {_item_key(e, keys): e for e in ov}
-            new_items = {_item_key(e, keys): e for e in nv}
-            for k, e in new_items.items():
-                if k not in old_items:
-                    changed.add(path + (k, "."))
-                    changed |= set(field_values(e, item, path + (k,), top=False))
-                elif old_items[k] != e:
-                    c, r = _diff(old_items[k], e, item, path + (k,), False)
-                    changed |= c
-                    removed |= r
-            for k, e in old_items.items():
-                if k not in new_items:
-                    removed.add(path + (k, "."))
-                    removed |= set(field_values(e, item, path + (k,), top=False))
-        elif isinstance(ov, list) and isinstance(nv, list) and is_set:
-            changed |= {path + ("v:" + _encode(e),) for e in nv if e not in ov}
-            removed |= {path + ("v:" + _encode(e),) for e in ov if e not in nv}
-        else:
-            if ov is not _MISSING:
-                removed |= set(field_values({key: ov}, node, prefix, top=False))
-            if nv is not _MISSING:
-                new_paths = set(field_values({key: nv}, node, prefix, top=False))
-                changed |= new_paths
-                removed -= new_paths
-    return changed, removed
-
-
-def _tree_has(tree: dict[str, Any], path: Path) -> bool:
-    node: Any = tree
-    for element in path:
-        if not isinstance(node, dict) or element not in node:
-            return False
-        node = node[element]
-    return True
-
-
-def _tree_add(tree: dict[str, Any], path: Path) -> None:
-    node = tree
-    for element in path:
-        node = node.setdefault(element, {})
-
-
-def _tree_remove(tree: dict[str, Any], path: Path) -> None:
-    """Remove a leaf path and the parents it leaves empty."""
-    chain: list[tuple[dict[str, Any], str]] = []
-    node: Any = tree
-    for element in path:
-        if not isinstance(node, dict) or element not in node:
-            return
-        chain.append((node, element))
-        node = node[element]
-    parent, element = chain.pop()
-    del parent[element]
-    for parent, element in reversed(chain):
-        if parent[element]:
-            break
-        del parent[element]
 
 
 def _status_values(obj: dict[str, Any] | None, node: schema.Schema | None) -> dict[Path, Any]:

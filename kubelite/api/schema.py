@@ -7,6 +7,7 @@ patch, server-side apply) and the documentation ``kubectl explain`` shows (OpenA
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 from pathlib import Path
@@ -130,10 +131,25 @@ def items(node: Schema | None) -> Schema | None:
     return resolve(it) if isinstance(it, dict) else None
 
 
-def patch_meta(node: Schema | None, key: str) -> tuple[set[str], str | None, str | None]:
+_PATCH_META_CACHE: dict[tuple[int, str], tuple[frozenset[str], str | None, str | None]] = {}
+
+
+def patch_meta(node: Schema | None, key: str) -> tuple[frozenset[str], str | None, str | None]:
     """For field ``key`` of ``node``: (patch strategies, merge key, list type) as SMP and SSA use them."""
-    raw = property_schema(node, key) or {}
-    strategies = {s for s in str(raw.get("x-kubernetes-patch-strategy", "")).split(",") if s}
-    merge_key = raw.get("x-kubernetes-patch-merge-key")
-    list_type = raw.get("x-kubernetes-list-type")
-    return strategies, merge_key, list_type
+    cache_key = (id(node), key)
+    found = _PATCH_META_CACHE.get(cache_key)
+    if found is None:
+        raw = property_schema(node, key) or {}
+        strategies = frozenset(s for s in str(raw.get("x-kubernetes-patch-strategy", "")).split(",") if s)
+        found = (strategies, raw.get("x-kubernetes-patch-merge-key"), raw.get("x-kubernetes-list-type"))
+        if node is not None:
+            _PATCH_META_CACHE[cache_key] = found
+    return found
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of a JSON value (orjson round trip; ``copy.deepcopy`` for what JSON cannot hold)."""
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except (TypeError, orjson.JSONEncodeError):
+        return copy.deepcopy(value)

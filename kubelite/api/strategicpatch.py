@@ -8,7 +8,6 @@ Pure functions; malformed patches raise :class:`~kubelite.api.errors.BadRequest`
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from kubelite.api import schema
@@ -35,7 +34,7 @@ def strategic_merge_patch(original: dict[str, Any], patch: Any, api_version: str
     if not isinstance(patch, dict):
         raise BadRequest("strategic merge patch: the patch must be a JSON object")
     node = schema_node if schema_node is not None else root_schema(original, api_version, kind)
-    merged = _merge_map(copy.deepcopy(original) if isinstance(original, dict) else {}, patch, node)
+    merged = _merge_map(schema.clone(original) if isinstance(original, dict) else {}, patch, node)
     return merged if merged is not None else {}
 
 
@@ -229,6 +228,12 @@ def _diff_maps(orig: dict[str, Any], mod: dict[str, Any], node: Node, *, ignore_
 
 def _diff_list(patch: dict[str, Any], key: str, ov: list[Any], mv: list[Any], merge_key: str | None, item: Node,
                retain: bool, *, ignore_deletions: bool, ignore_changes: bool) -> None:
+    """diffLists: additions/changes in ``mv`` order, deletions last, and ``$setElementOrder`` when the
+    lists differ in content or order (or, for the deletions pass, when something was deleted)."""
+    if not ov:
+        if mv and not ignore_changes:
+            patch[key] = list(mv)
+        return
     if merge_key is None or not all(isinstance(e, dict) for e in ov + mv):
         added = [x for x in mv if x not in ov] if not ignore_changes else []
         removed = [x for x in ov if x not in mv] if not ignore_deletions else []
@@ -236,7 +241,7 @@ def _diff_list(patch: dict[str, Any], key: str, ov: list[Any], mv: list[Any], me
             patch[key] = added
         if removed:
             patch[_DELETE_PRIMITIVE + key] = removed
-        if (added or removed) and mv:
+        if mv and (removed or (not ignore_changes and ov != mv)):
             patch[_ORDER + key] = list(mv)
         return
     by_key = {o.get(merge_key): o for o in ov}
@@ -255,15 +260,16 @@ def _diff_list(patch: dict[str, Any], key: str, ov: list[Any], mv: list[Any], me
                 items.append(sub)
     if not ignore_deletions:
         items += [{"$patch": "delete", merge_key: o.get(merge_key)} for o in ov if o.get(merge_key) not in mod_keys]
+    order_same = [o.get(merge_key) for o in ov] == [e.get(merge_key) for e in mv]
+    if mv and ((not ignore_changes and (items or not order_same)) or (not ignore_deletions and items)):
+        patch[_ORDER + key] = [{merge_key: e.get(merge_key)} for e in mv]
     if items:
-        if mv:
-            patch[_ORDER + key] = [{merge_key: e.get(merge_key)} for e in mv]
         patch[key] = items
 
 
 def _merge_patches(a: dict[str, Any], b: dict[str, Any], node: Node) -> dict[str, Any]:
     """Combine two patches (``b`` wins); merge-keyed lists combine element by element."""
-    out = copy.deepcopy(a)
+    out = schema.clone(a)
     for key, bv in b.items():
         av = out.get(key)
         if key == "$retainKeys" and isinstance(av, list) and isinstance(bv, list):
@@ -288,7 +294,7 @@ def _merge_patches(a: dict[str, Any], b: dict[str, Any], node: Node) -> dict[str
             elif "merge" in strategies:
                 out[key] = av + [x for x in bv if x not in av]
             else:
-                out[key] = copy.deepcopy(bv)
+                out[key] = schema.clone(bv)
         else:
-            out[key] = copy.deepcopy(bv)
+            out[key] = schema.clone(bv)
     return out

@@ -137,13 +137,15 @@ def main(argv: list[str]) -> int:
 
 
 def last_applied(obj: dict[str, Any]) -> str:
-    """The annotation value kubectl writes: the manifest as compact JSON with sorted keys, plus a newline."""
+    """The annotation value kubectl writes: the manifest as compact JSON with sorted keys, plus a newline.
+
+    The same bytes as kubectl's, so either tool sees the other's apply as unchanged."""
     clean = copy.deepcopy(obj)
-    annotations = (clean.get("metadata") or {}).get("annotations")
-    if annotations:
-        annotations.pop(LAST_APPLIED, None)
-        if not annotations:
-            del clean["metadata"]["annotations"]
+    # kubectl sets the annotations map (possibly empty) before serialising: "annotations":{} stays
+    meta = clean.setdefault("metadata", {})
+    annotations = dict(meta.get("annotations") or {})
+    annotations.pop(LAST_APPLIED, None)
+    meta["annotations"] = annotations
     import json
     return json.dumps(clean, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
 

@@ -10,8 +10,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NoReturn
 
 from kubelite.api.errors import ApiError, Invalid, KubeliteError
@@ -33,8 +31,19 @@ class ArgParser(argparse.ArgumentParser):
         raise SystemExit(1)
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter without its ``shutil`` import (≈10 ms of start-up) for the terminal width."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            width = os.get_terminal_size().columns - 2
+        except OSError:
+            width = int(os.environ.get("COLUMNS", "80")) - 2
+        super().__init__(prog, width=max(40, width))
+
+
 def parser(command: str, description: str = "") -> ArgParser:
-    p = ArgParser(prog=f"kubelite {command}", description=description)
+    p = ArgParser(prog=f"kubelite {command}", description=description, formatter_class=_Formatter)
     g = p.add_argument_group("global")
     g.add_argument("--kubeconfig", default=None, help="path to the kubeconfig file")
     g.add_argument("--context", default=None, help="the kubeconfig context to use")
@@ -80,11 +89,13 @@ def category(name: str) -> list[ResourceInfo] | None:
     return found or None
 
 
-@dataclass
 class Manifest:
-    obj: dict[str, Any]
-    source: str              # the file name as the user gave it ("STDIN" for -)
-    info: ResourceInfo
+    """One object read from a file (``source`` is the name the user gave, "STDIN" for -)."""
+
+    __slots__ = ("obj", "source", "info")
+
+    def __init__(self, obj: dict[str, Any], source: str, info: ResourceInfo) -> None:
+        self.obj, self.source, self.info = obj, source, info
 
 
 def _yaml_error(source: str, exc: Exception) -> CliError:
@@ -124,7 +135,9 @@ def _documents(text: str, source: str) -> Iterator[dict[str, Any]]:
         yield doc
 
 
-def _files(path: str, recursive: bool) -> list[Path]:
+def _files(path: str, recursive: bool) -> list[Any]:
+    from pathlib import Path
+
     p = Path(path)
     if p.is_dir():
         pattern = "**/*" if recursive else "*"
@@ -146,7 +159,7 @@ def read_manifests(filenames: list[str], recursive: bool = False) -> list[Manife
         else:
             for f in _files(name, recursive):
                 try:
-                    sources.append((str(f) if Path(name).is_dir() else name, f.read_text()))
+                    sources.append((str(f) if os.path.isdir(name) else name, f.read_text()))
                 except (OSError, UnicodeDecodeError) as exc:
                     raise CliError(f"error reading {f}: {getattr(exc, 'strerror', None) or exc}") from None
         for source, text in sources:

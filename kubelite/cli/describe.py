@@ -532,8 +532,14 @@ def allocated_resources(out: Out, pods: list[Obj], allocatable: dict[str, Any]) 
     out.w(1, "(Total limits may be over 100 percent, i.e., overcommitted.)\n")
     out.w(1, "Resource\tRequests\tLimits\n")
     out.w(1, "--------\t--------\t------\n")
-    for key in ("cpu", "memory", "ephemeral-storage"):
+    hugepages = sorted(k for k in allocatable if k.startswith("hugepages-"))
+    for key in ("cpu", "memory", "ephemeral-storage", *hugepages):
         out.w(1, f"{key}\t{_share(pods, 'requests', key, allocatable)}\t{_share(pods, 'limits', key, allocatable)}\n")
+    standard = {"cpu", "memory", "ephemeral-storage", "storage", "pods"}
+    for key in sorted(k for k in allocatable if k not in standard and not k.startswith("hugepages-")):
+        from kubelite.api import quantity
+        req, lim = _sum(pods, "requests", key)[0], _sum(pods, "limits", key)[0]
+        out.w(1, f"{key}\t{quantity.format_quantity(req)}\t{quantity.format_quantity(lim)}\n")
 
 
 def _share(pods: list[Obj], kind: str, key: str, allocatable: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ from kubelet.runtime.images.base import ensure_base_images
 from kubelet.runtime.images.errors import ImageError
 from kubelet.runtime.images.layers import changes
 from kubelet.runtime.images.reference import parse
-from kubelet.runtime.images.store import DEFAULT_ROOT, ImageStore, StoredImage
+from kubelet.runtime.images.store import DEFAULT_ROOT, ImageStore, StoredImage, repo_of
 from kubelite.api.errors import KubeliteError
 
 if TYPE_CHECKING:
@@ -122,6 +122,13 @@ def _registry_config(a: argparse.Namespace) -> "RegistryConfig":
 # ------------------------------------------------------------------------------------------ commands
 def cmd_ls(a: argparse.Namespace) -> int:
     images = sorted(_store(a).list(), key=lambda i: i.created, reverse=True)
+    tagged = a.repository and ":" in a.repository.rsplit("/", 1)[-1]
+    want = parse(a.repository) if a.repository else None
+
+    def shown(name: str) -> bool:
+        return want is None or (repo_of(name) == want.name and (not tagged or name == str(want)))
+    if want is not None:
+        images = [i for i in images if any(shown(n) for n in i.names)]
     if a.quiet:
         for img in images:
             print(img.id[7:19] if not a.no_trunc else img.id)
@@ -131,6 +138,8 @@ def cmd_ls(a: argparse.Namespace) -> int:
     for img in images:
         names = img.names or ("",)
         for name in names:
+            if name and not shown(name):
+                continue
             r = parse(name) if name else None
             repo = r.familiar_repo if r else "<none>"
             tag = (r.tag or "<none>") if r else "<none>"
@@ -322,6 +331,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--docker-config", default="", help="docker config.json with registry credentials")
     sub = p.add_subparsers(dest="cmd", required=True)
     ls = sub.add_parser("ls", aliases=["list", "images"], help="list images")
+    ls.add_argument("repository", nargs="?", help="only this repository (and tag)")
     ls.add_argument("-q", "--quiet", action="store_true")
     ls.add_argument("--digests", action="store_true")
     ls.add_argument("--no-trunc", action="store_true")

@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "inspect": "kubelite.cli.inspect:main",
     "top": "kubelite.cli.top:main",
     "events": "kubelite.cli.events:main",
+    "prometheus": "kubelite.cli.prometheus:main",
     # node-local
     "runtime": "kubelite.cli.runtime:main",
     "image": "kubelite.cli.image:main",

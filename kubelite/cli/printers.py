@@ -8,7 +8,6 @@ plain list gets kubectl's fallback NAME/AGE table.
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
 from typing import IO, Any
 
 from kubelite.api.resources import ResourceInfo
@@ -48,6 +47,7 @@ def human_duration(seconds: float) -> str:
 def age(timestamp: str | None) -> str:
     if not timestamp:
         return "<unknown>"
+    from datetime import datetime, timezone
     try:
         then = datetime.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
     except ValueError:

@@ -25,10 +25,11 @@ from typing import Any
 import yaml
 
 from kubelet import cri
-from kubelet.runtime import podspec
+from kubelet.runtime import network, podspec
 from kubelet.runtime.service import Runtime
 
 DEFAULT_ROOT = "/run/kubelite/runtime"
+DEFAULT_POD_CIDR = "10.244.254.0/24"  # a node subnet no `kubelite up` node takes by default
 
 
 class CliError(Exception):
@@ -41,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cgroup-root", default=None, help="cgroup root (default kubelite/<node-name>)")
     p.add_argument("--node-name", default=os.uname().nodename)
     p.add_argument("--log-root", default="/var/log/pods")
+    p.add_argument("--pod-cidr", default=DEFAULT_POD_CIDR, help="this node's pod subnet ('none': no pod network)")
+    p.add_argument("--cluster-cidr", default=network.DEFAULT_CLUSTER_CIDR)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("run").add_argument("file")
     sub.add_parser("pods").add_argument("-q", action="store_true")
@@ -169,7 +172,14 @@ async def _exec(rt: Runtime, a: argparse.Namespace) -> int:
 
 
 async def _main(a: argparse.Namespace) -> int:
-    async with Runtime(a.root, node_name=a.node_name, cgroup_root=a.cgroup_root, image_store=_image_store()) as rt:
+    net = None
+    if a.pod_cidr != "none":
+        try:
+            net = network.NodeNetwork(a.pod_cidr, a.cluster_cidr, os.path.join(a.root, "ipam"))
+        except ValueError as e:
+            raise CliError(f"--pod-cidr: {e}") from None
+    async with Runtime(a.root, node_name=a.node_name, cgroup_root=a.cgroup_root, image_store=_image_store(),
+                       network=net) as rt:
         if a.cmd == "run":
             return await _run(rt, a)
         if a.cmd == "pods":

@@ -60,6 +60,7 @@ class Component:
     name: str
     argv: list[str]
     ready_url: str | None = None           # polled after start; None: started is enough
+    stop_timeout: float = 15.0             # SIGTERM → SIGKILL grace
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     backoff: float = 1.0
@@ -190,15 +191,15 @@ class Supervisor:
                 comp.backoff = min(30.0, comp.backoff * 2)
             self.stopping.wait(0.2)
 
-    def stop_all(self, timeout: float = 15.0) -> None:
+    def stop_all(self) -> None:
         for comp in reversed(self.components):
             proc = comp.proc
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
-                    proc.wait(timeout)
+                    proc.wait(comp.stop_timeout)
                 except subprocess.TimeoutExpired:
-                    _say(f"{comp.name} did not stop within {timeout:.0f}s; killing it")
+                    _say(f"{comp.name} did not stop within {comp.stop_timeout:.0f}s; killing it")
                     proc.kill()
                     proc.wait()
                 _say(f"{comp.name} stopped")
@@ -219,6 +220,8 @@ def _parser() -> ArgParser:
     p.add_argument("--kubelet-port", type=int, default=None, help="kubelet API port (kubelet default 10250)")
     p.add_argument("--node-name", default=None, help="the kubelet's node name (default: hostname)")
     p.add_argument("--no-kubelet", action="store_true", help="control plane only")
+    p.add_argument("--prometheus", type=int, nargs="?", const=9090, default=None, metavar="PORT",
+                   help="also run Prometheus scraping the cluster (UI on 127.0.0.1:PORT, default 9090)")
     for comp in ("apiserver", "scheduler", "controller-manager", "kubelet"):
         p.add_argument(f"--{comp}-arg", action="append", default=[], metavar="FLAG",
                        help=f"an extra flag for the {comp} (repeatable)")
@@ -257,13 +260,22 @@ def build_components(args: argparse.Namespace, data_dir: Path) -> tuple[list[Com
               ("controller-manager", "controllers", args.controller_manager_port, args.controller_manager_arg)]
     if not args.no_kubelet:
         node_args = ["--node-name", args.node_name] if args.node_name else []
-        wanted.append(("kubelet", "kubelet", args.kubelet_port, [*node_args, *args.kubelet_arg]))
+        # the cluster goes down with `up`: the kubelet stops its pods on SIGTERM
+        wanted.append(("kubelet", "kubelet", args.kubelet_port,
+                       [*node_args, "--root-dir", str(data_dir / "kubelet"), "--stop-pods-on-exit", *args.kubelet_arg]))
     for name, package, port, extra in wanted:
         if not has_entry_point(package):
             notices.append(f"{name}: skipped (package {package!r} has no __main__ yet)")
             continue
-        port_args = ["--port", str(port)] if port else []
-        comps.append(Component(name, [py, "-m", package, "--kubeconfig", kcfg, *port_args, *extra]))
+        port_args = ["--port", str(port)] if port is not None else []
+        comps.append(Component(name, [py, "-m", package, "--kubeconfig", kcfg, *port_args, *extra],
+                               stop_timeout=60.0 if name == "kubelet" else 15.0))
+    if args.prometheus is not None:
+        from kubelite.cli import prometheus
+        comps.append(Component("prometheus", prometheus.prepare(
+            data_dir / "prometheus", api, port=args.prometheus, scheduler_port=args.scheduler_port or 10259,
+            controller_manager_port=args.controller_manager_port or 10257),
+            ready_url=f"http://127.0.0.1:{args.prometheus}/-/ready"))
     return comps, notices
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from kubelite import kubeconfig
+from kubelite.api import codec
 from kubelite.api.errors import ServiceUnavailable
 from kubelite.client import _rest
 from kubelite.client._rest import JSON, PatchType, Request, Resource, WatchEvent, resolve
@@ -71,10 +72,11 @@ class Client:
         """Send one request and return the decoded body (or raise its ApiError)."""
         session = self._get_session()
         try:
-            async with session.request(req.method, self._base + req.path, data=req.body, headers=req.headers,
+            data = req.body if req.body is None or isinstance(req.body, bytes) else codec.dumps(req.body)
+            async with session.request(req.method, self._base + req.path, data=data, headers=req.headers,
                                        timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
                 body = await resp.read()
-                return _rest.decode(resp.status, resp.headers.get("Content-Type", ""), body, req)
+                return _rest.decode(resp.status, resp.headers.get("Content-Type", ""), body, req, codec.loads)
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
             raise ServiceUnavailable(f"{req.method} {self._base}{req.path.split('?')[0]}: "
                                      f"{type(exc).__name__}: {exc}") from None
@@ -91,16 +93,16 @@ class Client:
             async with session.request(req.method, self._base + req.path, headers=req.headers,
                                        timeout=timeout) as resp:
                 if resp.status >= 300:
-                    raise _rest.error_for(resp.status, await resp.read(), req)
+                    raise _rest.error_for(resp.status, await resp.read(), req, codec.loads)
                 buf = b""
                 async for chunk in resp.content.iter_any():
                     buf += chunk
                     while b"\n" in buf:
                         line, buf = buf.split(b"\n", 1)
-                        event = _rest.watch_event(line)
+                        event = _rest.watch_event(line, codec.loads)
                         if event is not None:
                             yield event
-                event = _rest.watch_event(buf)
+                event = _rest.watch_event(buf, codec.loads)
                 if event is not None:
                     yield event
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:

@@ -1,18 +1,17 @@
 """Request building and response handling shared by the async and the sync client (no I/O here).
 
-Every verb is a function returning a :class:`Request`; a transport sends it and hands the status,
-headers and body back to :func:`decode`, which returns the parsed JSON or raises the
-``kubelite.api.errors`` class the ``Status`` body names. Watch streams are parsed line by line with
-:func:`watch_event`.
+Every verb is a function returning a :class:`Request`; a transport serialises its body with its own
+JSON codec (orjson for the async client, the cheaper-to-import stdlib ``json`` for the CLI's sync
+client), sends it, and hands the status, headers and body back to :func:`decode`, which returns the
+parsed JSON or raises the ``kubelite.api.errors`` class the ``Status`` body names. Watch streams are
+parsed line by line with :func:`watch_event`. Nothing heavy is imported here (no urllib, no codec).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Literal
-from urllib.parse import quote, urlencode
 
-from kubelite.api import codec
 from kubelite.api.errors import ApiError, from_status
 from kubelite.api.resources import ResourceInfo, lookup
 
@@ -31,21 +30,38 @@ PATCH_CONTENT_TYPES: dict[str, str] = {
 USER_AGENT = "kubelite/0.1.0"
 
 
-@dataclass(frozen=True, slots=True)
 class Request:
-    method: str
-    path: str                               # path plus query string, relative to the server URL
-    body: bytes | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    stream: bool = False                    # a watch: the body is read line by line
+    """One HTTP request (a plain slotted class: ``@dataclass`` costs start-up time the CLI cannot spare)."""
+
+    __slots__ = ("method", "path", "body", "headers", "stream")
+
+    def __init__(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+                 stream: bool = False) -> None:
+        self.method = method
+        self.path = path                    # path plus query string, relative to the server URL
+        self.body = body                    # None, raw bytes, or a JSON value the transport serialises
+        self.headers = headers if headers is not None else {}
+        self.stream = stream                # a watch: the body is read line by line
+
+    def __repr__(self) -> str:
+        return f"Request({self.method} {self.path})"
 
 
-@dataclass(frozen=True, slots=True)
 class WatchEvent:
     """One event of a watch stream: ``type`` is ADDED, MODIFIED, DELETED or BOOKMARK."""
 
-    type: str
-    object: dict[str, Any]
+    __slots__ = ("type", "object")
+
+    def __init__(self, type: str, object: dict[str, Any]) -> None:  # noqa: A002 - the wire names
+        self.type = type
+        self.object = object
+
+    def __repr__(self) -> str:
+        meta = self.object.get("metadata") or {}
+        return f"WatchEvent({self.type} {meta.get('namespace', '')}/{meta.get('name', '')})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WatchEvent) and (self.type, self.object) == (other.type, other.object)
 
 
 def resolve(res: Resource) -> ResourceInfo:
@@ -53,13 +69,22 @@ def resolve(res: Resource) -> ResourceInfo:
     return res if isinstance(res, ResourceInfo) else lookup(res)
 
 
+Loads = Callable[[bytes], Any]
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def quote(text: str) -> str:
+    """Percent-encode everything but RFC 3986 unreserved characters (as ``urllib.parse.quote(safe="")``)."""
+    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in text.encode())
+
+
 def query_string(params: dict[str, Any]) -> str:
     pairs = []
     for key, value in params.items():
         if value is None or value is False:
             continue
-        pairs.append((key, "true" if value is True else str(value)))
-    return ("?" + urlencode(pairs, quote_via=quote)) if pairs else ""
+        pairs.append(f"{quote(key)}={quote('true' if value is True else str(value))}")
+    return ("?" + "&".join(pairs)) if pairs else ""
 
 
 def _object_namespace(info: ResourceInfo, obj: dict[str, Any] | None, namespace: str | None,
@@ -74,11 +99,11 @@ def _name(obj: dict[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
 
 
-def _json_body(obj: Any, headers: dict[str, str] | None = None) -> tuple[bytes, dict[str, str]]:
+def _json_body(obj: Any, headers: dict[str, str] | None = None) -> tuple[Any, dict[str, str]]:
     h = {"Content-Type": JSON, "Accept": JSON}
     if headers:
         h.update(headers)
-    return codec.dumps(obj), h
+    return obj, h
 
 
 def get(info: ResourceInfo, name: str, namespace: str | None, default_ns: str, *,
@@ -135,8 +160,7 @@ def patch(info: ResourceInfo, name: str, body: Any, namespace: str | None, defau
     ns = _object_namespace(info, body if isinstance(body, dict) else None, namespace, default_ns)
     params = {"fieldManager": field_manager, "force": "true" if force else ("false" if force is False else None),
               "fieldValidation": field_validation, "dryRun": "All" if dry_run else None}
-    data = body if isinstance(body, bytes) else codec.dumps(body)
-    return Request("PATCH", info.path(ns, name, subresource) + query_string(params), data,
+    return Request("PATCH", info.path(ns, name, subresource) + query_string(params), body,
                    {"Content-Type": content_type, "Accept": JSON})
 
 
@@ -168,14 +192,12 @@ def raw(method: str, path: str, *, params: dict[str, Any] | None = None, body: A
         content_type: str = JSON, accept: str = JSON, stream: bool = False) -> Request:
     """Any request (``body`` bytes are sent as they are; other values as JSON)."""
     headers = {"Accept": accept}
-    data: bytes | None = None
     if body is not None:
-        data = body if isinstance(body, bytes) else codec.dumps(body)
         headers["Content-Type"] = content_type
-    return Request(method, path + query_string(params or {}), data, headers, stream)
+    return Request(method, path + query_string(params or {}), body, headers, stream)
 
 
-def decode(status: int, content_type: str, body: bytes, request: Request) -> Any:
+def decode(status: int, content_type: str, body: bytes, request: Request, loads: Loads) -> Any:
     """The parsed body of a success; the matching :class:`ApiError` for a failure.
 
     A non-JSON success body (``/healthz`` "ok", pod logs) is returned as ``str``.
@@ -185,19 +207,19 @@ def decode(status: int, content_type: str, body: bytes, request: Request) -> Any
             return None
         if "json" in content_type or (not content_type and body[:1] in (b"{", b"[")):
             try:
-                return codec.loads(body)
+                return loads(body)
             except ValueError:
                 raise from_status(None, 500, f"the server sent malformed JSON for {request.method} {request.path}") from None
         return body.decode("utf-8", "replace")
-    raise error_for(status, body, request)
+    raise error_for(status, body, request, loads)
 
 
-def error_for(status: int, body: bytes, request: Request) -> ApiError:
+def error_for(status: int, body: bytes, request: Request, loads: Loads) -> ApiError:
     """The error for a failed response; kubectl's wording when the body is not a ``Status``."""
     parsed: Any = None
     if body[:1] == b"{":
         try:
-            parsed = codec.loads(body)
+            parsed = loads(body)
         except ValueError:
             parsed = None
     if isinstance(parsed, dict) and parsed.get("kind") == "Status":
@@ -211,13 +233,13 @@ def error_for(status: int, body: bytes, request: Request) -> ApiError:
     return from_status(None, status, fallback)
 
 
-def watch_event(line: bytes) -> WatchEvent | None:
+def watch_event(line: bytes, loads: Loads) -> WatchEvent | None:
     """Parse one line of a watch stream; ``None`` for blank lines; raises the error of an ERROR event."""
     line = line.strip()
     if not line:
         return None
     try:
-        data = codec.loads(line)
+        data = loads(line)
     except ValueError:
         raise from_status(None, 500, "the server sent a malformed watch event") from None
     kind = str(data.get("type") or "")

@@ -8,16 +8,41 @@ must start in about the time ``kubectl`` does. So this speaks the little HTTP/1.
 
 from __future__ import annotations
 
-import base64
+import json
 import socket
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 from kubelite import kubeconfig
 from kubelite.api.errors import ServiceUnavailable
 from kubelite.client import _rest
 from kubelite.client._rest import JSON, PatchType, Request, Resource, WatchEvent, resolve
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_loads = json.loads
+
+
+def split_url(url: str) -> tuple[str, str, int | None, str]:
+    """``(scheme, host, port, path)`` of a server URL (``[v6]`` hosts too) without importing urllib."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "http", url
+    netloc, slash, path = rest.partition("/")
+    netloc = netloc.rpartition("@")[2]
+    port: int | None = None
+    if netloc.startswith("["):
+        host, _, tail = netloc[1:].partition("]")
+        if tail.startswith(":") and tail[1:]:
+            port = int(tail[1:])
+    else:
+        host, colon, port_text = netloc.partition(":")
+        if colon and port_text:
+            port = int(port_text)
+    return scheme.lower(), host, port, (slash + path).rstrip("/")
 
 
 class _Response:
@@ -82,15 +107,17 @@ class SyncClient:
         self.config = config
         self.namespace = config.namespace
         self.timeout = timeout
-        url = urlsplit(config.server)
-        self._https = url.scheme == "https"
-        self._host = url.hostname or "localhost"
-        self._port = url.port or (443 if self._https else 80)
-        self._prefix = url.path.rstrip("/")
-        self._headers = {"Host": url.netloc, "User-Agent": _rest.USER_AGENT}
+        scheme, host, port, path = split_url(config.server)
+        self._https = scheme == "https"
+        self._host = host or "localhost"
+        self._port = port or (443 if self._https else 80)
+        self._prefix = path
+        netloc = f"[{self._host}]" if ":" in self._host else self._host
+        self._headers = {"Host": f"{netloc}:{self._port}" if port else netloc, "User-Agent": _rest.USER_AGENT}
         if config.token:
             self._headers["Authorization"] = f"Bearer {config.token}"
         elif config.username is not None:
+            import base64
             cred = base64.b64encode(f"{config.username}:{config.password or ''}".encode()).decode()
             self._headers["Authorization"] = f"Basic {cred}"
         self._sock: socket.socket | None = None
@@ -107,10 +134,12 @@ class SyncClient:
     # -- transport -------------------------------------------------------------------------
     def _connect(self, timeout: float | None) -> None:
         try:
-            sock = socket.create_connection((self._host, self._port), timeout=self.timeout)
+            # an ASCII host as bytes: getaddrinfo then skips the idna codec (and its imports)
+            host: str | bytes = self._host.encode() if self._host.isascii() else self._host
+            sock = socket.create_connection((host, self._port), timeout=self.timeout)  # type: ignore[arg-type]
         except OSError as exc:
             raise ServiceUnavailable(f"The connection to the server {self._host}:{self._port} was refused - "
-                                     f"did you specify the right host or port? ({exc.strerror or exc})") from None
+                                     "did you specify the right host or port?") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._https:
             sock = kubeconfig.ssl_context(self.config).wrap_socket(sock, server_hostname=self._host)
@@ -134,9 +163,10 @@ class SyncClient:
         head = [f"{req.method} {self._prefix}{req.path} HTTP/1.1"]
         headers = dict(self._headers)
         headers.update(req.headers)
-        headers["Content-Length"] = str(len(req.body or b""))
+        body = req.body if req.body is None or isinstance(req.body, bytes) else _dumps(req.body)
+        headers["Content-Length"] = str(len(body or b""))
         head.extend(f"{k}: {v}" for k, v in headers.items())
-        wire = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (req.body or b"")
+        wire = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b"")
         for attempt in (0, 1):
             fresh = self._sock is None
             if fresh:
@@ -167,7 +197,7 @@ class SyncClient:
             raise ServiceUnavailable(f"reading the response from {self._host}:{self._port}: {exc}") from None
         if resp.will_close:
             self.close()
-        return _rest.decode(resp.status, resp.headers.get("content-type", ""), body, req)
+        return _rest.decode(resp.status, resp.headers.get("content-type", ""), body, req, _loads)
 
     def stream(self, req: Request) -> Iterator[WatchEvent]:
         """Send a watch request and yield its events until the server ends the stream."""
@@ -175,18 +205,18 @@ class SyncClient:
         if resp.status >= 300:
             body = resp.read()
             self.close()
-            raise _rest.error_for(resp.status, body, req)
+            raise _rest.error_for(resp.status, body, req, _loads)
         buf = b""
         try:
             for chunk in resp.chunks():
                 buf += chunk
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
-                    event = _rest.watch_event(line)
+                    event = _rest.watch_event(line, _loads)
                     if event is not None:
                         yield event
             if buf.strip():
-                event = _rest.watch_event(buf)
+                event = _rest.watch_event(buf, _loads)
                 if event is not None:
                     yield event
         except (OSError, ValueError) as exc:

@@ -5,5 +5,5 @@ import pytest
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/integration/" in str(item.fspath):
+        if "tests/integration/" in str(item.path):
             item.add_marker(pytest.mark.integration)

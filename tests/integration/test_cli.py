@@ -61,8 +61,9 @@ def test_apply_three_way_and_get_outputs(kl: Run, client: SyncClient, tmp_path: 
     labels = client.get(PODS, "hello", "default")["metadata"]["labels"]
     assert labels == {"tier": "web", "owner": "ops"}, "three-way merge: dropped label removed, foreign kept"
 
-    rc, out, _ = kl("get", "pods")
+    rc, out, err = kl("get", "pods")
     lines = out.splitlines()
+    assert lines, (rc, out, err)
     assert rc == 0 and lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert lines[1].split()[:4] == ["hello", "0/1", "Pending", "0"]
     assert lines[0].index("READY") == len("hello") + 3, "tabwriter padding 3"

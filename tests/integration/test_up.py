@@ -70,18 +70,20 @@ def env() -> dict[str, str]:
 class Up:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.ports = [free_port() for _ in range(3)]
+        self.ports = [free_port() for _ in range(6)]
+        self.node = f"kubelite-up-{os.getpid()}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log: Any = None
 
-    def start(self) -> None:
-        etcd, peer, api = self.ports
+    def start(self, *extra: str) -> None:
+        etcd, peer, api, sched, cm, kubelet = self.ports
         if self.log is not None:
             self.log.close()
         self.log = open(self.data_dir.parent / "up.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kubelite", "up", "--data-dir", str(self.data_dir), "--etcd-port", str(etcd),
-             "--etcd-peer-port", str(peer), "--apiserver-port", str(api)],
+             "--etcd-peer-port", str(peer), "--apiserver-port", str(api), "--scheduler-port", str(sched),
+             "--controller-manager-port", str(cm), "--kubelet-port", str(kubelet), "--node-name", self.node, *extra],
             env=env(), stdout=self.log, stderr=self.log, start_new_session=True)
         wait_for(lambda: self.api_ok(), 60, "the apiserver of kubelite up")
 
@@ -133,35 +135,52 @@ def pod_names(u: Up) -> list[str]:
         return [p["metadata"]["name"] for p in c.list("pods", "default")["items"]]
 
 
-def test_up_recovers_from_kill_9_and_stops_cleanly(up: Up) -> None:
+MARKER = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept}\ndata: {a: b}\n"
+
+
+def components_of(up: Up) -> set[str]:
+    expected = {"etcd", "apiserver", "up"}
+    for name, package in (("scheduler", "scheduler"), ("controller-manager", "controllers"), ("kubelet", "kubelet")):
+        if (ROOT / package / "__main__.py").exists():
+            expected.add(name)
+    return expected
+
+
+def test_up_recovers_from_kill_9_and_stops_cleanly(up: Up, tmp_path: Path) -> None:
     up.start()
     assert (up.data_dir / "kubeconfig").stat().st_mode & 0o777 == 0o600
     r = up.kubelite("apply", "-f", str(ROOT / "manifests" / "pod.yaml"))
     assert r.returncode == 0 and r.stdout.strip() == "pod/hello created", r.stderr
-    started = up.pids()
-    assert {"etcd", "apiserver", "up"} <= set(started)
-    for name, pid in sorted(started.items()):
-        if name == "up":
+    (tmp_path / "cm.yaml").write_text(MARKER)
+    assert up.kubelite("apply", "-f", str(tmp_path / "cm.yaml")).returncode == 0
+    expected = components_of(up)
+    started = wait_for(lambda: (lambda p: p if set(p) >= expected else None)(up.pids()), 30, "every component")
+    for name in ("etcd", "apiserver", "scheduler", "controller-manager", "kubelet"):
+        pid = started.get(name)
+        if pid is None:
             continue
         os.kill(pid, signal.SIGKILL)
         new = wait_for(lambda: (p := up.pids().get(name)) and p != pid and alive(p) and p, 30, f"{name} restarted")
         assert new != pid
         assert wait_for(lambda: "hello" in pod_names(up), 60, f"the pod after killing {name}")
-    r = up.kubelite("get", "pods")
-    assert r.returncode == 0 and r.stdout.split("\n")[1].startswith("hello "), r.stdout + r.stderr
+    r = up.kubelite("get", "pods,cm")
+    assert r.returncode == 0 and "pod/hello " in r.stdout and "configmap/kept " in r.stdout, r.stdout + r.stderr
+    r = up.kubelite("delete", "pod", "hello", "--grace-period=1", "--timeout=90s")
+    assert r.returncode == 0 and r.stdout == 'pod "hello" deleted\n', r.stderr
     running = up.pids()
     assert up.stop() == 0
     for name, pid in running.items():
         assert not alive(pid), f"{name} (pid {pid}) still running after up stopped"
     assert not any((up.data_dir / "run").glob("*.pid"))
     # same data dir again: every object is still there
-    up.start()
-    assert pod_names(up) == ["hello"]
+    up.start("--no-kubelet")
+    with up.client() as c:
+        assert c.get("configmaps", "kept", "default")["data"] == {"a": "b"}
     assert up.stop() == 0
 
 
 def test_children_die_with_up_and_down_cleans(up: Up) -> None:
-    up.start()
+    up.start("--no-kubelet")
     children = {n: p for n, p in up.pids().items() if n != "up"}
     assert up.proc is not None
     up.proc.kill()                       # up is gone without a chance to clean up
@@ -175,8 +194,8 @@ def test_children_die_with_up_and_down_cleans(up: Up) -> None:
 
 
 def test_refuses_a_second_up_on_the_same_data_dir(up: Up) -> None:
-    up.start()
-    etcd, peer, api = (free_port() for _ in range(3))
+    up.start("--no-kubelet")
+    etcd, peer, api = (free_port() for _ in range(3))  # other ports: the refusal comes first
     r = subprocess.run([sys.executable, "-m", "kubelite", "up", "--data-dir", str(up.data_dir), "--etcd-port",
                         str(etcd), "--etcd-peer-port", str(peer), "--apiserver-port", str(api)],
                        env=env(), capture_output=True, text=True, timeout=60)

@@ -17,7 +17,7 @@ def promtool_check(text: str | bytes) -> tuple[int, str]:
     return p.returncode, (p.stdout + p.stderr).decode(errors="replace")
 
 
-def samples(text: str, name: str, **labels: str) -> list[float]:
+def samples(text: str, name: str, /, **labels: str) -> list[float]:
     """Values of every sample called ``name`` whose labels include ``labels``."""
     out = []
     for fam in text_string_to_metric_families(text):
@@ -27,7 +27,7 @@ def samples(text: str, name: str, **labels: str) -> list[float]:
     return out
 
 
-def value(text: str, name: str, **labels: str) -> float | None:
+def value(text: str, name: str, /, **labels: str) -> float | None:
     """The sum of the matching samples, or None if there is none."""
     found = samples(text, name, **labels)
     return sum(found) if found else None

@@ -168,3 +168,11 @@ def test_update_moves_changed_fields_and_drops_removed_ones():
 def json_copy(obj):
     import json
     return json.loads(json.dumps(obj))
+
+
+def test_port_items_match_with_defaulted_protocol():
+    from kubelite.api.schema import for_kind as kind_schema
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "image": "x", "ports": [{"containerPort": 80}]}]}}
+    paths = field_set(pod, kind_schema("v1", "Pod"))
+    assert ("f:spec", "f:containers", 'k:{"name":"c"}', "f:ports", 'k:{"containerPort":80,"protocol":"TCP"}', ".") in paths

@@ -24,9 +24,9 @@ from typing import Any, Callable, Protocol, Sequence
 
 from kubelet.runtime.images import oci
 from kubelet.runtime.images.context import BuildContext, add_archive, is_archive
-from kubelet.runtime.images.dockerfile import Instruction, expand, key_values, parse, words
+from kubelet.runtime.images.dockerfile import Instruction, expand, healthcheck, key_values, parse, words
 from kubelet.runtime.images.errors import BuildError, ImageError
-from kubelet.runtime.images.layers import add_dir_entry, add_path, find_in_layers, write_layer
+from kubelet.runtime.images.layers import add_dir_entry, add_path, find_in_layers, merged_tree, write_layer
 from kubelet.runtime.images.store import ImageStore, StoredImage
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,11 @@ class _State:
     created: str = ""
     cmd_from_base: bool = False
     args: dict[str, str] = field(default_factory=dict)
+    name: str = ""
+
+    def copy(self) -> "_State":
+        return _State(json.loads(json.dumps(self.config)), [dict(x) for x in self.layers], list(self.diff_ids),
+                      [dict(h) for h in self.history], self.key, self.created, self.cmd_from_base, {})
 
 
 def _now() -> str:
@@ -128,6 +133,7 @@ class Builder:
         instructions = parse(self.dockerfile.read_text())
         global_args: dict[str, str] = {}
         st: _State | None = None
+        self.stages: dict[str, _State] = {}
         result = BuildResult(image=None)  # type: ignore[arg-type]
         total = len(instructions)
         with self.store.ingesting():
@@ -139,6 +145,10 @@ class Builder:
                         global_args[k] = self.build_args.get(k, v)
                     continue
                 if ins.cmd == "FROM":
+                    if st is not None:       # multi-stage: keep the finished stage for COPY --from / FROM
+                        self.stages[str(len(self.stages))] = st
+                        if st.name:
+                            self.stages[st.name] = st
                     st = self._from(ins, global_args)
                     self.log(f" ---> {st.key[7:19] if st.key.startswith('sha256:') else st.key}")
                     continue
@@ -157,10 +167,16 @@ class Builder:
         return result
 
     def _from(self, ins: Instruction, global_args: dict[str, str]) -> _State:
-        ref = expand(words(ins.raw)[0], global_args)
-        if len(words(ins.raw)) not in (1, 3):
+        parts = words(ins.raw)
+        ref = expand(parts[0], global_args)
+        if len(parts) not in (1, 3) or (len(parts) == 3 and parts[1].upper() != "AS"):
             raise BuildError(f"Dockerfile line {ins.line}: FROM takes an image [AS name]")
-        st = _State(args={})
+        name = parts[2].lower() if len(parts) == 3 else ""
+        if ref.lower() in self.stages and ref.lower() not in [str(i) for i in range(len(self.stages))]:
+            st = self.stages[ref.lower()].copy()
+            st.name = name
+            return st
+        st = _State(args={}, name=name)
         if ref == "scratch":
             st.config = {"Env": [DEFAULT_PATH]}
             st.created = "1970-01-01T00:00:00Z"
@@ -228,7 +244,7 @@ class Builder:
                 return self._layer_step(st, nop, "", lambda tf: self._parents(tf, st, wd, include_self=True))
         elif ins.cmd in ("CMD", "ENTRYPOINT"):
             value = list(ins.json_args) if ins.json_args is not None else (
-                ["/bin/sh", "-c", ins.raw] if ins.raw else None)
+                [*(cfg.get("Shell") or ["/bin/sh", "-c"]), ins.raw] if ins.raw else None)
             cfg["Cmd" if ins.cmd == "CMD" else "Entrypoint"] = value
             if ins.cmd == "ENTRYPOINT" and st.cmd_from_base:
                 cfg["Cmd"] = None
@@ -242,6 +258,15 @@ class Builder:
             for v in (ins.json_args or raw.split()):
                 vols[v] = {}
             cfg["Volumes"] = vols
+        elif ins.cmd == "SHELL":
+            if ins.json_args is None or not ins.json_args:
+                raise BuildError(f"Dockerfile line {ins.line}: SHELL requires the JSON form: SHELL [\"executable\", ...]")
+            cfg["Shell"] = list(ins.json_args)
+            nop = f"/bin/sh -c #(nop)  SHELL {json.dumps(cfg['Shell'])}"
+        elif ins.cmd == "HEALTHCHECK":
+            cfg["Healthcheck"] = healthcheck(ins)
+        elif ins.cmd == "ONBUILD":
+            cfg["OnBuild"] = [*(cfg.get("OnBuild") or []), ins.raw]
         else:
             raise BuildError(f"Dockerfile line {ins.line}: {ins.cmd} is not supported by kubelite build")
         return self._layer_step(st, nop, json.dumps(st.args, sort_keys=True), make=lambda: None)
@@ -309,13 +334,13 @@ class Builder:
         return uid, gid
 
     def _copy(self, st: _State, ins: Instruction, env: dict[str, str]) -> bool:
-        if "from" in ins.flags:
-            raise BuildError(f"Dockerfile line {ins.line}: COPY --from is not supported by kubelite build yet")
         args = list(ins.json_args) if ins.json_args is not None else words(ins.raw)
         args = [expand(a, env) for a in args]
         if len(args) < 2:
             raise BuildError(f"Dockerfile line {ins.line}: {ins.cmd} needs a source and a destination")
         *srcs, dest = args
+        if "from" in ins.flags:
+            return self._copy_from(st, ins, srcs, dest)
         workdir = st.config.get("WorkingDir") or "/"
         dest_abs = os.path.normpath(os.path.join(workdir, dest))
         dest_is_dir = dest.endswith("/") or len(srcs) > 1
@@ -345,13 +370,50 @@ class Builder:
                     add_path(tf, src, target, chown=chown)
         return self._layer_step(st, created_by, ins.flags.get("chown", ""), fill)
 
+    def _copy_from(self, st: _State, ins: Instruction, srcs: list[str], dest: str) -> bool:
+        """COPY --from=<stage|image>: sources are paths in that stage's (or image's) file system."""
+        where = ins.flags["from"]
+        if where.lower() in self.stages:
+            src_st = self.stages[where.lower()]
+            layers, src_key = self._layer_paths(src_st), src_st.key
+        else:
+            img = self.store.get(where) or (self.pull(where) if self.pull is not None else None)
+            if img is None:
+                raise BuildError(f"Dockerfile line {ins.line}: COPY --from={where}: no such stage or image")
+            layers, src_key = [layer.path for layer in img.layers], img.id
+        found: list[tuple[str, Path]] = []
+        for src in srcs:
+            path = os.path.normpath("/" + src)
+            real = find_in_layers(layers, path) if path != "/" else (layers[-1] if layers else None)
+            if real is None:
+                raise BuildError(f"Dockerfile line {ins.line}: COPY --from={where}: {src} not found")
+            found.append((path, real))
+        dest_abs = os.path.normpath(os.path.join(st.config.get("WorkingDir") or "/", dest))
+        lower_dest = find_in_layers(self._layer_paths(st), dest_abs)
+        dest_is_dir = dest.endswith("/") or len(srcs) > 1 or (lower_dest is not None and lower_dest.is_dir())
+        chown = self._chown(st, ins.flags.get("chown"))
+        digest = hashlib.sha256(json.dumps([src_key, srcs]).encode()).hexdigest()
+        created_by = f"/bin/sh -c #(nop) COPY --from={where} {'multi' if len(srcs) > 1 else 'file'}:{digest} in {dest_abs} "
+
+        def fill(tf: tarfile.TarFile) -> None:
+            self._parents(tf, st, dest_abs, include_self=dest_is_dir or any(r.is_dir() for _, r in found))
+            for path, real in found:
+                if real.is_dir() and not real.is_symlink():
+                    for rel, item in merged_tree(layers, path):
+                        add_path(tf, item, f"{dest_abs}/{rel}", chown=chown, recursive=False)
+                else:
+                    target = f"{dest_abs}/{os.path.basename(path)}" if dest_is_dir else dest_abs
+                    add_path(tf, real, target, chown=chown)
+        return self._layer_step(st, created_by, ins.flags.get("chown", ""), fill)
+
     # ------------------------------------------------------------------------------------------ RUN
     def _run(self, st: _State, ins: Instruction) -> bool:
-        argv = list(ins.json_args) if ins.json_args is not None else ["/bin/sh", "-c", ins.raw]
+        shell = list(st.config.get("Shell") or ["/bin/sh", "-c"])
+        argv = list(ins.json_args) if ins.json_args is not None else [*shell, ins.raw]
         used_args = {k: v for k, v in st.args.items() if k not in _env_map(st.config.get("Env") or [])}
         prefix = f"|{len(used_args)} " + " ".join(f"{k}={v}" for k, v in sorted(used_args.items())) + " " \
             if used_args else ""
-        created_by = prefix + (" ".join(argv) if ins.json_args is not None else f"/bin/sh -c {ins.raw}")
+        created_by = prefix + " ".join(argv)
 
         def make() -> tuple[dict[str, Any], str] | None:
             if self.runner is None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from kubelet.runtime.images.dockerfile import ignored, parse_ignore
 from kubelet.runtime.images.errors import BuildError
+from kubelet.runtime.images.unpack import resolve_in_root
 
 
 class BuildContext:
@@ -32,12 +33,16 @@ class BuildContext:
             matches = sorted(self.context.glob(pat.lstrip("/"))) if any(c in pat for c in "*?[") else \
                 [self.context / pat.lstrip("/")]
             matches = [m for m in matches if not self.ignored(m)]
-            if not matches or not all(m.exists() or m.is_symlink() for m in matches):
+            if not matches:
                 raise BuildError(f"Dockerfile line {line}: COPY failed: {pat!r} not found in the build context")
             for m in matches:
-                real = Path(os.path.normpath(m))
-                if real != self.context and self.context not in real.parents:
+                rel = os.path.normpath(os.path.relpath(m, self.context))
+                if rel == ".." or rel.startswith("../"):
                     raise BuildError(f"Dockerfile line {line}: {pat!r} is outside the build context")
+                # symlinks on the way (and a symlinked source) resolve inside the context, never out of it
+                real = resolve_in_root(self.context, rel.split("/")) if rel != "." else self.context
+                if not (real.exists() or real.is_symlink()):
+                    raise BuildError(f"Dockerfile line {line}: COPY failed: {pat!r} not found in the build context")
                 out.append(real)
         return out
 

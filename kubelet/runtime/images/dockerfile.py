@@ -12,7 +12,7 @@ import json
 import re
 import shlex
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 from kubelet.runtime.images.errors import BuildError
 
@@ -129,6 +129,45 @@ def key_values(text: str, line: int, cmd: str) -> list[tuple[str, str]]:
         if not sep and cmd != "ARG":
             raise BuildError(f"Dockerfile line {line}: {cmd} expects key=value, got {p!r}")
         out.append((k, v))
+    return out
+
+
+_DURATION = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
+
+
+def healthcheck(ins: Instruction) -> dict[str, Any]:
+    """HEALTHCHECK NONE | [--interval=30s --timeout=… --start-period=… --retries=N] CMD …, as Docker stores it."""
+    text = ins.raw.strip()
+    if text.upper() == "NONE":
+        return {"Test": ["NONE"]}
+    out: dict[str, Any] = {}
+    while text.startswith("--"):
+        flag, _, text = text.partition(" ")
+        name, _, value = flag[2:].partition("=")
+        text = text.strip()
+        key = {"interval": "Interval", "timeout": "Timeout", "start-period": "StartPeriod",
+               "start-interval": "StartInterval", "retries": "Retries"}.get(name)
+        if key is None:
+            raise BuildError(f"Dockerfile line {ins.line}: unknown HEALTHCHECK flag --{name}")
+        if key == "Retries":
+            out[key] = int(value)
+            continue
+        total, num = 0, ""
+        for unit_part in re.findall(r"([0-9.]+)(ns|us|ms|s|m|h)", value):
+            total += int(float(unit_part[0]) * _DURATION[unit_part[1]])
+            num += "".join(unit_part)
+        if not total or num != value:
+            raise BuildError(f"Dockerfile line {ins.line}: HEALTHCHECK --{name}: bad duration {value!r}")
+        out[key] = total
+    word, _, rest = text.partition(" ")
+    if word.upper() != "CMD" or not rest.strip():
+        raise BuildError(f"Dockerfile line {ins.line}: HEALTHCHECK needs NONE or CMD <command>")
+    rest = rest.strip()
+    try:
+        exec_form = json.loads(rest) if rest.startswith("[") else None
+    except ValueError:
+        exec_form = None
+    out["Test"] = ["CMD", *exec_form] if isinstance(exec_form, list) else ["CMD-SHELL", rest]
     return out
 
 

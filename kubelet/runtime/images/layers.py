@@ -88,7 +88,7 @@ def _info(name: str, st: os.stat_result, *, mtime: int | None, chown: tuple[int,
 def add_path(tf: tarfile.TarFile, src: Path, arcname: str, *, mtime: int | None = None,
              chown: tuple[int, int] | None = None, overlay: bool = False,
              exclude: Callable[[Path], bool] | None = None,
-             hardlinks: dict[tuple[int, int], str] | None = None) -> None:
+             hardlinks: dict[tuple[int, int], str] | None = None, recursive: bool = True) -> None:
     """Add ``src`` (file, symlink, dir recursively, sorted) as ``arcname``.
 
     With ``overlay``, a 0/0 char device becomes ``.wh.<name>`` and an opaque dir gets ``.wh..wh..opq``.
@@ -123,7 +123,7 @@ def add_path(tf: tarfile.TarFile, src: Path, arcname: str, *, mtime: int | None 
                            chown=(0, 0))
                 wh.type, wh.mode = tarfile.REGTYPE, 0o644
                 tf.addfile(wh)
-        for child in sorted(os.listdir(src)):
+        for child in (sorted(os.listdir(src)) if recursive else ()):
             cpath = src / child
             if exclude is not None and exclude(cpath):
                 continue
@@ -241,3 +241,24 @@ def find_in_layers(layers: list[Path], rel: str) -> Path | None:
         else:
             return cur
     return None
+
+
+def merged_tree(layers: list[Path], rel: str) -> list[tuple[str, Path]]:
+    """Everything visible under ``rel`` in the union of ``layers`` (lowest first): (path relative to
+    ``rel``, the file in its topmost layer), parents before children. Whiteouts and opaque dirs apply."""
+    rel = rel.strip("/")
+    candidates: set[str] = set()
+    for layer in layers:
+        base = layer / rel if rel else layer
+        if not base.is_dir() or base.is_symlink():
+            continue
+        for dirpath, dirnames, filenames in os.walk(base):
+            sub = os.path.relpath(dirpath, base)
+            for name in dirnames + filenames:
+                candidates.add(name if sub == "." else f"{sub}/{name}")
+    out = []
+    for cand in sorted(candidates):
+        found = find_in_layers(layers, f"{rel}/{cand}" if rel else cand)
+        if found is not None:
+            out.append((cand, found))
+    return out

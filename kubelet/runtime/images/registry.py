@@ -13,8 +13,10 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -48,14 +50,17 @@ class RegistryConfig:
 
     @classmethod
     def load(cls, root: Path, **overrides: Any) -> "RegistryConfig":
-        """The store's ``registries.json`` (``{"offline": true, "insecureRegistries": [...]}``) + overrides."""
+        """The store's ``registries.json`` (``{"offline": true, "insecureRegistries": [...]}``) + overrides.
+
+        ``KUBELITE_OFFLINE=1`` in the environment also means offline (what test harnesses set).
+        """
         try:
             raw = json.loads((Path(root) / "registries.json").read_text())
         except FileNotFoundError:
             raw = {}
         except ValueError as exc:
             raise ImageError(f"{root}/registries.json is not valid JSON: {exc}") from None
-        values: dict[str, Any] = {"offline": bool(raw.get("offline", False)),
+        values: dict[str, Any] = {"offline": bool(raw.get("offline", False)) or os.environ.get("KUBELITE_OFFLINE") == "1",
                                   "insecure_registries": tuple(raw.get("insecureRegistries", ())),
                                   "concurrency": int(raw.get("concurrency", 3))}
         for k, v in overrides.items():
@@ -228,6 +233,18 @@ class RegistryClient:
             return
         store.blobs.tmp.mkdir(parents=True, exist_ok=True)
         partial = store.blobs.tmp / (digest[7:] + ".partial")
+        # one download per blob at a time, across processes (the kubelet and a `kubelite image pull`)
+        lock_fd = os.open(store.blobs.tmp / (digest[7:] + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            await asyncio.to_thread(fcntl.flock, lock_fd, fcntl.LOCK_EX)
+            if store.blobs.has(digest):
+                self._emit(digest, "Already exists", size, size)
+                return
+            await self._fetch_locked(store, ref, digest, size, partial)
+        finally:
+            os.close(lock_fd)   # the lock file stays (unlinking it would let a third process in); prune clears tmp/
+
+    async def _fetch_locked(self, store: ImageStore, ref: Reference, digest: str, size: int, partial: Path) -> None:
         last: Exception | None = None
         for _ in range(self.config.retries):
             resumed = partial.exists() and partial.stat().st_size > 0

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from kubelet import cri
-from kubelet.runtime.images.auth import Credentials, from_auth_config, from_pull_secret, lookup
+from kubelet.runtime.images.auth import Credentials, from_auth_config, from_pull_secret, load_docker_config, lookup
 from kubelet.runtime.images.base import BASE_LATEST, BASE_TAG, ensure_base_images
 from kubelet.runtime.images.errors import ImageError, ImageNotFound, InvalidReference
 from kubelet.runtime.images.reference import parse
@@ -70,8 +70,15 @@ class ImageService:
     """``kubelet.cri.ImageService`` on an :class:`ImageStore`."""
 
     def __init__(self, store: ImageStore, registry: RegistryConfig | None = None) -> None:
+        """``registry`` defaults to the store's ``registries.json`` plus the node's ~/.docker/config.json."""
         self.store = store
-        self.registry = registry or RegistryConfig()
+        if registry is None:
+            try:
+                registry = RegistryConfig.load(store.root, credentials=load_docker_config())
+            except ImageError as exc:
+                logger.warning("registry settings ignored: %s", exc)
+                registry = RegistryConfig()
+        self.registry = registry
         self._pulls: dict[str, asyncio.Future[str]] = {}
 
     async def pull_image(self, ref: str, auth: cri.AuthConfig | None = None) -> str:
@@ -121,7 +128,8 @@ class ImageService:
         return [to_cri_image(i) for i in await asyncio.to_thread(self.store.list)]
 
     async def remove_image(self, ref: str) -> None:
-        """Remove the image and all its names (CRI RemoveImage); a missing image is not an error."""
+        """Remove the image and all its names (CRI RemoveImage) and free the content nothing else uses
+        (layers still mounted by containers stay); a missing image is not an error."""
         def rm() -> None:
             img = self.store.get(ref)
             if img is None:
@@ -129,7 +137,8 @@ class ImageService:
             try:
                 self.store.remove(img.id, force=True)
             except ImageNotFound:
-                pass
+                return
+            self.store.prune(dangling_images=False)
         await asyncio.to_thread(rm)
 
     async def image_fs_info(self) -> cri.FilesystemUsage:
@@ -167,4 +176,4 @@ def open_service(root: Path | str, registry: RegistryConfig | None = None) -> Im
     """An ImageService on the store at ``root`` with the base image in place."""
     store = ImageStore(root)
     ensure_base_images(store)
-    return ImageService(store, registry or RegistryConfig.load(store.root))
+    return ImageService(store, registry)

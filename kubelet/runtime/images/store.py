@@ -391,13 +391,60 @@ class ImageStore:
                     if digest not in blobs:
                         report.bytes_freed += self.blobs.remove(digest)
                         report.blobs += 1
+                busy = self.layers_in_use()
                 for d in self.layers_dir.iterdir():
+                    if d.name in busy:
+                        logger.info("layer %s is still mounted by a container: kept", d.name[:12])
+                        continue
                     if ("sha256:" + d.name) not in diff_ids:
                         report.bytes_freed += _tree_bytes(d)
                         shutil.rmtree(d, ignore_errors=True)
                         report.layers += 1
                 shutil.rmtree(self.blobs.tmp, ignore_errors=True)
+                self._prune_build_cache()
         return report
+
+    def _prune_build_cache(self) -> None:
+        """Forget build-cache steps whose layer blob is gone (under the index lock)."""
+        path = self.root / "build-cache.json"
+        try:
+            cache = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        kept = {k: v for k, v in cache.items() if v.get("layer") is None or self.blobs.has(v["layer"]["digest"])}
+        if len(kept) != len(cache):
+            self._atomic_write(path, json.dumps(kept).encode())
+
+    def layers_in_use(self) -> set[str]:
+        """Names of layer dirs that some overlay mount (in any mount namespace) uses as a lowerdir.
+
+        Containers mount their rootfs in their own mount namespaces, so every namespace's
+        ``mountinfo`` is read (once per namespace); prune must not pull a layer from under them.
+        """
+        prefix = str(self.layers_dir) + "/"
+        seen_ns: set[str] = set()
+        busy: set[str] = set()
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                ns = os.readlink(f"/proc/{entry.name}/ns/mnt")
+                if ns in seen_ns:
+                    continue
+                seen_ns.add(ns)
+                with open(f"/proc/{entry.name}/mountinfo") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                if " - overlay " not in line or prefix not in line:
+                    continue
+                for opt in line.rsplit(" ", 1)[-1].split(","):
+                    if opt.startswith("lowerdir="):
+                        for lower in opt[len("lowerdir="):].split(":"):
+                            if lower.startswith(prefix):
+                                busy.add(lower[len(prefix):].split("/", 1)[0])
+        return busy
 
     def usage(self) -> tuple[int, int]:
         """(bytes used on disk, inodes used) by the whole store, hard links counted once."""

@@ -42,10 +42,12 @@ def oom_kills(path: str) -> int:
         return 0
 
 
-def destroy(path: str, timeout: float = 5.0) -> None:
-    """SIGKILL what is left, rmdir ``path`` everywhere (runc/crun also use the hierarchies the Manager does
-    not drive, e.g. ``systemd`` and ``blkio``: those go too). Idempotent."""
+def destroy(path: str, timeout: float = 5.0, everywhere: bool = False) -> None:
+    """SIGKILL what is left, rmdir ``path``; ``everywhere``: also in the hierarchies the Manager does not
+    drive (runc/crun use e.g. ``systemd`` too). Idempotent."""
     manager().destroy(_rel(path), kill=True, timeout=timeout)
+    if not everywhere:
+        return
     deadline = time.monotonic() + timeout
     for h in sorted(os.listdir(ROOT)):
         d = f"{ROOT}/{h}/{_rel(path)}"

@@ -83,8 +83,11 @@ def secure_join(root: str, path: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ stage 1
-def stage1(spec: dict[str, Any], sync: socket.socket, procs_files: list[str]) -> None:
-    """First child: cgroup, namespaces, fork PID 1. Reports ``{"pid": n}`` or ``{"error": ...}``; exits."""
+def stage1(spec: dict[str, Any], sync: socket.socket, procs_files: list[str], direct: bool = False) -> None:
+    """First child: cgroup, namespaces, fork PID 1. Reports ``{"pid": n}`` or ``{"error": ...}``; exits.
+
+    ``direct``: the shim already entered the PID namespace for its children (no user namespace), so
+    this process is the container's init: no second fork, it goes on with ``stage2`` itself."""
     try:
         pid = os.getpid()
         for f in procs_files:
@@ -106,7 +109,7 @@ def stage1(spec: dict[str, Any], sync: socket.socket, procs_files: list[str]) ->
             os.setresuid(0, 0, 0)
         new = 0
         for kind, path in nss.items():
-            if kind == "user":
+            if kind == "user" or (direct and kind == "pid"):
                 continue
             if path:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -116,6 +119,8 @@ def stage1(spec: dict[str, Any], sync: socket.socket, procs_files: list[str]) ->
                 new |= linux.NAMESPACE_FLAGS[kind]
         if new:
             linux.unshare(new)
+        if direct:
+            stage2(spec, sync)
         child = os.fork()
         if child == 0:
             stage2(spec, sync)
@@ -157,6 +162,8 @@ def _idmapped_rootfs(spec: dict[str, Any], userns_path: str) -> None:
 def _mount_entry(rootfs: str, m: dict[str, Any]) -> None:
     dest = secure_join(rootfs, m["destination"])
     mtype = m.get("type") or ""
+    if mtype == "cgroup":
+        return  # (runc's default spec has one) containers here do not see cgroupfs
     flags, prop, data = parse_options(list(m.get("options", [])))
     src = m.get("source") or mtype
     is_bind = bool(flags & MS_BIND) or mtype == "bind"
@@ -254,6 +261,7 @@ def stage2(spec: dict[str, Any], sync: socket.socket) -> None:
                 linux.mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
         if "uts" in nss and not nss["uts"] and spec.get("hostname"):
             linux.sethostname(spec["hostname"])
+        _lookup_executable(spec["process"])
         send(sync, {"ready": True})
         start_fd = spec["_start_fd"]
         if os.read(start_fd, 1) != b"s":
@@ -272,10 +280,33 @@ RLIMITS = {name: getattr(resource, name.replace("RLIMIT_", "RLIMIT_")) for name 
            if name.startswith("RLIMIT_")}
 
 
+def _lookup_executable(proc: dict[str, Any]) -> None:
+    """Fail at create, as runc does, when the command cannot be found in the container's PATH."""
+    arg0 = proc["args"][0]
+    if "/" in arg0:
+        path = arg0 if arg0.startswith("/") else os.path.join(proc.get("cwd") or "/", arg0)
+        if os.access(path, os.X_OK):
+            return
+        raise OSError(2, f'exec: "{arg0}": no such file or executable')
+    env = dict(e.split("=", 1) for e in proc.get("env", []) if "=" in e)
+    for d in env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
+        if d and os.access(os.path.join(d, arg0), os.X_OK):
+            return
+    raise OSError(2, f'exec: "{arg0}": executable file not found in $PATH')
+
+
 def set_oom_score_adj(proc: dict[str, Any]) -> None:
     """Inherited by children; set while still host root (lowering it needs CAP_SYS_RESOURCE)."""
     if proc.get("oomScoreAdj") is not None:
         linux.write_file("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]))
+
+
+def _permitted_now() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapPrm:"):
+                return int(line.split()[1], 16)
+    return 0
 
 
 def apply_process(proc: dict[str, Any]) -> None:
@@ -293,9 +324,11 @@ def apply_process(proc: dict[str, Any]) -> None:
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     if caps is not None:
-        linux.capset(linux.cap_mask(caps.get("effective", [])) if uid == 0 or caps.get("ambient") else 0,
-                     linux.cap_mask(caps.get("permitted", [])) if uid == 0 or caps.get("ambient") else 0,
-                     linux.cap_mask(caps.get("inheritable", [])))
+        have = _permitted_now()  # a privileged container gets all the caps we have, not more (some VMs hold back a few)
+        root = uid == 0 or bool(caps.get("ambient"))
+        linux.capset(linux.cap_mask(caps.get("effective", [])) & have if root else 0,
+                     linux.cap_mask(caps.get("permitted", [])) & have if root else 0,
+                     linux.cap_mask(caps.get("inheritable", [])) & have)
     if proc.get("noNewPrivileges"):
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     os.chdir(proc.get("cwd") or "/")

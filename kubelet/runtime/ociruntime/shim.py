@@ -16,6 +16,7 @@ import os
 import selectors
 import signal
 import socket
+import subprocess
 import time
 from typing import Any, BinaryIO
 
@@ -34,7 +35,6 @@ def external_root(root: str, handler: str) -> str:
 
 def _external_kill(handler: str, root: str, cid: str, sig: int) -> None:
     """Signal the container itself, not the ``runc run`` that waits for it (SIGKILL would orphan it)."""
-    import subprocess
     p = subprocess.run([handler, "--root", external_root(root, handler), "kill", cid, str(sig)],
                        capture_output=True, text=True, timeout=10)
     if p.returncode != 0 and "not running" not in p.stderr and "does not exist" not in p.stderr:
@@ -43,7 +43,6 @@ def _external_kill(handler: str, root: str, cid: str, sig: int) -> None:
 
 def _external_wait_running(handler: str, root: str, cid: str, pidfd: int) -> str:
     """After exec of ``<handler> run``: wait until it reports the container running ("" or an error)."""
-    import subprocess
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         p = subprocess.run([handler, "--root", external_root(root, handler), "state", cid],
@@ -135,19 +134,17 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
     cdir = state.container_dir(root, cid)
     procs: list[str] = []
     cg = ""
-    pid = 0
+    pid = first = 0
     try:
         os.makedirs(cdir)
         with open(os.path.join(bundle, "config.json"), "rb") as f:
             spec = json.load(f)
         spec["_bundle"] = os.path.abspath(bundle)
         lx = spec.get("linux", {})
-        cg = lx.get("cgroupsPath", "")
-        if cg:
-            procs = cgroupfs.create(cg, lx.get("resources") or {})
-            if spec.get("annotations", {}).get(HANDLER_ANNOTATION, "kubelite") != "kubelite":
-                procs = []  # runc/crun put the container in it; runc itself stays out
-        start_r, start_w = os.pipe()
+        cg_path = lx.get("cgroupsPath", "")
+        fifo = os.path.join(cdir, state.START_FIFO)  # `start` writes one byte; the init blocks reading it
+        os.mkfifo(fifo, 0o600)
+        start_r = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)  # RDWR: reads block until a byte comes
         spec["_start_fd"] = start_r
         sync_parent, sync_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         if stdio:
@@ -157,6 +154,16 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             in_fd, out_fd, err_fd = os.open("/dev/null", os.O_RDONLY), out_w, err_w
+        handler = spec.get("annotations", {}).get(HANDLER_ANNOTATION, "kubelite")
+        nss = {n["type"]: n.get("path") for n in lx.get("namespaces", [])}
+        direct = handler == "kubelite" and "user" not in nss and "pid" in nss
+        if direct:  # our next child is the container's init: one fork fewer (the shim forks nothing else)
+            if nss["pid"]:
+                fd = os.open(nss["pid"], os.O_RDONLY | os.O_CLOEXEC)
+                linux.setns(fd, linux.CLONE_NEWPID)
+                os.close(fd)
+            else:
+                linux.unshare(linux.CLONE_NEWPID)
         first = os.fork()
         if first == 0:
             sync_parent.close()
@@ -165,15 +172,21 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
             os.dup2(err_fd, 2)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-            handler = spec.get("annotations", {}).get(HANDLER_ANNOTATION, "kubelite")
             if handler == "kubelite":
-                init.stage1(spec, sync_child, procs)
+                init.stage1(spec, sync_child, [], direct)
             _external(handler, root, cid, spec, sync_child)
         sync_child.close()
         os.close(start_r)
         for fd in (in_fd, out_fd, err_fd):
             os.close(fd)
+        if cg_path:  # while the child sets up its namespaces and mounts (the other core): the cgroup
+            cg = cg_path
+            procs = cgroupfs.create(cg, lx.get("resources") or {})
+            if handler != "kubelite":
+                procs = []  # runc/crun put the container in it; runc itself stays out
         ready = False
+        if direct:
+            pid = first
         while not (ready and pid):  # stage1's {"pid"} and stage2's {"ready"} race: wait for both
             msg = init.recv(sync_parent)
             if "map" in msg:
@@ -185,8 +198,10 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
                 raise RuntimeError(msg["error"])
             elif msg.get("ready"):
                 ready = True
-        if pid != first:  # stage1 exits once it has forked the init; runc/crun's child is the process
+        if not direct and pid != first:  # stage1 exits once it has forked the init; runc/crun's is the process
             os.waitpid(first, 0)
+        for f in procs:  # into its cgroup before it may exec
+            linux.write_file(f, str(pid))
         pidfd = os.pidfd_open(pid)
         st = {"id": cid, "pid": pid, "bundle": spec["_bundle"], "created": time.time_ns(),
               "starttime": state.proc_starttime(pid), "cgroup": cg, "shim": os.getpid(),
@@ -198,6 +213,11 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
         ctl.bind(os.path.join(cdir, "shim.sock"))
         ctl.listen(16)
     except BaseException as e:
+        if first:
+            try:
+                os.kill(first, signal.SIGKILL)
+            except OSError:
+                pass
         if pid:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -216,11 +236,10 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
             os._exit(1)
     reply.send(json.dumps({"pid": pid}).encode())
     reply.close()
-    _serve(cdir, cid, pid, pidfd, ctl, sync_parent, start_w, out_r, err_r, log_path, events, st)
+    _serve(cdir, cid, pid, pidfd, ctl, sync_parent, out_r, err_r, log_path, events, st)
 
 
-def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: socket.socket, start_w: int,
-           out_r: int, err_r: int, log_path: str, events: str, st: dict[str, Any]) -> None:
+def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: socket.socket, out_r: int, err_r: int, log_path: str, events: str, st: dict[str, Any]) -> None:
     sel = selectors.DefaultSelector()
     logf = open(log_path, "ab", buffering=0) if log_path else None
     logs = {}
@@ -231,8 +250,8 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
             sel.register(fd, selectors.EVENT_READ, "log")
     sel.register(ctl, selectors.EVENT_READ, "ctl")
     sel.register(pidfd, selectors.EVENT_READ, "exit")
+    sel.register(sync, selectors.EVENT_READ, "sync")
     waiters: list[socket.socket] = []
-    started = False
     exec_error = ""
     exited: int | None = None
     while exited is None:
@@ -245,30 +264,9 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
                 cmd = conn.recv(256).decode().split()
                 if not cmd:
                     conn.close()
-                elif cmd[0] == "start":
-                    if started:
-                        conn.sendall(b'{"error": "container already started"}')
-                        conn.close()
-                        continue
-                    started = True
-                    os.write(start_w, b"s")
-                    os.close(start_w)
-                    try:
-                        msg = init.recv(sync)
-                        exec_error = msg.get("error", "")
-                    except EOFError:
-                        pass  # the sync socket closed on exec: it runs
-                    if not exec_error and st["handler"] != "kubelite":
-                        exec_error = _external_wait_running(st["handler"], st["root"], cid, pidfd)
-                    st["started"] = time.time_ns()
-                    if exec_error:
-                        st["exec_error"] = exec_error
-                    state.write_json(os.path.join(cdir, "state.json"), st)
-                    conn.sendall(json.dumps({"error": exec_error} if exec_error else {"ok": True}).encode())
-                    conn.close()
                 elif cmd[0] == "kill":
                     try:
-                        if st.get("handler", "kubelite") != "kubelite" and started:
+                        if st["handler"] != "kubelite" and state.started_at(cdir, st):
                             _external_kill(st["handler"], st["root"], cid, int(cmd[1]))
                         else:
                             signal.pidfd_send_signal(pidfd, int(cmd[1]))
@@ -280,6 +278,18 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
                     waiters.append(conn)
                 else:
                     conn.close()
+            elif what == "sync":  # after start: EOF = the init exec'd; a message = exec failed
+                sel.unregister(sync)
+                try:
+                    exec_error = init.recv(sync).get("error", "")
+                except (EOFError, OSError):
+                    pass
+                if exec_error:
+                    st["exec_error"] = exec_error
+                elif st["handler"] != "kubelite":
+                    st["exec_error"] = _external_wait_running(st["handler"], st["root"], cid, pidfd)
+                st["started"] = state.started_at(cdir, st) or time.time_ns()
+                state.write_json(os.path.join(cdir, "state.json"), st)
             elif what == "exit":
                 _, status = os.waitpid(pid, 0)
                 exited = os.waitstatus_to_exitcode(status)
@@ -294,12 +304,14 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
     code = exited if exited >= 0 else 128 - exited
     oom = bool(st.get("cgroup")) and cgroupfs.oom_kills(st["cgroup"]) > st.get("oom_base", 0)
     reason = "OOMKilled" if oom and code == 137 else ("Completed" if code == 0 else "Error")
-    if not started:
+    if not state.started_at(cdir, st):
         reason = "Error"
     if st.get("exec_error"):
         reason = "StartError"
     ex = {"exit_code": code, "reason": reason, "finished": time.time_ns(), "message": st.get("exec_error", "")}
-    state.write_json(os.path.join(cdir, "exit.json"), ex, sync=True)
+    # atomic (tmp + rename) but not fsynced: it must survive our crash, not the kernel's, and a kernel
+    # crash ends the container anyway (fsync on a busy disk costs 10+ ms per container)
+    state.write_json(os.path.join(cdir, "exit.json"), ex)
     try:
         os.unlink(os.path.join(cdir, "shim.sock"))
     except FileNotFoundError:

@@ -13,6 +13,21 @@ import shutil
 from typing import Any
 
 
+START_FIFO = "start.fifo"
+STARTED = "started"  # written by `start` just before it releases the init
+
+
+def started_at(cdir: str, st: dict[str, Any]) -> int:
+    """When ``start`` ran (0 if it has not)."""
+    if st.get("started"):
+        return int(st["started"])
+    try:
+        with open(os.path.join(cdir, STARTED)) as f:
+            return int(f.read() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
 def container_dir(root: str, cid: str) -> str:
     if not cid or "/" in cid or cid.startswith("."):
         raise ValueError(f"invalid container id {cid!r}")
@@ -76,7 +91,10 @@ def status(root: str, cid: str) -> dict[str, Any] | None:
         s = "stopped"  # the shim died with it: nothing recorded, the kernel says it is gone
         ex = {"exit_code": 255, "reason": "Unknown", "finished": 0, "message": "shim lost"}
     else:
-        s = "running" if "started" in st else "created"
+        started = started_at(d, st)
+        if started:
+            st["started"] = started
+        s = "running" if started else "created"
     out = {"ociVersion": "1.0.2", "id": cid, "status": s, "pid": st["pid"] if s != "stopped" else 0,
            "bundle": st["bundle"], "annotations": {}, "_state": st}
     if ex is not None:

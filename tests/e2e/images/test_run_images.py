@@ -68,3 +68,36 @@ async def test_built_image_deletion_is_gone_in_a_container(env: Env, store: Imag
     assert (code, out) == (0, ["second"])
     again = build(store, ctx, ["deleted:1"], runner=OciRunStep(state_root=env.root / "build-oci"))
     assert again.cached == again.cacheable and again.image.id == img.id
+
+
+async def test_prune_keeps_layers_a_running_container_uses(env: Env, store: ImageStore, irt: Runtime) -> None:
+    import asyncio
+    import time as time_
+    from kubelet import cri
+    ensure_base_images(store)
+    ctx = env.root / "ctx"
+    ctx.mkdir()
+    (ctx / "f").write_text("still here\n")
+    (ctx / "Dockerfile").write_text("FROM busybox:1.35\nCOPY f /f\n")
+    img = build(store, ctx, ["inuse:1"])
+    top = img.image.layers[-1].path
+    pod = env.pod("inuse")
+    sid = await irt.run_pod_sandbox(pod)
+    cfg = cri.ContainerConfig(metadata=cri.ContainerMetadata(name="c"), image="inuse:1", log_path="c/0.log",
+                              command=("sh", "-c", "while ! test -e /tmp/go; do sleep 0.05; done; cat /f"))
+    cid = await irt.create_container(sid, cfg, pod)
+    await irt.start_container(cid)
+    store.remove("inuse:1")
+    report = store.prune()
+    assert top.is_dir() and report.layers == 0 and store.get(img.image.id) is None   # image gone, layer kept
+    res = await irt.exec_sync(cid, ["touch", "/tmp/go"], timeout=10)
+    assert res.exit_code == 0
+    deadline = time_.monotonic() + 10
+    while (st := await irt.container_status(cid)).state != cri.ContainerState.EXITED:
+        assert time_.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    assert st.exit_code == 0
+    await irt.remove_pod_sandbox(sid)
+    await irt.remove_container(cid)
+    store.prune()
+    assert not top.exists()                                     # unused now: collected

@@ -1,5 +1,5 @@
 """Pod IPs: an httpGet probe reaches the pod on its IP; two kubelets on one host are two nodes whose pods
-reach each other by IP. Needs the runtime to give sandboxes a network (node-infra's NodeNetwork)."""
+reach each other by IP."""
 
 from __future__ import annotations
 
@@ -10,15 +10,7 @@ import pytest
 from tests.e2e.kubelet.conftest import Env, conditions, container, pod_manifest
 
 
-def _runtime_has_pod_network() -> bool:
-    from kubelet.runtime import sandbox
-    return sandbox._network_module() is not None or "network" in __import__("inspect").signature(
-        __import__("kubelet.runtime.service", fromlist=["Runtime"]).Runtime).parameters
-
-
-pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(not _runtime_has_pod_network(),
-                                 reason="the runtime does not set up pod networks yet (sandboxes get no IP)")]
+pytestmark = pytest.mark.e2e
 
 
 def _cidr() -> str:

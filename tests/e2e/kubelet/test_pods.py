@@ -245,3 +245,40 @@ async def test_init_containers_in_order_emptydir_and_termination_message(kenv: E
     term = s["containerStatuses"][0]["state"]["terminated"]
     assert term["message"] == "done-2"
     assert (await _logs(kenv, node, "init", "")) == "first\nsecond\n"
+
+
+async def test_image_pull_errors_backoff_and_never(kenv: Env) -> None:
+    from tests.support.cluster import free_port
+    node = kenv.node()
+    await kenv.ready(node)
+    image = f"127.0.0.1:{free_port()}/missing:1"          # nothing listens there: the pull fails
+    await kenv.client.create("pods", pod_manifest("nopull", node.name, {"name": "c", "image": image}), "default")
+    await kenv.client.create("pods", pod_manifest("never", node.name, {"name": "c", "image": "absent:9",
+                                                                        "imagePullPolicy": "Never"}), "default")
+    def reason(s: dict) -> str:
+        return ((s.get("containerStatuses") or [{}])[0].get("state") or {}).get("waiting", {}).get("reason", "")
+
+    s = await kenv.wait_status("nopull", lambda s: reason(s) == "ImagePullBackOff", 30, "ImagePullBackOff")
+    assert image in s["containerStatuses"][0]["state"]["waiting"]["message"]
+    s = await kenv.wait_status("never", lambda s: reason(s) == "ErrImageNeverPull", 30, "ErrImageNeverPull")
+    assert "not present with pull policy of Never" in s["containerStatuses"][0]["state"]["waiting"]["message"]
+    assert s["phase"] == "Pending"
+
+
+async def test_host_network_pod_http_and_tcp_probes(kenv: Env) -> None:
+    from tests.support.cluster import free_port
+    node = kenv.node()
+    await kenv.ready(node)
+    port = free_port()
+    c = container("c", f"echo ok > /tmp/healthz; httpd -p 127.0.0.1:{port} -h /tmp; exec sleep 1000",
+                  readinessProbe={"httpGet": {"path": "/healthz", "port": port}, "periodSeconds": 1},
+                  livenessProbe={"tcpSocket": {"port": port}, "periodSeconds": 1, "failureThreshold": 3})
+    await kenv.client.create("pods", pod_manifest("hostnet", node.name, c, hostNetwork=True), "default")
+    s = await kenv.wait_status("hostnet", lambda s: conditions(s).get("Ready") == "True", 30, "Ready by httpGet")
+    assert s["podIP"] == s["hostIP"]
+    # the server goes away: readiness drops, liveness (tcp) restarts the container
+    await _exec(kenv, node, "hostnet", ["rm", "/tmp/healthz"])
+    await kenv.wait_status("hostnet", lambda s: conditions(s).get("Ready") == "False", 15, "not Ready")
+    await _exec(kenv, node, "hostnet", ["killall", "httpd"])
+    s = await kenv.wait_status("hostnet", lambda s: s["containerStatuses"][0]["restartCount"] == 1 and
+                               conditions(s).get("Ready") == "True", 30, "restarted by liveness, Ready again")

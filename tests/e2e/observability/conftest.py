@@ -96,7 +96,11 @@ class Cluster:
             try:
                 return wait_for(check, timeout, f"pod {ns}/{name} {what}")
             except AssertionError as exc:
-                raise AssertionError(f"{exc}\nkubelet log:\n{self.log('kubelet')}") from None
+                try:
+                    status = c.get("pods", name, ns).get("status")
+                except ApiError as err:
+                    status = err
+                raise AssertionError(f"{exc}\nstatus: {status}\nkubelet log:\n{self.log('kubelet')}") from None
 
     def wait_running(self, name: str, timeout: float = 60, ns: str = "default") -> dict[str, Any]:
         def running(p: dict[str, Any]) -> bool:
@@ -152,17 +156,21 @@ def _remove_cgroups(rel: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def obs_image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def obs_image_root() -> Iterator[Path]:
+    """The node's image store; world-traversable like /var/lib/kubelite (user-namespaced pods read it)."""
     from kubelet.runtime.images import ImageStore, ensure_base_images
-    root = tmp_path_factory.mktemp("obs-images")
+    root = Path(tempfile.mkdtemp(prefix="kobimg", dir="/tmp"))
+    root.chmod(0o755)
     ensure_base_images(ImageStore(root))
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def cluster(obs_image_root: Path) -> Iterator[Cluster]:
     tag = f"{os.getpid() % 100000}{uuid.uuid4().hex[:4]}"
     data = Path(tempfile.mkdtemp(prefix=f"kob{tag}", dir="/tmp"))
+    data.chmod(0o755)                       # as /var/lib/kubelite: user-namespaced containers traverse it
     node = f"obs{tag}"
     cgroup_root = f"kubelite-obs{tag}"
     ports = {k: free_port() for k in ("etcd", "peer", "api", "sched", "cm")}
@@ -171,7 +179,7 @@ def cluster(obs_image_root: Path) -> Iterator[Cluster]:
             "--scheduler-port", str(ports["sched"]), "--controller-manager-port", str(ports["cm"]),
             "--node-name", node, "--kubelet-arg=--port=0", f"--kubelet-arg=--root-dir={data}/kubelet/{node}",
             f"--kubelet-arg=--image-root={obs_image_root}", f"--kubelet-arg=--cgroup-root={cgroup_root}/{node}",
-            "--kubelet-arg=--crash-loop-base=1", "--controller-manager-arg=--node-monitor-grace-period=20"]
+            "--kubelet-arg=--crash-loop-base=1", "--kubelet-arg=-v", "--controller-manager-arg=--node-monitor-grace-period=20"]
     log = open(data / "up.log", "wb")
     proc = subprocess.Popen(argv, stdout=log, stderr=log, env=dict(os.environ, PYTHONPATH=str(REPO)), cwd=str(REPO),
                             start_new_session=True)

@@ -19,6 +19,7 @@ from typing import AsyncIterator, Iterator
 import pytest
 
 from kubelet import cri
+from kubelet.runtime import network
 from kubelet.runtime.service import Runtime
 
 REPO = Path(__file__).resolve().parents[3]
@@ -108,13 +109,22 @@ class Env:
         return cri.ContainerConfig(metadata=cri.ContainerMetadata(name=name), image=self.image, command=cmd,
                                    log_path=f"{name}/0.log", **kw)
 
+    @property
+    def pod_cidr(self) -> str:
+        """A node subnet of its own for this test process (other helpers' nodes use low indexes)."""
+        return network.node_subnet(network.DEFAULT_CLUSTER_CIDR, 150 + os.getpid() % 100)
+
+    def network(self) -> network.NodeNetwork:
+        return network.NodeNetwork(self.pod_cidr, network.DEFAULT_CLUSTER_CIDR, self.root / "state" / "ipam")
+
     def runtime(self) -> Runtime:
-        return Runtime(str(self.root / "state"), cgroup_root=self.cg_root)
+        return Runtime(str(self.root / "state"), cgroup_root=self.cg_root, network=self.network())
 
     def cli(self, *args: str, check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, PYTHONPATH=str(REPO))
         p = subprocess.run([sys.executable, "-m", "kubelite", "runtime", "--root", str(self.root / "state"),
-                            "--cgroup-root", self.cg_root, "--log-root", str(self.logs), *args], capture_output=True, text=True, env=env,
+                            "--cgroup-root", self.cg_root, "--log-root", str(self.logs),
+                            "--pod-cidr", self.pod_cidr, *args], capture_output=True, text=True, env=env,
                            timeout=60, **kw)  # type: ignore[call-overload]
         if check and p.returncode != 0:
             raise AssertionError(f"kubelite runtime {' '.join(args)} -> {p.returncode}: {p.stderr}")
@@ -133,6 +143,8 @@ def env(busybox_rootfs: Path) -> Iterator[Env]:
     try:
         yield e
     finally:
+        if (root / "state" / "ipam").exists():
+            e.network().remove()  # the node's gateway address off the shared bridge (which stays)
         deadline = time.monotonic() + 5
         while True:
             left_mounts = {m for m in _mounts() - mounts if str(root) in m}

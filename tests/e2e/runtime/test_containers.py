@@ -31,9 +31,9 @@ def log_lines(path: str) -> list[str]:
         return [line.rstrip("\n").split(" ", 3)[3] for line in f]
 
 
-async def run_to_end(rt: Runtime, env: Env, pod: cri.PodSandboxConfig, sid: str, *cmd: str,
+async def run_to_end(rt: Runtime, env: Env, pod: cri.PodSandboxConfig, sid: str, *cmd: str, name: str = "c",
                      **kw: object) -> tuple[cri.ContainerStatus, list[str]]:
-    cid = await rt.create_container(sid, env.container("c", *cmd, **kw), pod)
+    cid = await rt.create_container(sid, env.container(name, *cmd, **kw), pod)
     await rt.start_container(cid)
     st = await wait_exited(rt, cid)
     return st, log_lines(st.log_path)
@@ -102,11 +102,18 @@ async def test_failed_create_leaves_nothing(env: Env, rt: Runtime) -> None:
         await rt.create_container(sid, env.container("c", "true", mounts=(cri.Mount("/x", "/nonexistent-kubelite"),)), pod)
     assert await rt.list_containers() == []
     assert os.listdir(rt.oci_root) == []
-    with pytest.raises(cri.CreateContainerError):
-        cid = await rt.create_container(sid, env.container("c", "/no/such/binary"), pod)
-        await rt.start_container(cid)
-    st = await wait_exited(rt, (await rt.list_containers())[0].id)
-    assert st.exit_code == 127 and st.reason == "StartError" and "/no/such/binary" in st.message
+    with pytest.raises(cri.CreateContainerError, match="no such file"):
+        await rt.create_container(sid, env.container("c", "/no/such/binary"), pod)
+    with pytest.raises(cri.CreateContainerError, match="executable file not found in .PATH"):
+        await rt.create_container(sid, env.container("c", "nosuchcommand"), pod)
+    assert await rt.list_containers() == [] and os.listdir(rt.oci_root) == []
+    junk = env.root / "junk"
+    junk.write_bytes(b"\x00not a program")
+    junk.chmod(0o755)
+    cid = await rt.create_container(sid, env.container("c", "/junk", mounts=(cri.Mount("/junk", str(junk)),)), pod)
+    await rt.start_container(cid)  # found and executable, but exec fails: the exit record says why
+    st = await wait_exited(rt, cid)
+    assert (st.exit_code, st.reason) == (126, "StartError") and "/junk" in st.message
 
 
 @pytest.mark.parametrize("handler", ["runc", "crun"])

@@ -132,3 +132,31 @@ async def test_host_users_false_root_cannot_read_root_only_host_file(env: Env, r
     assert lines[-1] == "denied"
     upper_new = [p for p in (env.root / "state" / "snapshots").glob("*/fs/new")]
     assert upper_new and upper_new[0].stat().st_uid == int(lines[1].split()[1])  # host side: unprivileged uid
+
+
+async def test_pods_reach_each_other_and_the_host_reaches_a_pod_by_ip(env: Env, rt: Runtime) -> None:
+    server = env.pod("server")
+    sid = await rt.run_pod_sandbox(server)
+    ip = (await rt.pod_sandbox_status(sid)).ip
+    assert ip and ip.startswith(env.pod_cidr.rsplit(".", 1)[0])
+    srv = await rt.create_container(sid, env.container("s", "nc", "-ll", "-p", "8080", "-e", "echo", "pong"), server)
+    await rt.start_container(srv)
+    with open(os.path.join(rt.root, "sandboxes", sid, "hosts")) as f:
+        hosts = f.read()
+    assert f"{ip}\tserver" in hosts
+    # the host, by IP (retry until the listener is up)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            r, w = await asyncio.open_connection(ip, 8080)
+            break
+        except OSError:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+    assert await r.readline() == b"pong\n"
+    w.close()
+    client = env.pod("client")
+    cid_sb = await rt.run_pod_sandbox(client)
+    st, lines = await run_to_end(rt, env, client, cid_sb, "sh", "-c",
+                                 f"echo | nc {ip} 8080; ip -4 route | grep -v 'scope link' | grep -c . || true")
+    assert lines == ["pong", "0"]  # and no default route: nothing leaves for the outside

@@ -31,6 +31,7 @@ def test_cli_round_trip(tmp_path: Path, registry: Registry) -> None:
     ls = kl(root, "ls").stdout.splitlines()
     assert ls[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
     assert {tuple(line.split()[:2]) for line in ls[1:]} == {("busybox", "1.35"), ("busybox", "latest")}
+    assert [line.split()[:2] for line in kl(root, "ls", "busybox:1.35").stdout.splitlines()[1:]] == [["busybox", "1.35"]]
 
     ctx = tmp_path / "ctx"
     ctx.mkdir()

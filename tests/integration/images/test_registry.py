@@ -103,7 +103,7 @@ async def test_corrupted_blob_in_registry_refused(tmp_path: Path, registry: Regi
     finally:
         data_file.write_bytes(good)
     assert store.list() == [] and not store.blobs.has("sha256:" + layer)
-    assert not any(p.name.startswith(layer) for p in store.blobs.tmp.iterdir())
+    assert not (store.blobs.tmp / f"{layer}.partial").exists()
 
 
 async def test_resume_from_partial_download(tmp_path: Path, registry: Registry, pushed: dict[str, str]) -> None:
@@ -166,3 +166,27 @@ async def test_chunked_push_and_cross_repo_mount(tmp_path: Path, registry: Regis
         assert (layer, "Mounted") in events
         pulled = await c.pull(ImageStore(tmp_path / "back"), f"{registry.host}/chunked/b:1")
     assert pulled.manifest_digest == base.manifest_digest
+
+
+def test_two_processes_pulling_at_once_share_the_downloads(tmp_path: Path, registry: Registry,
+                                                           pushed: dict[str, str]) -> None:
+    import os
+    import subprocess
+    import sys
+    root = tmp_path / "shared"
+    script = ("import asyncio, sys; from kubelet.runtime.images.registry import RegistryClient, RegistryConfig; "
+              "from kubelet.runtime.images.store import ImageStore\n"
+              "async def main():\n"
+              "    async with RegistryClient(RegistryConfig(offline=True)) as c:\n"
+              "        print((await c.pull(ImageStore(sys.argv[1]), sys.argv[2])).id)\n"
+              "asyncio.run(main())")
+    repo = Path(__file__).resolve().parents[3]
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(root), f"{registry.host}/mini/oci:1.0"],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(repo)})
+             for _ in range(3)]
+    ids = {p.communicate(timeout=120)[0].strip() for p in procs}
+    assert [p.returncode for p in procs] == [0, 0, 0] and len(ids) == 1
+    store = ImageStore(root)
+    img = store.resolve(f"{registry.host}/mini/oci:1.0")
+    assert all(store.blobs.has(layer.digest) for layer in img.layers)
+    assert not list(store.blobs.tmp.glob("*.partial"))

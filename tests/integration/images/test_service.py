@@ -44,6 +44,9 @@ async def test_pull_status_list_remove(tmp_path: Path, remote: str) -> None:
     await svc.remove_image(image_id)
     await svc.remove_image(image_id)   # idempotent
     assert await svc.list_images() == []
+    after = await svc.image_fs_info()
+    assert after.used_bytes < fs.used_bytes - 1_000_000        # the content went too (image GC frees disk)
+    assert list(svc.store.layers_dir.iterdir()) == []
 
 
 async def test_policies_and_typed_errors(tmp_path: Path, registry: Registry, remote: str) -> None:
@@ -67,3 +70,12 @@ async def test_base_image_needs_no_network(tmp_path: Path) -> None:
     status = await svc.image_status("busybox:1.35")
     assert status is not None and status.id == image_id and BASE_TAG in status.repo_tags
     assert (await open_service(tmp_path / "s2").image_status("busybox")) is not None
+
+
+async def test_offline_setting_from_the_store(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "s")
+    (store.root / "registries.json").write_text('{"offline": true}')
+    svc = ImageService(store)            # as the kubelet builds it: settings come from the store
+    assert svc.registry.offline
+    with pytest.raises(cri.ImagePullError, match="offline mode"):
+        await svc.pull_image("registry.k8s.io/pause:3.9")

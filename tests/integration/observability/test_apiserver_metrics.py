@@ -62,3 +62,38 @@ async def test_watch_counts(apiserver_url: str) -> None:
             first.cancel()
             await asyncio.gather(first, return_exceptions=True)
             await events.aclose()
+
+
+async def test_object_metrics(apiserver_url: str) -> None:
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r1"},
+          "spec": {"replicas": 3, "selector": {"matchLabels": {"a": "b"}},
+                   "template": {"metadata": {"labels": {"a": "b"}},
+                                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1"},
+           "spec": {"containers": [{"name": "c", "image": "busybox",
+                                    "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}}]}}
+    async with Api(apiserver_url) as api:
+        r = await api.post("/apis/apps/v1/namespaces/default/replicasets", rs)
+        assert r.status == 201, r.body
+        body = r.body
+        body["status"] = {"replicas": 3, "readyReplicas": 2, "availableReplicas": 2}
+        assert (await api.put("/apis/apps/v1/namespaces/default/replicasets/r1/status", body)).status == 200
+        assert (await api.post("/api/v1/namespaces/default/pods", pod)).status == 201
+
+        async def page() -> str:
+            async with aiohttp.ClientSession() as s, s.get(f"{apiserver_url}/metrics/objects") as resp:
+                return await resp.text()
+        deadline = asyncio.get_running_loop().time() + 10
+        while value(text := await page(), "kube_replicaset_status_ready_replicas", replicaset="r1") != 2:
+            assert asyncio.get_running_loop().time() < deadline, text
+            await asyncio.sleep(0.05)
+        while value(text := await page(), "kube_pod_status_phase", pod="p1", phase="Pending") != 1:
+            assert asyncio.get_running_loop().time() < deadline, text
+            await asyncio.sleep(0.05)
+    rc, out = promtool_check(text)
+    assert rc == 0, out
+    assert value(text, "kube_replicaset_spec_replicas", namespace="default", replicaset="r1") == 3
+    assert value(text, "kube_pod_status_phase", pod="p1", phase="Running") == 0
+    assert value(text, "kube_pod_container_resource_requests", pod="p1", resource="cpu", unit="core") == 0.25
+    assert value(text, "kube_pod_container_resource_requests", pod="p1", resource="memory") == 64 * 2 ** 20
+    assert value(text, "kube_namespace_status_phase", namespace="default", phase="Active") == 1

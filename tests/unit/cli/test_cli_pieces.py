@@ -97,7 +97,7 @@ def test_merge_patch_fallback_and_last_applied() -> None:
     assert merge_three_way(modified, modified, {**current, "metadata": {"labels": {"a": "1", "c": "3"}},
                                                 "spec": {"x": 2}}) == {}
     text = last_applied({"kind": "Pod", "metadata": {"name": "p", "annotations": {common.LAST_APPLIED: "old"}}})
-    assert text == '{"kind":"Pod","metadata":{"name":"p"}}\n'
+    assert text == '{"kind":"Pod","metadata":{"annotations":{},"name":"p"}}\n'
 
 
 def test_yaml_like_go() -> None:

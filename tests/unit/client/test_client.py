@@ -100,7 +100,7 @@ def test_sync_client_same_verbs_and_keepalive() -> None:
 
 def test_sync_client_imports_no_asyncio_aiohttp_or_ssl() -> None:
     code = ("import sys; from kubelite.client import SyncClient; import kubelite.cli.main;"
-            "bad = [m for m in ('asyncio', 'aiohttp', 'ssl', 'http.client', 'yaml') if m in sys.modules];"
+            "bad = [m for m in ('asyncio', 'aiohttp', 'ssl', 'http.client', 'yaml', 'orjson', 'pathlib', 'urllib.parse', 'encodings.idna') if m in sys.modules];"
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

@@ -70,7 +70,7 @@ def test_home_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".kube").mkdir()
     kubeconfig.write(tmp_path / ".kube" / "config", kubeconfig.render("http://127.0.0.1:7443", token="t"))
-    assert kubeconfig.search_paths() == [tmp_path / ".kube" / "config"]
+    assert kubeconfig.search_paths() == [str(tmp_path / ".kube" / "config")]
     cfg = kubeconfig.load()
     assert cfg.server == "http://127.0.0.1:7443" and cfg.token == "t" and cfg.namespace == "default"
     assert (tmp_path / ".kube" / "config").stat().st_mode & 0o777 == 0o600

@@ -10,11 +10,11 @@ from aiohttp import web
 import pytest
 
 from kubelet.runtime.images.auth import from_pull_secret, load_docker_config, parse_challenge
-from kubelet.runtime.images.base import ensure_base_images
 from kubelet.runtime.images.errors import RegistryError
 from kubelet.runtime.images.registry import RegistryClient, RegistryConfig
 from kubelet.runtime.images.service import auth_for_image
 from kubelet.runtime.images.store import ImageStore
+from tests.unit.images.conftest import base_store
 
 
 def _b64(s: str) -> str:
@@ -86,9 +86,8 @@ def _fake_registry(store: ImageStore, mode: str, seen: list[str]) -> web.Applica
 
 
 @pytest.mark.parametrize("mode", ["bearer", "basic"])
-async def test_auth_flows_on_loopback(tmp_path: Path, mode: str) -> None:
-    src = ImageStore(tmp_path / "src")
-    ensure_base_images(src)
+async def test_auth_flows_on_loopback(tmp_path: Path, mode: str, base_template: Path) -> None:
+    src = base_store(base_template, tmp_path / "src")
     seen: list[str] = []
     runner = web.AppRunner(_fake_registry(src, mode, seen))
     await runner.setup()

@@ -151,3 +151,58 @@ def test_build_errors(tmp_path: Path, store: ImageStore, dockerfile: str, files:
     with pytest.raises(BuildError, match=msg):
         build(store, ctx, ["bad:1"])
     assert store.get("bad:1") is None
+
+
+def test_symlinks_in_the_context_never_reach_outside(tmp_path: Path, store: ImageStore) -> None:
+    secret = tmp_path / "host-secret"
+    secret.mkdir()
+    (secret / "passwd").write_text("host data")
+    ctx = _ctx(tmp_path, "FROM busybox:1.35\nCOPY link/passwd /got\n", {})
+    (ctx / "link").symlink_to(secret)
+    with pytest.raises(BuildError, match="not found"):
+        build(store, ctx, ["sym:1"])
+    (ctx / "inside").mkdir()
+    (ctx / "inside/passwd").write_text("context data")
+    (ctx / "link").unlink()
+    (ctx / "link").symlink_to("/inside")        # absolute: taken relative to the context root
+    img = build(store, ctx, ["sym:1"]).image
+    assert (find_in_layers([la.path for la in img.layers], "got") or Path()).read_text() == "context data"
+
+
+def test_multi_stage_copy_from(tmp_path: Path, store: ImageStore) -> None:
+    ctx = _ctx(tmp_path, """FROM busybox:1.35 AS builder
+COPY src/ /work/
+COPY extra /work/sub/extra
+FROM scratch
+COPY --from=builder /work /app
+COPY --from=0 /work/a.txt /single.txt
+COPY --from=busybox:1.35 /bin/busybox /bin/busybox
+CMD ["/bin/busybox", "true"]
+""", {"src/a.txt": "A", "src/sub/b.txt": "B", "extra": "E"})
+    img = build(store, ctx, ["multi:1"]).image
+    layers = [la.path for la in img.layers]
+    assert len(layers) == 3                       # only the final stage's own layers
+    assert (find_in_layers(layers, "app/a.txt") or Path()).read_text() == "A"
+    assert (find_in_layers(layers, "app/sub/b.txt") or Path()).read_text() == "B"
+    assert (find_in_layers(layers, "app/sub/extra") or Path()).read_text() == "E"
+    assert (find_in_layers(layers, "single.txt") or Path()).read_text() == "A"
+    assert os.access(find_in_layers(layers, "bin/busybox") or "", os.X_OK)
+    assert build(store, ctx, ["multi:1"]).image.id == img.id
+
+
+def test_shell_healthcheck_onbuild(tmp_path: Path, store: ImageStore) -> None:
+    ctx = _ctx(tmp_path, """FROM busybox:1.35
+SHELL ["/bin/ash", "-eo", "pipefail", "-c"]
+HEALTHCHECK --interval=5s --timeout=1m30s --retries=3 CMD wget -q -O- http://localhost/ || exit 1
+ONBUILD COPY . /app
+CMD echo shell form
+""", {})
+    cfg = build(store, ctx, ["hc:1"]).image.config["config"]
+    assert cfg["Shell"] == ["/bin/ash", "-eo", "pipefail", "-c"]
+    assert cfg["Cmd"] == ["/bin/ash", "-eo", "pipefail", "-c", "echo shell form"]
+    assert cfg["Healthcheck"] == {"Interval": 5_000_000_000, "Timeout": 90_000_000_000, "Retries": 3,
+                                  "Test": ["CMD-SHELL", "wget -q -O- http://localhost/ || exit 1"]}
+    assert cfg["OnBuild"] == ["COPY . /app"]
+    with pytest.raises(BuildError, match="bad duration"):
+        (ctx / "Dockerfile").write_text("FROM busybox:1.35\nHEALTHCHECK --interval=5x CMD true\n")
+        build(store, ctx, ["hc:2"])

@@ -247,3 +247,60 @@ async def test_max_pods_admission(tmp_path: Path) -> None:
         await wait_for(lambda: h.last_status("p3").get("phase") == "Failed")
         assert h.last_status("p3")["reason"] == "OutOfpods"
         assert len(h.runtime.sandboxes) == 2
+
+
+async def test_status_only_updates_do_not_wake_the_worker(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    async with running(h):
+        pod = make_pod("quiet")
+        h.add(pod)
+        await wait_for(lambda: h.last_status("quiet").get("phase") == "Running")
+        await asyncio.sleep(0.2)
+        before = h.kubelet.workers.syncs
+        for i in range(5):                           # our own status writes coming back through the watch
+            new = dict(pod, status={"phase": "Running", "n": i},
+                       metadata=dict(pod["metadata"], resourceVersion=str(10 + i)))
+            h.kubelet.pod_updated(pod, new)
+        await asyncio.sleep(0.2)
+        assert h.kubelet.workers.syncs - before <= 1  # at most a PLEG/timer sync, not one per update
+        after = h.kubelet.workers.syncs
+        changed = dict(pod, metadata=dict(pod["metadata"], labels={"a": "b"}))
+        h.kubelet.pod_updated(pod, changed)
+        await wait_for(lambda: h.kubelet.workers.syncs > after)
+
+
+async def test_startup_probe_gates_started_ready_and_liveness(tmp_path: Path) -> None:
+    from kubelet.cri import ExecResult
+    h = Harness(tmp_path)
+    h.runtime.exec_results[("started?",)] = ExecResult(1, b"", b"")
+    h.runtime.exec_results[("alive?",)] = ExecResult(1, b"", b"")     # would restart, if it ran
+    fast = {"periodSeconds": 0.05, "failureThreshold": 1000}
+    async with running(h):
+        h.add(make_pod("slow", {"name": "c", "image": "busybox:1.36",
+                                "startupProbe": {"exec": {"command": ["started?"]}, **fast},
+                                "livenessProbe": {"exec": {"command": ["alive?"]}, "periodSeconds": 0.05,
+                                                  "failureThreshold": 1}}))
+        await wait_for(lambda: h.last_status("slow").get("phase") == "Running")
+        await asyncio.sleep(0.3)
+        cs = h.last_status("slow")["containerStatuses"][0]
+        assert cs["started"] is False and cs["ready"] is False
+        assert ("exec_sync", ("alive?",)) not in h.runtime.calls       # liveness waits for startup
+        h.runtime.exec_results[("started?",)] = ExecResult(0, b"", b"")
+        h.runtime.exec_results[("alive?",)] = ExecResult(0, b"", b"")
+        await wait_for(lambda: h.last_status("slow")["containerStatuses"][0]["started"] is True)
+        assert h.last_status("slow")["containerStatuses"][0]["ready"] is True
+        await wait_for(lambda: ("exec_sync", ("alive?",)) in h.runtime.calls)
+        assert len(h.containers("c")) == 1
+
+
+async def test_host_network_pod_uses_node_ip(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    async with running(h):
+        h.add(make_pod("hn", {"name": "c", "image": "busybox:1.36",
+                              "env": [{"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]},
+                       hostNetwork=True))
+        await wait_for(lambda: h.last_status("hn").get("phase") == "Running")
+        assert h.last_status("hn")["podIP"] == "192.168.0.9"
+        assert ("IP", "192.168.0.9") in next(iter(h.runtime.configs.values())).envs
+        assert h.kubelet._running(h.kubelet.pods["uid-hn"], await h.kubelet.rm.runtime_pod("uid-hn"))["c"][1] == \
+            "192.168.0.9"

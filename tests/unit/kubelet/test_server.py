@@ -66,6 +66,16 @@ async def test_logs_exec_stats_metrics(tmp_path: Path) -> None:
                     await ws.send_bytes(b"\xff\x00")
                     rest = [m.data async for m in ws if m.type == aiohttp.WSMsgType.BINARY]
                 assert json.loads(rest[-1][1:])["status"] == "Success"
+                # v4 with a tty: resize frames reach the process; stdout only (stderr merged)
+                async with s.ws_connect(f"{base}/exec/default/web/c?command=cat&stdin=true&stdout=true&tty=true",
+                                        protocols=("v4.channel.k8s.io",)) as ws:
+                    assert ws.protocol == "v4.channel.k8s.io"
+                    await ws.send_bytes(b'\x04{"Width":120,"Height":40}')
+                    await ws.send_bytes(b"\x00x")
+                    assert (await ws.receive()).data == b"\x01x"
+                    await ws.close()
+                await wait_for(lambda: h.runtime.exec_processes[-1].sizes == [(120, 40)])
+                assert h.runtime.exec_processes[-1].stderr is None
                 async with s.get(f"{base}/exec/default/web/c?command=ls",
                                  headers={"Connection": "Upgrade", "Upgrade": "SPDY/3.1"}) as r:
                     assert r.status == 400 and "SPDY" in (await r.json())["message"]

@@ -34,4 +34,5 @@ def test_template_and_node_status():
     old = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}}
     strategy_for(NODES).prepare_for_status_update(node, old)
     assert node["status"]["capacity"] == {"cpu": "2", "memory": "2Gi", "pods": "110"}
+    assert node["status"]["allocatable"] == node["status"]["capacity"]
     assert DEPLOYMENTS.kind == "Deployment"
