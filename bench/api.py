@@ -35,6 +35,13 @@ PODS = "/api/v1/namespaces/default/pods"
 CONC = 64
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process (Linux /proc): a figure other load on the machine does not skew."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -79,13 +86,15 @@ def row(label: str, rate: float | None, lat: list[float]) -> None:
     print(f"  {label:<44} {r}   p50 {ms(pct(lat, 50))} ms   p99 {ms(pct(lat, 99))} ms")
 
 
-async def raw_etcd(url: str, n_seq: int, n_conc: int) -> dict[str, Any]:
+async def raw_etcd(url: str, n_seq: int, n_conc: int, etcd_pid: int) -> dict[str, Any]:
     host, port = url.rsplit("//", 1)[1].split(":")
     value = b"v" * 1024
     out: dict[str, Any] = {}
     async with aetcd.Client(host, int(port), options={"grpc.max_receive_message_length": 64 << 20}) as c:
         out["put_seq"] = await timed(n_seq, 1, lambda i: c.put(f"/bench-raw/s/{i:08d}".encode(), value))
+        e0, c0 = cpu_seconds(etcd_pid), cpu_seconds(os.getpid())
         out["put_conc"] = await timed(n_conc, CONC, lambda i: c.put(f"/bench-raw/c/{i:08d}".encode(), value))
+        out["cpu_put"] = ((cpu_seconds(etcd_pid) - e0) / n_conc, (cpu_seconds(os.getpid()) - c0) / n_conc)
         keys = [f"/bench-raw/c/{i:08d}".encode() for i in range(n_conc)]
         out["get"] = await timed(1000, 1, lambda i: c.get(random.choice(keys)))
 
@@ -95,7 +104,8 @@ async def raw_etcd(url: str, n_seq: int, n_conc: int) -> dict[str, Any]:
     return out
 
 
-async def api_bench(url: str, total_pods: int, n_seq: int, n_conc: int, watchers: int) -> dict[str, Any]:
+async def api_bench(url: str, total_pods: int, n_seq: int, n_conc: int, watchers: int,
+                    pids: tuple[int, int]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     conn = aiohttp.TCPConnector(limit=CONC + watchers + 8)
     async with aiohttp.ClientSession(url, connector=conn, timeout=aiohttp.ClientTimeout(total=600)) as s:
@@ -110,7 +120,9 @@ async def api_bench(url: str, total_pods: int, n_seq: int, n_conc: int, watchers
                 await r.read()
 
         out["create_seq"] = await timed(n_seq, 1, lambda i: create(f"seq-{i:06d}"))
+        a0, e0 = cpu_seconds(pids[0]), cpu_seconds(pids[1])
         out["create_conc"] = await timed(n_conc, CONC, lambda i: create(f"conc-{i:06d}"))
+        out["cpu_create"] = ((cpu_seconds(pids[0]) - a0) / n_conc, (cpu_seconds(pids[1]) - e0) / n_conc)
         have = n_seq + n_conc
         if total_pods > have:
             await timed(total_pods - have, CONC, lambda i: create(f"fill-{i:06d}"))
@@ -192,10 +204,12 @@ async def main() -> None:
     with cluster.etcd_server() as etcd:
         print(f"etcd {cluster.ETCD_BIN} on {etcd.url} (data on /dev/shm, --unsafe-no-fsync); 1 KiB values; "
               f"{CONC} in flight for concurrent runs; {os.cpu_count()} cores shared by all processes")
-        raw = await raw_etcd(etcd.url, a.seq, a.conc)
+        assert etcd.proc is not None
+        raw = await raw_etcd(etcd.url, a.seq, a.conc, etcd.proc.pid)
         with cluster.apiserver(etcd.url, prefix="/bench-registry",
                                extra_args=["--workers", str(a.api_workers)]) as server:
-            api = await api_bench(server.url, a.pods, a.seq, a.conc, a.watchers)
+            assert server.proc is not None
+            api = await api_bench(server.url, a.pods, a.seq, a.conc, a.watchers, (server.proc.pid, etcd.proc.pid))
     print("\nraw etcd (aetcd 1.0.0, same etcd):")
     row("put sequential", *raw["put_seq"])
     row(f"put {CONC} concurrent", *raw["put_conc"])
@@ -211,6 +225,11 @@ async def main() -> None:
     row(f"watch delivery to {a.watchers} watchers ({api['watch_n']} ev)", None, api["watch"][1])
     print(f"\n  machine load average (1 min): {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end "
           f"(other work on these {os.cpu_count()} cores skews every figure)")
+    if a.api_workers == 1:
+        cpu_api, cpu_etcd = api["cpu_create"]
+        print(f"  CPU per op (load-independent): pod create = apiserver {cpu_api * 1e3:.2f} ms + etcd "
+              f"{cpu_etcd * 1e3:.2f} ms; raw put = etcd {raw['cpu_put'][0] * 1e3:.2f} ms + aetcd client "
+              f"{raw['cpu_put'][1] * 1e3:.2f} ms  => one apiserver core sustains ~{1 / cpu_api:.0f} creates/s")
     seq_ratio = api["create_seq"][0] / raw["put_seq"][0]
     conc_ratio = api["create_conc"][0] / raw["put_conc"][0]
     print("\nratios and goals:")

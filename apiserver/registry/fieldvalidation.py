@@ -7,6 +7,7 @@ As kube-apiserver decodes a body: fields not in Kubernetes' schema of the kind a
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -101,6 +102,109 @@ def _scan(value: Any, node: schema.Schema | None, stack: list[str], problems: li
             stack.pop()
 
 
+@functools.cache
+def _definition_names() -> dict[int, str]:
+    return {id(node): name.rsplit(".", 1)[-1] for name, node in schema.definitions().items()}
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", dict: "object", list: "array"}.get(type(value), "value")
+
+
+def _go_type(node: schema.Schema) -> str:
+    name = _definition_names().get(id(node))
+    kinds = schema.types(node) - {"null"}
+    if "integer" in kinds:
+        return str(node.get("format") or "int64")
+    if "number" in kinds:
+        return "float64"
+    if "string" in kinds:
+        return "string"
+    if "boolean" in kinds:
+        return "bool"
+    if "array" in kinds:
+        item = schema.items(node)
+        return "[]" + (_go_type(item) if item is not None else "interface {}")
+    if name:
+        return f"v1.{name}"
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict):
+        resolved = schema.resolve(extra)
+        return "map[string]" + (_go_type(resolved) if resolved is not None else "interface {}")
+    return "struct"
+
+
+_KINDS: dict[int, frozenset[str]] = {}
+_BY_PYTHON_TYPE: dict[type, frozenset[str]] = {
+    bool: frozenset({"boolean"}), int: frozenset({"integer", "number"}), float: frozenset({"number"}),
+    str: frozenset({"string"}), dict: frozenset({"object"}), list: frozenset({"array"}),
+}
+
+
+def _kinds(node: schema.Schema) -> frozenset[str]:
+    """The JSON types a node accepts (empty: anything), memoized."""
+    found = _KINDS.get(id(node))
+    if found is None:
+        flexible = "oneOf" in node or "anyOf" in node
+        found = _KINDS[id(node)] = frozenset() if flexible else frozenset(schema.types(node) - {"null"})
+    return found
+
+
+def _accepts(node: schema.Schema, value: Any) -> bool:
+    kinds = _kinds(node)
+    if not kinds or value is None:
+        return True
+    wanted = _BY_PYTHON_TYPE.get(type(value))
+    if wanted is None or kinds & wanted:
+        return True
+    return isinstance(value, float) and "integer" in kinds and value.is_integer()
+
+
+def type_error(value: Any, node: schema.Schema | None, struct: str = "", path: tuple[str, ...] = ()) -> str | None:
+    """The first value whose JSON type the schema rejects, worded like Go's decoder (None: all fit)."""
+    if node is None:
+        return None
+    if isinstance(value, list):
+        item = schema.items(node)
+        if item is not None:
+            for v in value:
+                if not _accepts(item, v):
+                    return (f"json: cannot unmarshal {_json_type(v)} into Go struct field "
+                            f"{struct}.{'.'.join(path)} of type {_go_type(item)}")
+                if isinstance(v, (dict, list)):
+                    found = type_error(v, item, struct, path)
+                    if found:
+                        return found
+        return None
+    if not isinstance(value, dict):
+        return None
+    free, props, extra = _info(node)
+    if free:
+        return None
+    struct = _definition_names().get(id(node), struct)
+    for key, sub in value.items():
+        if props is not None and key in props:
+            child, sub_path = schema.child(node, key), path + (key,)
+        elif isinstance(extra, dict):
+            child, sub_path = extra, path  # map keys are not part of Go's field path
+        else:
+            continue
+        if child is None:
+            continue
+        if not _accepts(child, sub):
+            return (f"json: cannot unmarshal {_json_type(sub)} into Go struct field "
+                    f"{struct}.{'.'.join(sub_path)} of type {_go_type(child)}")
+        if isinstance(sub, (dict, list)):
+            found = type_error(sub, child, struct, sub_path)
+            if found:
+                return found
+    return None
+
+
 def _strip(value: Any, node: schema.Schema | None) -> Any:
     """A copy of ``value`` without the fields the schema lacks."""
     if isinstance(value, list):
@@ -177,11 +281,16 @@ def check(info: ResourceInfo, obj: dict[str, Any], mode: str | None,
         ``(obj without unknown fields, warnings)``; warnings are the texts for ``Warning: 299`` headers.
 
     Raises:
-        BadRequest: ``Strict`` and an unknown or duplicate field, or an unknown mode.
+        BadRequest: a value of the wrong JSON type (any mode, as Kubernetes' decoder), ``Strict`` and an
+            unknown or duplicate field, or an unknown mode.
     """
     mode = normalize_mode(mode)
     api_version = str(obj.get("apiVersion") or info.api_version)
     kind = str(obj.get("kind") or info.kind)
+    wrong_type = type_error(obj, schema.for_kind(api_version, kind))
+    if wrong_type:  # a decoding error in Kubernetes, whatever fieldValidation says
+        raise BadRequest(f'{kind} in version "{api_version.rpartition("/")[2]}" cannot be handled as a {kind}: '
+                         f"{wrong_type}")
     if mode == "Ignore":
         return unknown_fields(api_version, kind, obj)[0], []
     cleaned, problems = unknown_fields(api_version, kind, obj)

@@ -179,6 +179,32 @@ def _validate_probe(field: str, probe: Any, liveness: bool) -> Causes:
     return causes
 
 
+ENV_SOURCES = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef")
+
+
+def _validate_env_source(field: str, env: Any) -> Causes:
+    """An env var has ``value`` or exactly one ``valueFrom`` source."""
+    if not isinstance(env, dict) or env.get("valueFrom") is None:
+        return []
+    causes: Causes = []
+    if env.get("value"):
+        causes.append(v.invalid_value(f"{field}.valueFrom", "", "may not be specified when `value` is not empty"))
+    source = env["valueFrom"] if isinstance(env["valueFrom"], dict) else {}
+    given = [k for k in ENV_SOURCES if source.get(k) is not None]
+    if not given:
+        causes.append(v.invalid_value(f"{field}.valueFrom", "", "must specify one of: `fieldRef`, `resourceFieldRef`, "
+                                      "`configMapKeyRef` or `secretKeyRef`"))
+    elif len(given) > 1:
+        causes.append(v.invalid_value(f"{field}.valueFrom", "", "may not have more than one field specified at a time"))
+    ref = source.get("fieldRef")
+    if isinstance(ref, dict) and not ref.get("fieldPath"):
+        causes.append(required(f"{field}.valueFrom.fieldRef.fieldPath"))
+    for key in ("configMapKeyRef", "secretKeyRef"):
+        if isinstance(source.get(key), dict) and not source[key].get("key"):
+            causes.append(required(f"{field}.valueFrom.{key}.key"))
+    return causes
+
+
 def _validate_container(field: str, c: Any, volumes: set[str]) -> Causes:
     if not isinstance(c, dict):
         return [v.invalid_value(field, c, "must be an object")]
@@ -211,6 +237,7 @@ def _validate_container(field: str, c: Any, volumes: set[str]) -> Causes:
     causes += [dup | {"field": dup["field"] + ".name"} for dup in v.unique(f"{field}.ports", names)]
     for i, env in enumerate(c.get("env") or []):
         causes += v.env_name(f"{field}.env[{i}].name", env.get("name") if isinstance(env, dict) else None)
+        causes += _validate_env_source(f"{field}.env[{i}]", env)
     causes += _validate_resources(f"{field}.resources", c.get("resources"))
     for i, mount in enumerate(c.get("volumeMounts") or []):
         mf = f"{field}.volumeMounts[{i}]"
@@ -241,6 +268,11 @@ def validate_pod_spec(field: str, spec: Any) -> Causes:
         else:
             causes += v.name_check(f"{field}.volumes[{i}].name", name, v.dns1123_label)
             volumes.append(name)
+        sources = [k for k in vol if k != "name"] if isinstance(vol, dict) else []
+        if len(sources) > 1:
+            causes.append(forbidden_field(f"{field}.volumes[{i}].{sources[1]}", "may not specify more than 1 volume type"))
+        if isinstance(vol, dict) and isinstance(vol.get("hostPath"), dict) and not vol["hostPath"].get("path"):
+            causes.append(required(f"{field}.volumes[{i}].hostPath.path"))
     causes += [c | {"field": c["field"] + ".name"} for c in v.unique(f"{field}.volumes", volumes)]
     containers = spec.get("containers")
     if not containers:

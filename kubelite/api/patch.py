@@ -15,6 +15,8 @@ import copy
 from typing import Any
 
 from kubelite.api.errors import BadRequest, Invalid
+from kubelite.api.managedfields import apply_patch, update_managed_fields
+from kubelite.api.strategicpatch import strategic_merge_patch, three_way_merge_patch
 
 PATCH_TYPES: dict[str, str] = {
     "application/json-patch+json": "json",
@@ -159,12 +161,6 @@ def json_patch(target: Any, operations: Any) -> Any:
             raise BadRequest(f'json patch: unexpected operation "{kind}"')
     return doc
 
-
-from kubelite.api.strategicpatch import (  # noqa: E402  (re-exported: one import site for every patch kind)
-    strategic_merge_patch,
-    three_way_merge_patch,
-)
-from kubelite.api.managedfields import apply_patch, update_managed_fields  # noqa: E402
 
 __all__ = ["PATCH_TYPES", "json_merge_patch", "json_patch", "strategic_merge_patch", "three_way_merge_patch",
            "apply_patch", "update_managed_fields"]

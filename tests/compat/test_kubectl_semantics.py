@@ -236,6 +236,10 @@ def test_defaults_validation_and_strict_fields(kubectl: Run, tmp_path: Path) -> 
                 in proc.stderr), proc.stderr
     kubectl("apply", "--validate=false", "-f", str(tmp_path / "unk.yaml"))
     assert "foo" not in _get(kubectl, "pod", "unk")["spec"]
+    (tmp_path / "typed.yaml").write_text(DEPLOY_V2.replace("replicas: 3", 'replicas: "3"'))
+    proc = kubectl("apply", "--validate=false", "-f", str(tmp_path / "typed.yaml"), check=False)
+    assert proc.returncode == 1 and ("json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas "
+                                     "of type int32") in proc.stderr
 
 
 def test_tables(kubectl: Run, tmp_path: Path) -> None:

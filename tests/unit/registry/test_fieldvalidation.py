@@ -88,3 +88,33 @@ def test_fast():
 def test_warning_header_quoting():
     assert fieldvalidation.warning_header('unknown field "spec.foo"') == '299 - "unknown field \\"spec.foo\\""'
     assert fieldvalidation.warning_header("a\\b\nc") == '299 - "a\\\\b c"'
+
+
+@pytest.mark.parametrize("mode", ["Strict", "Warn", "Ignore"])
+def test_wrong_types_are_decoding_errors_in_every_mode(mode):
+    d = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": "3"}}
+    with pytest.raises(BadRequest) as e:
+        fieldvalidation.check(DEPLOYMENTS, d, mode)
+    assert e.value.message == ('Deployment in version "v1" cannot be handled as a Deployment: json: cannot unmarshal '
+                               'string into Go struct field DeploymentSpec.spec.replicas of type int32')
+    p = pod()
+    p["spec"]["containers"][0]["ports"] = [{"containerPort": "80"}]
+    with pytest.raises(BadRequest, match="Go struct field ContainerPort.spec.containers.ports.containerPort of type int32"):
+        fieldvalidation.check(PODS, p, mode)
+    p = pod()
+    p["spec"]["containers"] = {"name": "c"}
+    with pytest.raises(BadRequest, match=r"cannot unmarshal object into Go struct field PodSpec.spec.containers of type \[\]v1.Container"):
+        fieldvalidation.check(PODS, p, mode)
+    p = pod()
+    p["metadata"]["labels"] = {"a": 1}
+    with pytest.raises(BadRequest, match="cannot unmarshal number into Go struct field ObjectMeta.metadata.labels of type string"):
+        fieldvalidation.check(PODS, p, mode)
+
+
+def test_flexible_types_pass():
+    p = pod()
+    p["spec"]["containers"][0]["resources"] = {"limits": {"cpu": 1, "memory": "1Gi"}}  # Quantity: string or number
+    p["spec"]["containers"][0]["readinessProbe"] = {"httpGet": {"port": "http"}}       # IntOrString
+    p["spec"]["terminationGracePeriodSeconds"] = None
+    p["status"] = {"conditions": [{"type": "Ready", "status": "True", "lastProbeTime": None}]}
+    assert fieldvalidation.check(PODS, p, "Strict") == (p, [])

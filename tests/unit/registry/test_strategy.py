@@ -288,3 +288,25 @@ def test_priority_classes_and_host_network_ports():
     from kubelite.api.errors import Forbidden
     with pytest.raises(Forbidden, match="no PriorityClass with name gold was found"):
         created(PODS, pod(priorityClassName="gold"))
+
+
+def test_env_sources_and_volume_types():
+    obj, causes = created(PODS, pod(
+        containers=[{"name": "c", "image": "x", "env": [
+            {"name": "A", "value": "1", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "B", "valueFrom": {}},
+            {"name": "C", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}, "secretKeyRef": {"key": "k"}}},
+            {"name": "D", "valueFrom": {"configMapKeyRef": {"name": "cm"}}},
+            {"name": "E", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}],
+        volumes=[{"name": "v", "emptyDir": {}, "hostPath": {"path": "/x"}}, {"name": "w", "hostPath": {}}]))
+    by_field = {}
+    for c in causes:
+        by_field.setdefault(c["field"], []).append(c["message"])
+    assert by_field["spec.containers[0].env[0].valueFrom"] == ['Invalid value: "": may not be specified when `value` is not empty']
+    assert "must specify one of" in by_field["spec.containers[0].env[1].valueFrom"][0]
+    assert "more than one field" in by_field["spec.containers[0].env[2].valueFrom"][0]
+    assert by_field["spec.containers[0].env[3].valueFrom.configMapKeyRef.key"] == ["Required value"]
+    assert "spec.containers[0].env[4].valueFrom" not in by_field
+    assert obj["spec"]["containers"][0]["env"][4]["valueFrom"]["fieldRef"]["apiVersion"] == "v1"
+    assert by_field["spec.volumes[0].hostPath"] == ["Forbidden: may not specify more than 1 volume type"]
+    assert by_field["spec.volumes[1].hostPath.path"] == ["Required value"]
