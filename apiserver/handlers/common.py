@@ -71,7 +71,7 @@ def state(request: web.Request) -> ApiState:
 def json_response(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
     resp = web.Response(body=codec.dumps(obj), status=status, content_type="application/json")
     for w in warnings or []:
-        resp.headers.add("Warning", f'299 - "{w}"')
+        resp.headers.add("Warning", fieldvalidation.warning_header(w))
     return resp
 
 

@@ -1,0 +1,58 @@
+"""The real kubectl against a real apiserver: warnings, field ownership without ``fieldManager``,
+client-side → server-side apply migration and the protobuf 415 message."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.compat
+
+KUBECTL = os.environ.get("KUBELITE_KUBECTL", shutil.which("kubectl") or "/usr/bin/kubectl")
+if not Path(KUBECTL).exists():  # pragma: no cover - machines without kubectl
+    pytest.skip("kubectl is not installed", allow_module_level=True)
+
+from tests.compat.test_kubectl_semantics import Run, _make_runner  # noqa: E402
+
+CM = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cm1}
+data: {a: "1"}
+"""
+
+DEPLOY = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: a, image: nginx:1.25}
+"""
+
+
+@pytest.fixture
+def kubectl(apiserver_url: str, tmp_path: Path) -> Run:
+    return _make_runner(apiserver_url, tmp_path)
+
+
+def _get(kubectl: Run, *what: str) -> dict:
+    return json.loads(kubectl("get", *what, "-o", "json", "--show-managed-fields").stdout)
+
+
+def test_validate_warn_prints_the_warning(kubectl: Run, tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: warned}\nspec:\n  foo: bar\n"
+                                     "  containers:\n  - {name: c, image: busybox}\n")
+    proc = kubectl("apply", "--validate=warn", "-f", str(tmp_path / "p.yaml"))
+    assert 'Warning: unknown field "spec.foo"' in proc.stderr, proc.stderr
+    assert "pod/warned created" in proc.stdout
+    assert "foo" not in _get(kubectl, "pod", "warned")["spec"]
