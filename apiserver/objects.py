@@ -84,8 +84,15 @@ def _path_segment_causes(name: str, field: str = "metadata.name") -> list[Status
 
 
 def _strip_volatile(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as a no-op check compares it: no resourceVersion, managedFields without their
+    ``time`` (a real ownership change, e.g. kubectl's client-side → server-side apply migration, is a write)."""
     out = dict(obj)
-    out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in ("resourceVersion", "managedFields")}
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
+    managed = meta.get("managedFields")
+    if isinstance(managed, list):
+        meta["managedFields"] = [{k: v for k, v in e.items() if k != "time"} if isinstance(e, dict) else e
+                                 for e in managed]
+    out["metadata"] = meta
     return out
 
 

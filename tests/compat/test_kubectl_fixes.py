@@ -56,3 +56,17 @@ def test_validate_warn_prints_the_warning(kubectl: Run, tmp_path: Path) -> None:
     assert 'Warning: unknown field "spec.foo"' in proc.stderr, proc.stderr
     assert "pod/warned created" in proc.stdout
     assert "foo" not in _get(kubectl, "pod", "warned")["spec"]
+
+
+def test_server_side_apply_migration_drops_client_side_only_fields(kubectl: Run, tmp_path: Path) -> None:
+    # kubectl migrates the client-side apply manager's fields to "kubectl" (a managedFields-only
+    # JSON patch) before applying server-side; that ownership change must be stored, or the fields
+    # only the old manifest had stay forever
+    (tmp_path / "d1.yaml").write_text(DEPLOY.replace("metadata: {name: web}", "metadata: {name: web, labels: {tier: x, app: web}}"))
+    (tmp_path / "d2.yaml").write_text(DEPLOY.replace("metadata: {name: web}", "metadata: {name: web, labels: {app: web}}"))
+    kubectl("apply", "-f", str(tmp_path / "d1.yaml"))
+    assert "serverside-applied" in kubectl("apply", "--server-side", "-f", str(tmp_path / "d2.yaml")).stdout
+    d = _get(kubectl, "deploy", "web")
+    assert d["metadata"]["labels"] == {"app": "web"}
+    managers = {(e["manager"], e["operation"]) for e in d["metadata"]["managedFields"]}
+    assert ("kubectl-client-side-apply", "Update") not in managers and ("kubectl", "Apply") in managers
