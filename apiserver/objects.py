@@ -429,8 +429,8 @@ def _check_meta_types(info: ResourceInfo, obj: dict[str, Any]) -> None:
 
 def _track_managers(old: dict[str, Any] | None, new: dict[str, Any], manager: str | None,
                     subresource: str | None) -> None:
-    """Record in managedFields what a write by a named field manager changed (kubectl always names one;
-    anonymous writes, e.g. controllers without ``fieldManager``, are not tracked: it costs ~0.2 ms a write)."""
+    """Record in managedFields what a write by ``manager`` changed (the handlers fall back to the
+    User-Agent prefix, as Kubernetes does; an empty manager is not tracked)."""
     if manager:
         patch_lib.update_managed_fields(old, new, manager, "Update", subresource)
 

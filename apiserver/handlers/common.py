@@ -75,6 +75,16 @@ def json_response(obj: Any, status: int = 200, warnings: list[str] | None = None
     return resp
 
 
+def field_manager(request: web.Request) -> str:
+    """The request's field manager: ``fieldManager``, else the User-Agent up to its first ``/``
+    (Kubernetes' ``prefixFromUserAgent``: printable characters, at most 128)."""
+    manager = request.query.get("fieldManager")
+    if manager:
+        return manager
+    prefix = request.headers.get("User-Agent", "").split("/", 1)[0]
+    return "".join(c for c in prefix if c.isprintable())[:128]
+
+
 def status_response(err: errors.ApiError) -> web.Response:
     return json_response(err.to_status(), status=err.status_code)
 

@@ -70,3 +70,14 @@ def test_server_side_apply_migration_drops_client_side_only_fields(kubectl: Run,
     assert d["metadata"]["labels"] == {"app": "web"}
     managers = {(e["manager"], e["operation"]) for e in d["metadata"]["managedFields"]}
     assert ("kubectl-client-side-apply", "Update") not in managers and ("kubectl", "Apply") in managers
+
+
+def test_scale_then_server_side_apply_conflicts(kubectl: Run, tmp_path: Path) -> None:
+    # kubectl scale names no fieldManager: the server takes "kubectl" from the User-Agent
+    (tmp_path / "d.yaml").write_text(DEPLOY)
+    kubectl("apply", "--server-side", "-f", str(tmp_path / "d.yaml"))
+    kubectl("scale", "deploy", "web", "--replicas=5")
+    managers = {(e["manager"], e["operation"], e.get("subresource")) for e in _get(kubectl, "deploy", "web")["metadata"]["managedFields"]}
+    assert ("kubectl", "Update", "scale") in managers, managers
+    proc = kubectl("apply", "--server-side", "-f", str(tmp_path / "d.yaml"), check=False)
+    assert proc.returncode == 1 and 'conflict with "kubectl"' in proc.stderr and ".spec.replicas" in proc.stderr, proc.stderr
