@@ -229,7 +229,19 @@ def cmd_tag(a: argparse.Namespace) -> int:
 
 def cmd_import(a: argparse.Namespace) -> int:
     store = _store(a)
-    for img in import_archive(store, a.file, a.tag or None):
+    if a.file == "-":                       # `kubelite image export … -o - | kubelite image import -`
+        import shutil
+        import tempfile
+        store.blobs.tmp.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=store.blobs.tmp, suffix=".tar") as tmp:
+            shutil.copyfileobj(sys.stdin.buffer, tmp, 1 << 20)
+            tmp.flush()
+            return _import_file(store, tmp.name, a)
+    return _import_file(store, a.file, a)
+
+
+def _import_file(store: ImageStore, path: str, a: argparse.Namespace) -> int:
+    for img in import_archive(store, path, a.tag or None):
         for n in img.tags or (img.id,):
             print(f"Loaded image: {parse(n).familiar if '/' in n else n}")
     return 0
@@ -353,7 +365,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("target")
     t.set_defaults(fn=cmd_tag)
     im = sub.add_parser("import", aliases=["load"], help="import a docker-archive or OCI archive")
-    im.add_argument("file")
+    im.add_argument("file", help="the archive, or - for stdin")
     im.add_argument("-t", "--tag", action="append", help="name the imported image (instead of the archive's names)")
     im.set_defaults(fn=cmd_import)
     ex = sub.add_parser("export", aliases=["save"], help="write images to an archive")

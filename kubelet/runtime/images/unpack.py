@@ -132,22 +132,41 @@ def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:
     return out
 
 
-def _set_meta(path: Path, m: tarfile.TarInfo, *, is_link: bool = False) -> None:
-    if _IS_ROOT:
+def _set_meta(path: Path, m: tarfile.TarInfo, *, is_link: bool = False, created_mode: int | None = None) -> None:
+    """Owner, xattrs, mode and mtime of ``path`` from ``m``; ``created_mode``: the mode it already has."""
+    chowned = False
+    if _IS_ROOT and (m.uid, m.gid) != (0, 0):
         os.lchown(path, m.uid, m.gid)
+        chowned = True
     for k, v in _xattrs(m).items():
         try:
             os.setxattr(path, k, v, follow_symlinks=False)
         except OSError as exc:
             logger.debug("xattr %s on %s not kept: %s", k, path, exc)
-    if not is_link:
+    if not is_link and (chowned or created_mode != m.mode & 0o7777):
         os.chmod(path, m.mode & 0o7777)
     os.utime(path, (m.mtime, m.mtime), follow_symlinks=False)
 
 
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+_UMASK = _umask()
+
+
 def _write_file(path: Path, src: BinaryIO, m: tarfile.TarInfo) -> None:
-    """Create a regular file and set its metadata through the open descriptor (fewer path lookups)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    """Create a regular file and set its metadata through the open descriptor, skipping the calls that
+    would change nothing (each metadata write is a journal transaction: unpacking is bound by them)."""
+    mode = m.mode & 0o7777
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode & 0o777)
     try:
         remaining = m.size
         while remaining > 0:
@@ -159,14 +178,17 @@ def _write_file(path: Path, src: BinaryIO, m: tarfile.TarInfo) -> None:
                 n = os.write(fd, view)
                 view = view[n:]
             remaining -= len(chunk)
-        if _IS_ROOT:
+        chowned = False
+        if _IS_ROOT and (m.uid, m.gid) != (0, 0):   # created as root:root (no setgid parents in a layer)
             os.fchown(fd, m.uid, m.gid)
+            chowned = True
         for k, v in _xattrs(m).items():
             try:
                 os.setxattr(fd, k, v)
             except OSError as exc:
                 logger.debug("xattr %s on %s not kept: %s", k, path, exc)
-        os.fchmod(fd, m.mode & 0o7777)
+        if chowned or mode != (mode & 0o777 & ~_UMASK):  # chown clears setuid; umask may have cut bits
+            os.fchmod(fd, mode)
         os.utime(fd, (m.mtime, m.mtime))
     finally:
         os.close(fd)
@@ -250,7 +272,7 @@ def extract(stream: BinaryIO, dest: Path) -> int:
                 raise UnsafeArchive(f"layer tar is corrupt: {exc}") from None
             raise
     for path, m in sorted(dirs, key=lambda d: len(d[0].parts), reverse=True):
-        _set_meta(path, m)
+        _set_meta(path, m, created_mode=stat.S_IMODE(os.lstat(path).st_mode))
     return written
 
 

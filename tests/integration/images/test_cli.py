@@ -76,3 +76,13 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
                         (("pull", "Busybox"), "must be lowercase")):
         p = kl(root, *args, ok=False)
         assert p.returncode == 1 and words in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_cli_export_to_stdout_import_from_stdin(tmp_path: Path) -> None:
+    kl(tmp_path / "a", "base")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    k = f"{sys.executable} -m kubelite image --offline --root"
+    p = subprocess.run(f"{k} {tmp_path / 'a'} export -o - busybox:1.35 | {k} {tmp_path / 'b'} import -",
+                       shell=True, capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0 and "Loaded image: busybox:1.35" in p.stdout, p.stderr
+    assert "busybox" in kl(tmp_path / "b", "ls").stdout

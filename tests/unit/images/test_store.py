@@ -139,3 +139,19 @@ def test_concurrent_writers_keep_every_name(tmp_path: Path, base_template: Path)
     assert [p.wait(60) for p in procs] == [0, 0, 0]
     names = set(ImageStore(root).resolve("busybox:1.35").names)
     assert {f"docker.io/w{n}/t:{i}" for n in range(3) for i in range(8)} <= names
+
+
+def test_prune_waits_for_an_ingest_in_progress(store: ImageStore) -> None:
+    import threading
+    done = threading.Event()
+    with store.ingesting():                       # a pull has written a blob no image names yet
+        digest = store.blobs.put_bytes(b"layer in flight")
+        t = threading.Thread(target=lambda: (store.prune(), done.set()))
+        t.start()
+        assert not done.wait(0.3)                 # prune waits for the ingest to finish
+        assert store.blobs.has(digest)
+        img = _image(store, [make_tar([Entry("x", data=b"x")])], ["inflight:1"])
+    t.join(10)
+    assert done.is_set() and store.get("inflight:1") is not None
+    assert all(store.blobs.has(d) for d in [img.manifest_digest, img.id, img.layers[0].digest])
+    assert not store.blobs.has(digest)            # the stray blob is collected after the ingest
