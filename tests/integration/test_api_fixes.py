@@ -49,3 +49,22 @@ async def test_scale_is_owned_by_its_writer(apiserver_url: str) -> None:
         body["spec"]["replicas"] = 2
         r = await api.patch(f"{DEPLOYS}/sc", body, "application/apply-patch+yaml", params={"fieldManager": "kubectl"})
         assert r.status == 409 and ".spec.replicas" in r.body["message"], r.body
+
+
+async def test_pods_have_no_generation(apiserver_url: str) -> None:
+    # Kubernetes 1.32 sets metadata.generation on pods in no write path (1.33 started to)
+    async with Api(apiserver_url) as api:
+        body = pod("gen1")
+        body["metadata"]["generation"] = 7
+        r = await api.post(PODS, body)
+        assert r.status == 201 and "generation" not in r.body["metadata"], r.body
+        r = await api.patch(f"{PODS}/gen1", {"spec": {"containers": [{"name": "c", "image": "busybox:1.37"}]}},
+                            "application/strategic-merge-patch+json")
+        assert r.status == 200 and r.body["spec"]["containers"][0]["image"] == "busybox:1.37", r.body
+        assert "generation" not in r.body["metadata"], r.body
+        applied = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gen2"},
+                   "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+        r = await api.patch(f"{PODS}/gen2", applied, "application/apply-patch+yaml", params={"fieldManager": "t"})
+        assert r.status == 201 and "generation" not in r.body["metadata"], r.body
+        r = await api.put(f"{PODS}/gen2/status", dict(r.body, status={"phase": "Running"}))
+        assert r.status == 200 and "generation" not in r.body["metadata"], r.body
