@@ -280,15 +280,49 @@ def _count_keys(value: Any) -> int:
     return 0
 
 
+_UNKNOWN = (None, None, True)
+_SLOTS: dict[int, dict[str, tuple[schema.Schema | None, frozenset[type] | None, bool]]] = {}
+
+
+def _accepted_types(node: schema.Schema | None) -> frozenset[type] | None:
+    """The Python types of JSON values a node accepts (None: any)."""
+    kinds = _kinds(node) if node is not None else frozenset()
+    if not kinds:
+        return None
+    return frozenset(t for t, wanted in _BY_PYTHON_TYPE.items() if kinds & wanted)
+
+
+def _slot(node: schema.Schema, key: str) -> tuple[schema.Schema | None, frozenset[type] | None, bool]:
+    """``(child schema, accepted types, unknown?)`` of ``key`` under an object node, memoized."""
+    table = _SLOTS.get(id(node))
+    if table is None:
+        table = _SLOTS[id(node)] = {}
+    found = table.get(key)
+    if found is None:
+        _free, props, extra = _info(node)
+        if props is not None and key in props:
+            child = schema.child(node, key)
+        elif isinstance(extra, dict):
+            child = extra
+        elif extra is True:
+            child = None
+        else:
+            table[key] = _UNKNOWN
+            return _UNKNOWN
+        found = table[key] = (child, _accepted_types(child), False)
+    return found
+
+
 def _clean(value: Any, node: schema.Schema | None) -> int:
     """The number of keys under ``value`` if the schema knows every field and accepts every type
     there, else -1: one walk that spares the common, clean body :func:`type_error`, :func:`_scan`
     and the duplicate-key parse (it may answer -1 where they find nothing; never the reverse)."""
     if isinstance(value, list):
         item = schema.items(node) if node is not None else None
+        accepted = _accepted_types(item) if item is not None else None
         total = 0
         for v in value:
-            if item is not None and not _accepts(item, v):
+            if accepted is not None and v is not None and type(v) not in accepted:
                 return -1
             if isinstance(v, (dict, list)):
                 n = _clean(v, item)
@@ -298,20 +332,14 @@ def _clean(value: Any, node: schema.Schema | None) -> int:
         return total
     if not isinstance(value, dict):
         return 0
-    free, props, extra = _info(node)
+    free, _props, _extra = _info(node)
     if free:
         return _count_keys(value)
+    assert node is not None
     total = len(value)
     for key, sub in value.items():
-        if props is not None and key in props:
-            child = schema.child(node, key)
-        elif isinstance(extra, dict):
-            child = extra
-        elif extra is True:
-            child = None
-        else:
-            return -1
-        if child is not None and not _accepts(child, sub):
+        child, accepted, unknown = _slot(node, key)
+        if unknown or (accepted is not None and sub is not None and type(sub) not in accepted):
             return -1
         if isinstance(sub, (dict, list)):
             n = _clean(sub, child)
