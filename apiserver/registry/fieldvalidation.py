@@ -284,12 +284,19 @@ _UNKNOWN = (None, None, True)
 _SLOTS: dict[int, dict[str, tuple[schema.Schema | None, frozenset[type] | None, bool]]] = {}
 
 
+_ACCEPTED: dict[int, frozenset[type] | None] = {}
+
+
 def _accepted_types(node: schema.Schema | None) -> frozenset[type] | None:
-    """The Python types of JSON values a node accepts (None: any)."""
-    kinds = _kinds(node) if node is not None else frozenset()
-    if not kinds:
+    """The Python types of JSON values a node accepts (None: any), memoized."""
+    if node is None:
         return None
-    return frozenset(t for t, wanted in _BY_PYTHON_TYPE.items() if kinds & wanted)
+    try:
+        return _ACCEPTED[id(node)]
+    except KeyError:
+        kinds = _kinds(node)
+        found = _ACCEPTED[id(node)] = frozenset(t for t, w in _BY_PYTHON_TYPE.items() if kinds & w) if kinds else None
+        return found
 
 
 def _slot(node: schema.Schema, key: str) -> tuple[schema.Schema | None, frozenset[type] | None, bool]:
