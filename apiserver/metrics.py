@@ -122,6 +122,19 @@ def classify(request: web.Request) -> tuple[str, list[str]] | None:
     return verb, [verb, dry, t.info.group, t.info.version, t.info.resource, t.subresource or "", scope, "apiserver"]
 
 
+_CHILDREN: dict[tuple[int, tuple[str, ...]], tuple[Any, Any]] = {}  # holds the metric: its id stays unique
+
+
+def _child(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)``, memoized (prometheus_client's lookup takes a lock and validates labels
+    on every call; these run a few times per request)."""
+    key = (id(metric), values)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = (metric, metric.labels(*values))
+    return found[1]
+
+
 @web.middleware
 async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                      ) -> web.StreamResponse:
@@ -132,7 +145,7 @@ async def middleware(request: web.Request, handler: Callable[[web.Request], Awai
     verb, labels = what
     long_running = verb in ("WATCH", "CONNECT")
     kind = "readOnly" if request.method == "GET" else "mutating"
-    gauge = m.longrunning.labels(*(labels[:1] + labels[2:])) if long_running else m.inflight.labels(kind)
+    gauge = _child(m.longrunning, *labels[:1], *labels[2:]) if long_running else _child(m.inflight, kind)
     gauge.inc()
     start = time.perf_counter()
     code = 500
@@ -148,9 +161,9 @@ async def middleware(request: web.Request, handler: Callable[[web.Request], Awai
         raise
     finally:
         gauge.dec()
-        m.requests.labels(*labels, str(code)).inc()
+        _child(m.requests, *labels, str(code)).inc()
         if not long_running:
-            m.duration.labels(*labels).observe(time.perf_counter() - start)
+            _child(m.duration, *labels).observe(time.perf_counter() - start)
 
 
 class InstrumentedStore:
@@ -167,8 +180,8 @@ class InstrumentedStore:
 
     def _observe(self, op: str, key: str, start: float) -> None:
         t = self._type(key)
-        self.metrics.etcd_duration.labels(op, t).observe(time.perf_counter() - start)
-        self.metrics.etcd_requests.labels(op, t).inc()
+        _child(self.metrics.etcd_duration, op, t).observe(time.perf_counter() - start)
+        _child(self.metrics.etcd_requests, op, t).inc()
 
     async def get(self, key: str) -> KeyValue | None:
         start = time.perf_counter()
