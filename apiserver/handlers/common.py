@@ -89,6 +89,14 @@ def status_response(err: errors.ApiError) -> web.Response:
     return json_response(err.to_status(), status=err.status_code)
 
 
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+# kubectl's typed commands (create deployment|configmap|secret|namespace|job, ...) always send protobuf
+# and client-go has no fallback to JSON for it; say what works instead.
+PROTOBUF_HINT = ("; this server does not support application/vnd.kubernetes.protobuf bodies, which kubectl's "
+                 "`create deployment|configmap|secret|namespace` send: write the object with "
+                 "`kubectl create ... --dry-run=client -o yaml` and pass it to `kubectl create -f -` or `kubectl apply -f -`")
+
+
 def media_type(request: web.Request) -> str:
     return (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
 
@@ -99,8 +107,10 @@ async def read_raw(request: web.Request, accepted: tuple[str, ...]) -> tuple[byt
         raise errors.RequestEntityTooLarge("Request entity too large: limit is 3145728")
     ctype = media_type(request) or "application/json"
     if ctype not in accepted:
-        raise errors.UnsupportedMediaType(
-            f"the body of the request was in an unknown format - accepted media types include: {', '.join(accepted)}")
+        message = f"the body of the request was in an unknown format - accepted media types include: {', '.join(accepted)}"
+        if ctype == PROTOBUF:
+            message += PROTOBUF_HINT
+        raise errors.UnsupportedMediaType(message)
     if request.content_length is not None:
         return await request.read(), ctype        # bounded by the check above (and client_max_size)
     raw = bytearray()

@@ -81,3 +81,14 @@ def test_scale_then_server_side_apply_conflicts(kubectl: Run, tmp_path: Path) ->
     assert ("kubectl", "Update", "scale") in managers, managers
     proc = kubectl("apply", "--server-side", "-f", str(tmp_path / "d.yaml"), check=False)
     assert proc.returncode == 1 and 'conflict with "kubectl"' in proc.stderr and ".spec.replicas" in proc.stderr, proc.stderr
+
+
+def test_protobuf_create_says_what_to_do(kubectl: Run) -> None:
+    # kubectl's typed create commands send protobuf (no JSON fallback in client-go): the 415 must say
+    # so and name the working route, which must then work
+    proc = kubectl("create", "configmap", "pb1", "--from-literal=a=b", check=False)
+    assert proc.returncode == 1
+    assert "does not support application/vnd.kubernetes.protobuf" in proc.stderr and "kubectl apply -f -" in proc.stderr, proc.stderr
+    manifest = kubectl("create", "configmap", "pb1", "--from-literal=a=b", "--dry-run=client", "-o", "yaml").stdout
+    assert "configmap/pb1 created" in kubectl("create", "-f", "-", stdin=manifest).stdout
+    assert _get(kubectl, "cm", "pb1")["data"] == {"a": "b"}
