@@ -164,6 +164,12 @@ class RuntimeManager:
                 if name:
                     result.errors[name] = ("CreateContainerConfigError", str(exc))
             return result
+        except OSError as exc:                  # e.g. a hostPath the kubelet may not create
+            result.events.append(("Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}"))
+            for name in list(actions.containers_to_start) + [actions.next_init_container or ""]:
+                if name:
+                    result.errors[name] = ("ContainerCreating", "")
+            return result
         if actions.create_sandbox:
             annotations = {TMPFS_ANNOTATION: "[" + ",".join(tmpfs) + "]"} if tmpfs else {}
             cfg = sandbox_config(pod, self.node_name, str(self.log_dir), actions.attempt, annotations)

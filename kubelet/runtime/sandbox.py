@@ -25,7 +25,7 @@ from kubelet import cri
 from kubelet.runtime import network
 from kubelet.runtime.linux import MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID
 from kubelet.runtime.ociruntime import cgroupfs, state
-from kubelet.runtime.ociruntime.forkserver import ForkServerClient
+from kubelet.runtime.ociruntime.client import ForkServerClient
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
             with open(os.path.join(d, name), "w") as f:
                 f.write(content)
         meta["state"] = cri.PodSandboxState.READY.value
-        state.write_json(os.path.join(d, "meta.json"), meta, sync=True)
+        state.write_json(os.path.join(d, "meta.json"), meta)
         undo.pop_all()
     return meta
 
@@ -172,7 +172,7 @@ async def stop(fs: ForkServerClient, meta: dict[str, Any], net: network.NodeNetw
         await asyncio.to_thread(net.teardown_pod, meta["id"])
     await _release(fs, meta)
     meta["state"] = cri.PodSandboxState.NOTREADY.value
-    state.write_json(os.path.join(meta["dir"], "meta.json"), meta, sync=True)
+    state.write_json(os.path.join(meta["dir"], "meta.json"), meta)
 
 
 async def remove(fs: ForkServerClient, meta: dict[str, Any], net: network.NodeNetwork | None) -> None:

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import time
 import uuid
 from dataclasses import asdict
@@ -26,9 +27,10 @@ from kubelet.runtime import exec as exec_mod
 from kubelet.runtime import oci, sandbox
 from kubelet.runtime.images_adapter import resolve_image
 from kubelet.runtime.ociruntime import cgroupfs, ops, state
+from kubelet.runtime.cgroups import CgroupError
 from kubelet.runtime.linux import MNT_DETACH
 from kubelet.runtime.network import NodeNetwork
-from kubelet.runtime.ociruntime.forkserver import ForkServerClient, ForkServerError
+from kubelet.runtime.ociruntime.client import ForkServerClient, ForkServerError
 from kubelet.runtime.ociruntime.shim import HANDLER_ANNOTATION
 from kubelet.runtime.snapshots import Snapshotter
 
@@ -64,7 +66,8 @@ class Runtime:
         self.network = network
         self.oci_root = os.path.join(self.root, "oci")
         self.snapshots = Snapshotter(os.path.join(self.root, "snapshots"))
-        self.fs = ForkServerClient(os.path.join(self.root, "forkserver.sock"))
+        # one fork server per runtime process: a `kubelite runtime` beside a running kubelet gets its own
+        self.fs = ForkServerClient(os.path.join(self.root, f"forkserver-{os.getpid()}.sock"))
         self.events_path = os.path.join(self.root, "events.sock")
         self._subscribers: set[asyncio.Queue[cri.ContainerEvent]] = set()
         self._transport: asyncio.DatagramTransport | None = None
@@ -75,19 +78,21 @@ class Runtime:
             os.makedirs(os.path.join(self.root, d), exist_ok=True)
         # the fork server starts on first use, in the event loop's thread: it dies with the thread that
         # forked it (PDEATHSIG), so never from a worker thread
+        if _listening(self.events_path):
+            return self  # another runtime process (the kubelet) hears the shims; relists still see all
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.events_path)
         loop = asyncio.get_running_loop()
         self._transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Events(self), local_addr=self.events_path, family=__import__("socket").AF_UNIX)
+            lambda: _Events(self), local_addr=self.events_path, family=socket.AF_UNIX)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.events_path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.events_path)
         self.fs.stop()
         await asyncio.to_thread(self.snapshots.purge_trash)
 
@@ -215,11 +220,22 @@ class Runtime:
                 record = {"id": cid, "sandbox": sandbox_id, "config": asdict(config), "created_at": time.time_ns(),
                           "log_path": log_path, "image_id": image.id, "image_ref": image.ref,
                           "handler": meta.get("handler", "kubelite")}
-                state.write_json(os.path.join(cdir, "meta.json"), record, sync=True)
-                await self.fs.call({"op": "create", "root": self.oci_root, "id": cid, "bundle": bundle,
-                                    "log_path": log_path, "events": self.events_path})
+                state.write_json(os.path.join(cdir, "meta.json"), record)
+                undo.push_async_callback(asyncio.to_thread, cgroupfs.destroy, cg)
+                # the cgroup is made while the fork server forks, unshares and mounts (the shim waits
+                # for it before the attach): two cores, two halves of the work
+                made, created = await asyncio.gather(
+                    asyncio.to_thread(cgroupfs.create, cg, spec["linux"]["resources"]),
+                    self.fs.call({"op": "create", "root": self.oci_root, "id": cid, "bundle": bundle,
+                                  "log_path": log_path, "events": self.events_path,
+                                  "cgroup": cgroupfs.files(cg)}), return_exceptions=True)
+                if isinstance(created, BaseException):
+                    raise created
+                if isinstance(made, BaseException):
+                    await asyncio.to_thread(ops.delete, self.oci_root, cid, True)
+                    raise made
                 undo.pop_all()
-            except (oci.SpecError, ForkServerError, OSError, ValueError) as e:
+            except (oci.SpecError, ForkServerError, OSError, ValueError, CgroupError) as e:
                 raise cri.CreateContainerError(f"{config.metadata.name}: {e}") from e
         self._publish(cri.ContainerEvent(cid, sandbox_id, "created", time.time_ns()))
         return cid
@@ -338,6 +354,18 @@ class Runtime:
     async def list_container_stats(self) -> list[cri.ContainerStats]:
         return [await self.container_stats(c.id) for c in await self.list_containers()
                 if c.state == cri.ContainerState.RUNNING]
+
+
+def _listening(path: str) -> bool:
+    """Someone has ``path`` bound and open (a stale socket file refuses)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 class _Events(asyncio.DatagramProtocol):
