@@ -10,6 +10,7 @@ exited while no runtime ran still shows the exit code and reason its shim wrote.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -71,7 +72,17 @@ class Runtime:
         self.events_path = os.path.join(self.root, "events.sock")
         self._subscribers: set[asyncio.Queue[cri.ContainerEvent]] = set()
         self._transport: asyncio.DatagramTransport | None = None
-        self._lock = asyncio.Lock()
+        # sandboxes of different pods are made concurrently; only what reads-then-claims shared state
+        # serializes: the user-namespace uid ranges (allocated from what is on disk) and the node network's
+        # idempotent bridge/route check (IPAM is file-locked on its own)
+        self._userns_lock = asyncio.Lock()
+        self._net_lock = asyncio.Lock()
+        self._cmeta: dict[str, dict[str, Any]] = {}  # container meta.json: written once at create
+        # a few sandboxes at a time: in a burst, all at once would finish all late (two cores shared by
+        # thirty), a few at a time overlap the kernel's waits (veth, RCU) and finish the first pods first
+        self._sandbox_slots = asyncio.Semaphore(max(2, os.cpu_count() or 2))
+        # listings read many small files: their own threads, never queued behind a slow network setup
+        self._reads = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="kubelite-runtime-read")
 
     async def __aenter__(self) -> "Runtime":
         for d in ("sandboxes", "containers", "oci"):
@@ -94,6 +105,7 @@ class Runtime:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.events_path)
         self.fs.stop()
+        self._reads.shutdown(wait=False)
         await asyncio.to_thread(self.snapshots.purge_trash)
 
     # ------------------------------------------------------------------------------------- events
@@ -120,11 +132,15 @@ class Runtime:
             raise cri.CriError(f"unknown runtime handler {handler!r} (have: {', '.join(HANDLERS)})")
         sid = uuid.uuid4().hex
         try:
-            async with self._lock:  # uid ranges are allocated from what is on disk
+            async with contextlib.AsyncExitStack() as held:
+                await held.enter_async_context(self._sandbox_slots)
+                if not config.host_users:  # uid ranges are allocated from what is on disk
+                    await held.enter_async_context(self._userns_lock)
                 if self.network is not None and not config.host_network:
                     # bridge kubelite0, gateway, routes: idempotent and cheap, and the bridge is shared
                     # by every node on the host (a `kubelite down` elsewhere may have removed it)
-                    await asyncio.to_thread(self.network.ensure)
+                    async with self._net_lock:
+                        await asyncio.to_thread(self.network.ensure)
                 await sandbox.create(self.fs, self.root, sid, config, handler, self.cgroup_root, {}, self.network)
         except (ForkServerError, OSError, ValueError, KubeliteError) as e:
             raise sandbox.SandboxError(f"{config.metadata.namespace}/{config.metadata.name}: {e}") from e
@@ -158,6 +174,9 @@ class Runtime:
         return sandbox.status(self._sandbox(sandbox_id))
 
     async def list_pod_sandboxes(self) -> list[cri.PodSandboxStatus]:
+        return await asyncio.get_running_loop().run_in_executor(self._reads, self._list_pod_sandboxes)
+
+    def _list_pod_sandboxes(self) -> list[cri.PodSandboxStatus]:
         out = []
         for sid in sandbox.list_ids(self.root):
             meta = sandbox.load(self.root, sid)
@@ -240,8 +259,17 @@ class Runtime:
         self._publish(cri.ContainerEvent(cid, sandbox_id, "created", time.time_ns()))
         return cid
 
+    def _read_meta(self, cid: str) -> dict[str, Any] | None:
+        """A container's meta.json (cached: it is written once, before the container exists for anyone)."""
+        m = self._cmeta.get(cid)
+        if m is None:
+            m = state.read_json(os.path.join(self.root, "containers", cid, "meta.json"))
+            if m is not None:
+                self._cmeta[cid] = m
+        return m
+
     def _meta(self, cid: str) -> dict[str, Any]:
-        m = state.read_json(os.path.join(self.root, "containers", cid, "meta.json"))
+        m = self._read_meta(cid)
         if m is None:
             raise cri.NotFoundError(f"container {cid} not found")
         return m
@@ -277,7 +305,8 @@ class Runtime:
                             "flags": MNT_DETACH})
 
     async def remove_container(self, container_id: str) -> None:
-        m = state.read_json(os.path.join(self.root, "containers", container_id, "meta.json"))
+        m = self._read_meta(container_id)
+        self._cmeta.pop(container_id, None)
         await asyncio.to_thread(ops.delete, self.oci_root, container_id, True)
         if m is not None and m.get("handler", "kubelite") != "kubelite":
             await self._umount_rootfs(container_id)
@@ -312,9 +341,15 @@ class Runtime:
         return self._status(self._meta(container_id))
 
     async def list_containers(self, sandbox_id: str | None = None) -> list[cri.ContainerStatus]:
+        return await asyncio.get_running_loop().run_in_executor(self._reads, self._list_containers, sandbox_id)
+
+    def _list_containers(self, sandbox_id: str | None) -> list[cri.ContainerStatus]:
         out = []
-        for cid in state.list_ids(os.path.join(self.root, "containers")):
-            m = state.read_json(os.path.join(self.root, "containers", cid, "meta.json"))
+        ids = state.list_ids(os.path.join(self.root, "containers"))
+        for cid in set(self._cmeta.copy()) - set(ids):  # removed by another runtime process (the CLI)
+            self._cmeta.pop(cid, None)
+        for cid in ids:
+            m = self._read_meta(cid)
             if m is not None and (sandbox_id is None or m["sandbox"] == sandbox_id):
                 out.append(self._status(m))
         return out
@@ -378,7 +413,7 @@ class _Events(asyncio.DatagramProtocol):
         import json
         try:
             msg = json.loads(data)
-            m = state.read_json(os.path.join(self.rt.root, "containers", msg["id"], "meta.json"))
+            m = self.rt._read_meta(msg["id"])
         except (ValueError, KeyError):
             return
         self.rt._publish(cri.ContainerEvent(msg["id"], m["sandbox"] if m else "", msg["kind"], msg["at"]))

@@ -4,8 +4,8 @@ Forking the threaded asyncio runtime is unsafe and a fresh interpreter per conta
 so the runtime starts this once (``python -m kubelet.runtime.ociruntime.forkserver SOCKET``) and asks it
 over a ``SOCK_SEQPACKET`` Unix socket: one JSON request per connection, file descriptors (stdio) in
 ``SCM_RIGHTS``. ``create`` forks a shim that answers on the inherited connection itself; ``exec`` answers
-``{"pid"}`` then ``{"exit"}``; ``sandbox`` forks the pause process, which answers; ``mount``/``umount``
-run here, in the node's mount namespace. It dies with its parent (PDEATHSIG); what it forked does not.
+``{"pid"}`` then ``{"exit"}``; ``sandbox`` forks the pause process, which answers; ``mount``/``mounts``
+(several, in order)/``umount`` run here, in the node's mount namespace. It dies with its parent (PDEATHSIG); what it forked does not.
 Fork and exit cost grows with this process' size, so it imports nothing heavy (no asyncio, no cgroup
 Manager: the caller makes the container's cgroup and passes the files to join). The client is in
 ``client``.
@@ -123,6 +123,10 @@ def _handle(req: dict[str, Any], fds: list[int], conn: socket.socket, sel: selec
             _track(sel, pid, None)
         elif op == "mount":
             linux.mount(req.get("source"), req["target"], req.get("fstype"), req.get("flags", 0), req.get("data"))
+            _reply(conn, {"ok": True})
+        elif op == "mounts":  # several in one round trip, in order; the caller undoes them on an error
+            for m in req["mounts"]:
+                linux.mount(m.get("source"), m["target"], m.get("fstype"), m.get("flags", 0), m.get("data"))
             _reply(conn, {"ok": True})
         elif op == "umount":
             try:
