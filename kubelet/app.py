@@ -135,6 +135,9 @@ async def run(args: argparse.Namespace) -> int:
         stack.push_async_callback(runner.cleanup)
         nodes.port = bound_port(runner)
         nodes.ready = lambda: (kubelet.pleg.healthy(), "PLEG is not healthy")
+        nodes.recorder = recorder
+        if recorder is not None and nodes.node:
+            recorder.event(nodes.node, "Normal", "Starting", "Starting kubelet.")
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, kubelet.stop)
         loop.add_signal_handler(signal.SIGUSR1, lambda: kubelet.stop(stop_pods=True))

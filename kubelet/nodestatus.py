@@ -140,8 +140,9 @@ class NodeStatusManager:
     def __init__(self, client: Any, *, node_name: str, root_dir: Path, host_ip: str, port: int, max_pods: int = 110,
                  pod_cidr: str = "", labels: dict[str, str] | None = None, ready: Callable[[], tuple[bool, str]]
                  = lambda: (True, ""), lease_period: float = 10.0, status_period: float = 10.0,
-                 report_every: float = 300.0) -> None:
+                 report_every: float = 300.0, recorder: Any = None) -> None:
         self.client = client
+        self.recorder = recorder                 # Events about the Node (NodeReady / NodeNotReady), if any
         self.node_name = node_name
         self.root_dir = root_dir
         self.host_ip = host_ip
@@ -216,6 +217,10 @@ class NodeStatusManager:
             return True
         self._last_reported = stable
         self._last_report_time = loop.time()
+        was_ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in old.get("conditions") or [])
+        if self.recorder is not None and self.node and ok != was_ready:
+            state = "NodeReady" if ok else "NodeNotReady"        # as the kubelet's Ready condition setter does
+            self.recorder.event(self.node, "Normal", state, f"Node {self.node_name} status is now: {state}")
         return True
 
     async def renew_lease(self) -> None:
