@@ -125,6 +125,14 @@ def test_top_events_and_inspect(cluster: UpCluster) -> None:
     events = cluster.kubectl("get", "events").stdout
     for reason in ("Scheduled", "Started", "SuccessfulCreate", "ScalingReplicaSet", "Killing"):
         assert reason in events, events
+    extra = cluster.data_dir / "extra.yaml"        # `kubectl create configmap|secret` send protobuf: not served
+    extra.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: acc-cm}\ndata: {k: v}\n---\n"
+                     "apiVersion: v1\nkind: Secret\nmetadata: {name: acc-secret}\nstringData: {k: v}\n")
+    cluster.kubectl("create", "-f", str(extra))
+    for kind, name, ns in (("namespace", "default", ""), ("configmap", "acc-cm", "default"),
+                           ("secret", "acc-secret", "default"), ("lease", cluster.node, "kube-node-lease")):
+        out = cluster.kubectl("describe", kind, name, *(["-n", ns] if ns else [])).stdout
+        assert name in out, out
     for pod in _pods(cluster, "app=hello-deploy") + _pods(cluster, "app=hello-rs"):
         if not pod["metadata"].get("deletionTimestamp"):
             cluster.inspect(pod["metadata"]["name"])
