@@ -16,6 +16,7 @@ from aiohttp import web
 from apiserver import discovery, metrics, metrics_api, openapi, proxy
 from apiserver.handlers.common import STATE, ApiState, Settings, json_response, status_response
 from apiserver.handlers.dispatch import dispatch
+from apiserver.eventttl import run_event_ttl
 from apiserver.namespaces import ensure_system_namespaces, run_namespace_finalizer
 from apiserver.objects import Objects
 from apiserver.storage import Store, UnavailableError
@@ -93,6 +94,7 @@ def _state_ctx(settings: Settings, store_factory: StoreFactory) -> Callable[[web
                 tasks = [tg.create_task(cache.run(), name="watchcache")]
                 await _wait_ready(st)
                 tasks.append(tg.create_task(run_compactor(store, settings.compaction_interval), name="compactor"))
+                tasks.append(tg.create_task(run_event_ttl(store, cache), name="event-ttl"))
                 tasks.append(tg.create_task(run_namespace_finalizer(st.objects), name="namespace-finalizer"))
                 st.ready = True
                 logger.info("apiserver ready (storage prefix %s)", settings.etcd_prefix)

@@ -15,6 +15,8 @@ kube-state-metrics-style object metrics of :mod:`apiserver.object_metrics`.
 
 from __future__ import annotations
 
+import functools
+import re
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
@@ -63,7 +65,17 @@ class ApiserverMetrics:
         for kind in ("readOnly", "mutating"):
             self.inflight.labels(kind).set(0)
         self.app: web.Application | None = None     # whose ApiState the scrape-time collector reads
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r.register(_StateCollector(self))  # type: ignore[arg-type]
+
+
+    def child(self, metric: Any, labels: tuple[str, ...]) -> Any:
+        """``metric.labels(*labels)``, cached (prometheus-client's lookup is the costly part per request)."""
+        key = (id(metric), labels)
+        got = self._children.get(key)
+        if got is None:
+            got = self._children[key] = metric.labels(*labels)
+        return got
 
 
 METRICS = web.AppKey("kubelite_api_metrics", ApiserverMetrics)
@@ -91,35 +103,42 @@ class _StateCollector:
 _VERBS = {"POST": "POST", "PUT": "PUT", "PATCH": "PATCH", "DELETE": "DELETE"}
 
 
+_API_PATH = re.compile(r"^/(?:api/(?P<cv>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))/(?P<tail>.+)$")
+
+
 def classify(request: web.Request) -> tuple[str, list[str]] | None:
     """(verb, label values) of an API request, or None for a non-resource path (/healthz, /openapi...)."""
-    m = request.match_info
-    if "tail" not in m or not (request.path.startswith("/api/") or request.path.startswith("/apis/")):
+    q = request.query
+    return _classify(request.method, request.path, q.get("watch") in ("1", "true"), bool(q.get("dryRun")))
+
+
+@functools.lru_cache(maxsize=4096)
+def _classify(method: str, path: str, watch_query: bool, dry_run: bool) -> tuple[str, list[str]] | None:
+    m = _API_PATH.match(path)
+    if m is None:
         return None
-    group, version = m.get("group", ""), m.get("version", "v1")
+    group, version, tail = m.group("group") or "", m.group("version") or "v1", m.group("tail")
+    if "/proxy/" in tail:                                   # nodes/<n>/proxy/<anything>
+        tail = tail[:tail.index("/proxy/") + len("/proxy")]
     try:
-        t = parse(group, version, m["tail"])
+        t = parse(group, version, tail)
     except errors.ApiError:
         return None
-    method = request.method
-    watch = t.watch_path or request.query.get("watch") in ("1", "true")
+    watch = t.watch_path or watch_query
     if method == "GET":
         verb = "WATCH" if watch else ("GET" if t.name else "LIST")
     elif method == "DELETE" and t.name is None:
         verb = "DELETECOLLECTION"
-    elif t.subresource in ("exec", "proxy", "attach", "portforward") or (t.subresource == "log" and
-                                                                         request.query.get("follow") == "true"):
-        verb = "CONNECT"
     else:
         verb = _VERBS.get(method, method)
-    if t.subresource in ("exec", "proxy", "attach", "portforward") and method == "GET":
+    if t.subresource in ("exec", "proxy", "attach", "portforward"):
         verb = "CONNECT"
-    scope = "cluster" if t.namespace is None and (not t.info.namespaced or t.name is None) else (
-        "namespace" if t.name is None else "resource")
-    if t.name is None and t.namespace is None and t.info.namespaced:
+    if t.name is None and (t.namespace is None or not t.info.namespaced):
         scope = "cluster"
-    dry = "All" if request.query.get("dryRun") else ""
-    return verb, [verb, dry, t.info.group, t.info.version, t.info.resource, t.subresource or "", scope, "apiserver"]
+    else:
+        scope = "namespace" if t.name is None else "resource"
+    return verb, [verb, "All" if dry_run else "", t.info.group, t.info.version, t.info.resource,
+                  t.subresource or "", scope, "apiserver"]
 
 
 @web.middleware
@@ -132,7 +151,7 @@ async def middleware(request: web.Request, handler: Callable[[web.Request], Awai
     verb, labels = what
     long_running = verb in ("WATCH", "CONNECT")
     kind = "readOnly" if request.method == "GET" else "mutating"
-    gauge = m.longrunning.labels(*(labels[:1] + labels[2:])) if long_running else m.inflight.labels(kind)
+    gauge = m.child(m.longrunning, tuple(labels[:1] + labels[2:])) if long_running else m.child(m.inflight, (kind,))
     gauge.inc()
     start = time.perf_counter()
     code = 500
@@ -148,9 +167,10 @@ async def middleware(request: web.Request, handler: Callable[[web.Request], Awai
         raise
     finally:
         gauge.dec()
-        m.requests.labels(*labels, str(code)).inc()
+        key = tuple(labels)
+        m.child(m.requests, (*key, str(code))).inc()
         if not long_running:
-            m.duration.labels(*labels).observe(time.perf_counter() - start)
+            m.child(m.duration, key).observe(time.perf_counter() - start)
 
 
 class InstrumentedStore:

@@ -98,7 +98,10 @@ def main() -> int:
                 for i in range(args.pods):
                     c.create("pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"bench-{i}"},
                                       "spec": {"containers": [{"name": "c", "image": "busybox:1.35"}]}})
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "KUBECONFIG": str(cfg), "HOME": str(tmp)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "KUBECONFIG": str(cfg), "HOME": str(tmp),
+               # as installed: with bytecode caches (kept out of the tree), whatever this shell says
+               "PYTHONPYCACHEPREFIX": str(tmp / "pycache")}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         kubelite_cmd = [sys.executable, "-m", "kubelite", "get", "pods"]
         console = shutil.which("kubelite")
         cmds: dict[str, list[str]] = {"kubelite get pods": kubelite_cmd}

@@ -5,7 +5,8 @@ Each round runs every peer once in a freshly shuffled order; each measures creat
 memory 64 MiB + CPU quota 50 ms/100 ms, its own cgroupsPath):
   runc, crun          `runc|crun run --bundle B id`, spawned and waited for (whole process)
   kubelite-oci        our OCI verbs on that bundle through the node's fork server, from an already-running
-                      Python (what the kubelet pays): create (fork server → shim → init), start, wait, delete
+                      Python (what the kubelet pays): the cgroup (made by the caller, as the runtime does),
+                      create (fork server → shim → init), start, wait, delete
   kubelite-oci-cli    `python -m kubelet.runtime.ociruntime run` (a fresh interpreter per container: the slow
                       path the fork server exists to avoid)
   kubelite-cri        the whole RuntimeService: create_container (overlay snapshot, generated spec) + start
@@ -35,8 +36,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kubelet import cri  # noqa: E402
-from kubelet.runtime.ociruntime import ops  # noqa: E402
-from kubelet.runtime.ociruntime.forkserver import ForkServerClient  # noqa: E402
+from kubelet.runtime.ociruntime import cgroupfs, ops  # noqa: E402
+from kubelet.runtime.ociruntime.client import ForkServerClient  # noqa: E402
 from kubelet.runtime.service import Runtime  # noqa: E402
 
 CG = f"kubelite-bench-{os.getpid()}"
@@ -84,11 +85,15 @@ def run_proc(argv: list[str]) -> float:
 
 async def ours_oci(fs: ForkServerClient, root: str, b: Path) -> float:
     cid = uuid.uuid4().hex[:12]
+    spec = json.loads((b / "config.json").read_text())
     t0 = time.perf_counter_ns()
-    await fs.call({"op": "create", "root": root, "id": cid, "bundle": str(b)})
+    cg = cgroupfs.files(f"{spec['linux']['cgroupsPath']}-{cid}")  # the cgroup made alongside, as the runtime does
+    await asyncio.gather(asyncio.to_thread(cgroupfs.create, cg["path"], spec["linux"]["resources"]),
+                         fs.call({"op": "create", "root": root, "id": cid, "bundle": str(b), "cgroup": cg}))
     ops.start(root, cid)
     ex = ops.wait(root, cid)
     ops.delete(root, cid)
+    cgroupfs.destroy(cg["path"])
     dt = (time.perf_counter_ns() - t0) / 1e6
     if ex["exit_code"] != 0:
         raise SystemExit(f"kubelite-oci: exit {ex}")
@@ -220,7 +225,7 @@ async def main(rounds: int) -> None:
     finally:
         for h in os.listdir("/sys/fs/cgroup"):
             d = f"/sys/fs/cgroup/{h}/{CG}"
-            if os.path.isdir(d):
+            if os.path.isdir(d) and h != "unified":  # (unified is the hiding tmpfs here: it goes with us)
                 subprocess.run(["find", d, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"], check=False)
         shutil.rmtree(work, ignore_errors=True)
 

@@ -74,6 +74,12 @@ def main() -> None:
         new["metadata"]["labels"]["x"] = "y"
         return created, new
 
+    def status_changed() -> tuple[dict[str, Any], dict[str, Any]]:
+        new = copy.deepcopy(created)
+        new["status"] = {"phase": "Running", "podIP": "10.0.0.5", "conditions": [
+            {"type": "Ready", "status": "True"}, {"type": "ContainersReady", "status": "True"}]}
+        return created, new
+
     rows = [
         ("peer: orjson loads+dumps of the pod", lambda r: orjson.dumps(orjson.loads(r)), lambda: raw),
         ("fieldValidation=Strict (with duplicate check)", lambda o: fieldvalidation.check(PODS, o, "Strict", raw),
@@ -90,6 +96,8 @@ def main() -> None:
          lambda: live_deploy),
         ("server-side apply (re-apply, changed image)", lambda d: apply_patch(d, modified, "kubectl"),
          lambda: applied),
+        ("managedFields on a status update (kubelet)",
+         lambda pair: update_managed_fields(pair[0], pair[1], "kubelet", "Update", "status"), status_changed),
         ("Table row for a pod", lambda o: to_table(PODS, [o]), lambda: created),
     ]
     width = max(len(name) for name, _, _ in rows)

@@ -86,7 +86,7 @@ async def serving(host: str, port: int, leading: dict[str, bool]) -> AsyncIterat
         await runner.cleanup()
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace) -> int:
     client = Client.from_url(args.master) if args.master else Client.from_kubeconfig(args.kubeconfig)
     config = ManagerConfig(
         controllers=enabled(args.controllers), concurrent_replicaset_syncs=args.concurrent_replicaset_syncs,
@@ -110,10 +110,12 @@ async def run(args: argparse.Namespace) -> None:
                     retry_period=args.leader_elect_retry_period))
                 await elector.run(lead)
                 logger.error("leader election lost")
+                return 1          # exit so a supervisor restarts us as a fresh candidate, as kube's do
             else:
                 await lead()
     finally:
         await client.close()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,18 +123,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbosity >= 4 else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    async def _main() -> None:
+    async def _main() -> int:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
         try:
-            await run(args)
+            return await run(args)
         except asyncio.CancelledError:
             logger.info("stopped")
+            return 0
 
-    asyncio.run(_main())
-    return 0
+    return asyncio.run(_main())
 
 
 if __name__ == "__main__":

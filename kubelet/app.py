@@ -118,6 +118,8 @@ async def run(args: argparse.Namespace) -> int:
         await _close(client)
         return 0
     pod_cidr = await _wait_pod_cidr(nodes, stopping, args.pod_cidr_wait)
+    marker["podCidr"] = pod_cidr
+    await asyncio.to_thread((root / "node.json").write_text, json.dumps(marker))
     from kubelet.runtime.service import Runtime
     network = await asyncio.to_thread(_node_network, pod_cidr, args.cluster_cidr, runtime_root)
     rt_kwargs = _accepted(Runtime, root=runtime_root, node_name=node, cgroup_root=cgroup_root, image_store=store,

@@ -25,6 +25,7 @@ from kubelet.images import ImageManager
 from kubelet.logs import parse_time
 from kubelet.kuberuntime import RuntimeManager, grace_period, pod_key, termination_message
 from kubelet.metrics import KubeletMetrics
+from kubelet.oomevents import oom_events
 from kubelet.planner import Backoff, RuntimePod
 from kubelet.pleg import GenericPLEG
 from kubelet.pod_workers import DONE, PodWorkers
@@ -91,6 +92,7 @@ class Kubelet:
         self.pods: dict[str, dict[str, Any]] = {}          # uid → newest pod bound here
         self.removed: dict[str, dict[str, Any]] = {}       # uid → last known pod that left
         self._messages: dict[str, str] = {}                # exited container id → termination message
+        self._oom_reported: set[str] = set()               # container ids whose OOMKilling event went out
         self._running_seen: set[str] = set()
         self._synced = asyncio.Event()
         self._stop = asyncio.Event()
@@ -245,6 +247,8 @@ class Kubelet:
         a = result.actions
         if a.kill_pod or a.create_sandbox or a.containers_to_kill or a.containers_to_start or a.next_init_container:
             rp = await self.rm.runtime_pod(uid)
+        for type_, reason, message in oom_events(rp, self._oom_reported):
+            self._event(pod, type_, reason, message)
         running = self._running(pod, rp)
         self.prober.sync(pod, running)
         await self._read_messages(rp)

@@ -116,8 +116,11 @@ class RuntimeManager:
             except NotFoundError:
                 self._sandbox_ids[uid].discard(sid)            # type: ignore[index]
         ids = {s.id for s in sandboxes}
-        containers = [c for c in await self.runtime.list_containers()
-                      if c.labels.get(LABEL_POD_UID) == uid and self.owns(c.labels)
+        if ids:  # only this pod's sandboxes' containers: the runtime filters before it reads their state
+            listed = [c for sid in sorted(ids) for c in await self.runtime.list_containers(sid)]
+        else:
+            listed = await self.runtime.list_containers()
+        containers = [c for c in listed if c.labels.get(LABEL_POD_UID) == uid and self.owns(c.labels)
                       and (c.pod_sandbox_id in ids or not ids)]
         return RuntimePod.of(uid, sandboxes, containers)
 
@@ -163,6 +166,12 @@ class RuntimeManager:
             for name in list(actions.containers_to_start) + [actions.next_init_container or ""]:
                 if name:
                     result.errors[name] = ("CreateContainerConfigError", str(exc))
+            return result
+        except OSError as exc:                  # e.g. a hostPath the kubelet may not create
+            result.events.append(("Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}"))
+            for name in list(actions.containers_to_start) + [actions.next_init_container or ""]:
+                if name:
+                    result.errors[name] = ("ContainerCreating", "")
             return result
         if actions.create_sandbox:
             annotations = {TMPFS_ANNOTATION: "[" + ",".join(tmpfs) + "]"} if tmpfs else {}

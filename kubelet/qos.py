@@ -45,10 +45,20 @@ def parse_quantity(value: str | int | float) -> Fraction:
     return number * _SUFFIX[m.group(3) or ""]
 
 
+def _parsed(values: Mapping[str, Any] | None) -> dict[str, Fraction]:
+    out: dict[str, Fraction] = {}
+    for k, v in (values or {}).items():
+        try:
+            out[k] = parse_quantity(v)
+        except (ValueError, TypeError, ArithmeticError):
+            continue                     # the apiserver validates quantities; a bad one here counts as unset
+    return out
+
+
 def _resources(container: Mapping[str, Any]) -> tuple[dict[str, Fraction], dict[str, Fraction]]:
     res = container.get("resources") or {}
-    limits = {k: parse_quantity(v) for k, v in (res.get("limits") or {}).items()}
-    requests = {k: parse_quantity(v) for k, v in (res.get("requests") or {}).items()}
+    limits = _parsed(res.get("limits"))
+    requests = _parsed(res.get("requests"))
     for k, v in limits.items():          # requests default to limits (API defaulting)
         requests.setdefault(k, v)
     return requests, limits

@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace) -> int:
     client = Client.from_url(args.master) if args.master else Client.from_kubeconfig(args.kubeconfig)
     metrics = SchedulerMetrics()
     names = args.scheduler_name or [DEFAULT_SCHEDULER_NAME]
@@ -82,10 +82,12 @@ async def run(args: argparse.Namespace) -> None:
                     renew_deadline=args.leader_elect_renew_deadline, retry_period=args.leader_elect_retry_period))
                 await elector.run(lead)
                 logger.error("leader election lost")
+                return 1          # exit so a supervisor restarts us as a fresh candidate, as kube's do
             else:
                 await lead()
     finally:
         await client.close()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,18 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbosity >= 4 else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    async def _main() -> None:
+    async def _main() -> int:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
         try:
-            await run(args)
+            return await run(args)
         except asyncio.CancelledError:
             logger.info("stopped")
+            return 0
 
-    asyncio.run(_main())
-    return 0
+    return asyncio.run(_main())
 
 
 if __name__ == "__main__":

@@ -71,12 +71,30 @@ def state(request: web.Request) -> ApiState:
 def json_response(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
     resp = web.Response(body=codec.dumps(obj), status=status, content_type="application/json")
     for w in warnings or []:
-        resp.headers.add("Warning", f'299 - "{w}"')
+        resp.headers.add("Warning", fieldvalidation.warning_header(w))
     return resp
+
+
+def field_manager(request: web.Request) -> str:
+    """The request's field manager: ``fieldManager``, else the User-Agent up to its first ``/``
+    (Kubernetes' ``prefixFromUserAgent``: printable characters, at most 128)."""
+    manager = request.query.get("fieldManager")
+    if manager:
+        return manager
+    prefix = request.headers.get("User-Agent", "").split("/", 1)[0]
+    return "".join(c for c in prefix if c.isprintable())[:128]
 
 
 def status_response(err: errors.ApiError) -> web.Response:
     return json_response(err.to_status(), status=err.status_code)
+
+
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+# kubectl's typed commands (create deployment|configmap|secret|namespace|job, ...) always send protobuf
+# and client-go has no fallback to JSON for it; say what works instead.
+PROTOBUF_HINT = ("; this server does not support application/vnd.kubernetes.protobuf bodies, which kubectl's "
+                 "`create deployment|configmap|secret|namespace` send: write the object with "
+                 "`kubectl create ... --dry-run=client -o yaml` and pass it to `kubectl create -f -` or `kubectl apply -f -`")
 
 
 def media_type(request: web.Request) -> str:
@@ -89,8 +107,10 @@ async def read_raw(request: web.Request, accepted: tuple[str, ...]) -> tuple[byt
         raise errors.RequestEntityTooLarge("Request entity too large: limit is 3145728")
     ctype = media_type(request) or "application/json"
     if ctype not in accepted:
-        raise errors.UnsupportedMediaType(
-            f"the body of the request was in an unknown format - accepted media types include: {', '.join(accepted)}")
+        message = f"the body of the request was in an unknown format - accepted media types include: {', '.join(accepted)}"
+        if ctype == PROTOBUF:
+            message += PROTOBUF_HINT
+        raise errors.UnsupportedMediaType(message)
     if request.content_length is not None:
         return await request.read(), ctype        # bounded by the check above (and client_max_size)
     raw = bytearray()

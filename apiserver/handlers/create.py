@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from apiserver.handlers.common import check_kind, dry_run, json_response, read_object, state, validate_fields
+from apiserver.handlers.common import check_kind, dry_run, field_manager, json_response, read_object, state, validate_fields
 from apiserver.handlers.dispatch import Target
 from kubelite.api import errors
 
@@ -20,5 +20,5 @@ async def handle_create(request: web.Request, target: Target) -> web.StreamRespo
         raise errors.BadRequest("the namespace of the provided object does not match the namespace sent on the request")
     obj, warnings = validate_fields(request, info, obj, raw)
     created = await state(request).objects.create(info, target.namespace, obj, dry_run=dry_run(request),
-                                                  manager=request.query.get("fieldManager"))
+                                                  manager=field_manager(request))
     return json_response(created, status=201, warnings=warnings)

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from apiserver.handlers.common import (PATCH_TYPES, dry_run, json_response, parse_document, query_bool, read_raw,
+from apiserver.handlers.common import (PATCH_TYPES, dry_run, field_manager, json_response, parse_document, query_bool, read_raw,
                                        state, validate_fields)
 from apiserver.handlers.dispatch import Target
 from kubelite.api import errors
@@ -45,7 +45,7 @@ async def handle_patch(request: web.Request, target: Target) -> web.StreamRespon
     objects = state(request).objects
     warnings: list[str] = []
     is_apply = kind == "application/apply-patch+yaml"
-    manager = request.query.get("fieldManager")
+    manager = request.query.get("fieldManager") if is_apply else field_manager(request)
 
     async def mutate(current: dict[str, Any]) -> dict[str, Any]:
         patched = apply_patch_document(kind, current, doc, request, target.subresource)

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from apiserver.handlers.common import (PATCH_TYPES, dry_run, json_response, parse_document, read_object, read_raw,
+from apiserver.handlers.common import (PATCH_TYPES, dry_run, field_manager, json_response, parse_document, read_object, read_raw,
                                        state)
 from apiserver.handlers.delete import POLICIES
 from apiserver.handlers.dispatch import Target
@@ -53,7 +53,8 @@ async def _write_scale(request: web.Request, target: Target, make_scale: Any) ->
         current.setdefault("spec", {})["replicas"] = replicas
         return current
     result = await state(request).objects.guaranteed_update(info, target.namespace, name, mutate,
-                                                            dry_run=dry_run(request))
+                                                            subresource="scale", dry_run=dry_run(request),
+                                                            manager=field_manager(request))
     return json_response(to_scale(result))
 
 

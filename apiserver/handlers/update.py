@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from apiserver.handlers.common import check_kind, dry_run, json_response, read_object, state, validate_fields
+from apiserver.handlers.common import check_kind, dry_run, field_manager, json_response, read_object, state, validate_fields
 from apiserver.handlers.dispatch import Target
 from kubelite.api import errors
 from kubelite.api.resources import EVENTS, LEASES
@@ -34,5 +34,5 @@ async def handle_update(request: web.Request, target: Target) -> web.StreamRespo
         return json_response(result, warnings=warnings)
     result, created = await objects.update(info, target.namespace, name, obj, subresource=target.subresource,
                                            dry_run=dry_run(request), create_missing=info in CREATE_ON_UPDATE,
-                                           manager=request.query.get("fieldManager"))
+                                           manager=field_manager(request))
     return json_response(result, status=201 if created else 200, warnings=warnings)

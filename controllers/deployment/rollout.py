@@ -150,7 +150,10 @@ class Rollout:
     def _new_rs_new_replicas(self, old: list[Obj], new: Obj) -> int:
         if (self.d["spec"].get("strategy") or {}).get("type") == "Recreate":
             return self.replicas
-        current = sum(spec_replicas(rs) for rs in old) + spec_replicas(new)
+        # kube sums spec.replicas only; counting a set's pods not yet gone too (status.replicas, which
+        # lags a scale-down until the pods are terminating) keeps the pods themselves, not just the
+        # specs, within replicas + maxSurge at every instant
+        current = sum(max(spec_replicas(rs), status_of(rs, "replicas")) for rs in old) + spec_replicas(new)
         max_total = self.replicas + max_surge(self.d)
         if current >= max_total:
             return spec_replicas(new)
@@ -203,7 +206,9 @@ class Rollout:
             cleaned += n
         old = [r for r in self.rss if r["metadata"]["uid"] != new["metadata"]["uid"]]
         # 2. scale down available old replicas while staying above minAvailable
-        available = sum(status_of(rs, "availableReplicas") for rs in old + [new])
+        # a set just scaled down still reports the pods it is deleting as available until its next
+        # status write: never count more available pods than a set's spec keeps
+        available = sum(min(status_of(rs, "availableReplicas"), spec_replicas(rs)) for rs in old + [new])
         total_down = available - min_available
         scaled = 0
         if total_down > 0:

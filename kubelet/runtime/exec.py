@@ -17,7 +17,7 @@ import termios
 from typing import Any
 
 from kubelet import cri
-from kubelet.runtime.ociruntime.forkserver import ForkServerClient
+from kubelet.runtime.ociruntime.client import ForkServerClient
 
 
 class Exec:

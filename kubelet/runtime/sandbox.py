@@ -25,7 +25,7 @@ from kubelet import cri
 from kubelet.runtime import network
 from kubelet.runtime.linux import MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID
 from kubelet.runtime.ociruntime import cgroupfs, state
-from kubelet.runtime.ociruntime.forkserver import ForkServerClient
+from kubelet.runtime.ociruntime.client import ForkServerClient
 
 logger = logging.getLogger(__name__)
 
@@ -102,16 +102,8 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
     async with contextlib.AsyncExitStack() as undo:
         os.makedirs(d)
         undo.push_async_callback(asyncio.to_thread, shutil.rmtree, d, True)
-        pod_cg_existed = await asyncio.to_thread(cgroupfs.manager().exists, meta["cgroup"].strip("/"))
-        await asyncio.to_thread(cgroupfs.create, meta["cgroup"], {})
-        meta["own_cgroup"] = not pod_cg_existed
-        if meta["own_cgroup"]:
-            undo.push_async_callback(asyncio.to_thread, cgroupfs.destroy, meta["cgroup"])
         shm = os.path.join(d, "shm")
         os.makedirs(shm)
-        await fs.call({"op": "mount", "source": "kubelite-shm", "target": shm, "fstype": "tmpfs",
-                       "flags": MS_NOSUID | MS_NODEV | MS_NOEXEC, "data": "mode=1777,size=65536k"})
-        undo.push_async_callback(fs.call, {"op": "umount", "target": shm, "flags": MNT_DETACH})
         kinds = []
         if not cfg.host_network:
             kinds.append("network")
@@ -125,33 +117,62 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
         if not cfg.host_users:
             meta["userns_base"] = base = allocate_userns(root)
             maps = {"uid_map": f"0 {base} {USERNS_SIZE}\n", "gid_map": f"0 {base} {USERNS_SIZE}\n"}
+        # the pod cgroup (a worker thread) while the fork server forks the pause process
+        steps: list[Any] = [asyncio.to_thread(_pod_cgroup, meta["cgroup"])]
         if kinds or maps:
-            reply = await fs.call({"op": "sandbox", "dir": d, "hostname": cfg.hostname, "namespaces": kinds,
-                                   "maps": maps})
-            meta["pid"] = reply["pid"]
-            meta["starttime"] = state.proc_starttime(reply["pid"])
+            steps.append(fs.call({"op": "sandbox", "dir": d, "hostname": cfg.hostname, "namespaces": kinds,
+                                  "maps": maps}))
+        results = await asyncio.gather(*steps, return_exceptions=True)
+        if not isinstance(results[0], BaseException):
+            meta["own_cgroup"] = results[0]
+            if meta["own_cgroup"]:
+                undo.push_async_callback(asyncio.to_thread, cgroupfs.destroy, meta["cgroup"])
+        pins: list[dict[str, Any]] = []
+        if len(results) > 1 and not isinstance(results[1], BaseException):
+            meta["pid"] = results[1]["pid"]
+            undo.push_async_callback(_release, fs, meta)
+            meta["starttime"] = state.proc_starttime(meta["pid"])
             nsdir = os.path.join(d, "ns")
             os.makedirs(nsdir)
-            undo.push_async_callback(_release, fs, meta)
             for k in kinds + (["user"] if maps else []):
                 name = {"network": "net"}.get(k, k)
                 target = os.path.join(nsdir, name)
                 open(target, "x").close()
-                await fs.call({"op": "mount", "source": f"/proc/{meta['pid']}/ns/{name}", "target": target,
-                               "flags": MS_BIND})
+                pins.append({"source": f"/proc/{meta['pid']}/ns/{name}", "target": target, "flags": MS_BIND})
                 meta["ns"][k] = target
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        # /dev/shm and the namespace pins in one fork-server round trip, while the pod's veth is made
+        # (through /proc/<pid>/ns/net: the pin is not needed for that)
+        undo.push_async_callback(fs.call, {"op": "umount", "target": shm, "flags": MNT_DETACH})
+        steps = [fs.call({"op": "mounts", "mounts": [
+            {"source": "kubelite-shm", "target": shm, "fstype": "tmpfs", "flags": MS_NOSUID | MS_NODEV | MS_NOEXEC,
+             "data": "mode=1777,size=65536k"}, *pins]})]
         if net is not None and "network" in kinds:
-            pn = await asyncio.to_thread(_setup_pod, net, sid, meta["ns"]["network"])
-            meta["ip"] = pn.ip
             undo.push_async_callback(asyncio.to_thread, net.teardown_pod, sid)
+            steps.append(asyncio.to_thread(_setup_pod, net, sid, f"/proc/{meta['pid']}/ns/net"))
+        results = await asyncio.gather(*steps, return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        if len(results) > 1:
+            meta["ip"] = results[1].ip
         for name, content in (("hosts", hosts_content(cfg, meta["ip"])), ("resolv.conf", resolv_content(cfg)),
                               ("hostname", cfg.hostname + "\n")):
             with open(os.path.join(d, name), "w") as f:
                 f.write(content)
         meta["state"] = cri.PodSandboxState.READY.value
-        state.write_json(os.path.join(d, "meta.json"), meta, sync=True)
+        state.write_json(os.path.join(d, "meta.json"), meta)
         undo.pop_all()
     return meta
+
+
+def _pod_cgroup(path: str) -> bool:
+    """Make the pod's cgroup; True when this call made it (False: it existed, e.g. a previous sandbox's)."""
+    existed = cgroupfs.manager().exists(path.strip("/"))
+    cgroupfs.create(path, {})
+    return not existed
 
 
 async def _release(fs: ForkServerClient, meta: dict[str, Any]) -> None:
@@ -172,7 +193,7 @@ async def stop(fs: ForkServerClient, meta: dict[str, Any], net: network.NodeNetw
         await asyncio.to_thread(net.teardown_pod, meta["id"])
     await _release(fs, meta)
     meta["state"] = cri.PodSandboxState.NOTREADY.value
-    state.write_json(os.path.join(meta["dir"], "meta.json"), meta, sync=True)
+    state.write_json(os.path.join(meta["dir"], "meta.json"), meta)
 
 
 async def remove(fs: ForkServerClient, meta: dict[str, Any], net: network.NodeNetwork | None) -> None:

@@ -10,11 +10,13 @@ exited while no runtime ran still shows the exit code and reason its shim wrote.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
 import shutil
 import signal
+import socket
 import time
 import uuid
 from dataclasses import asdict
@@ -26,9 +28,10 @@ from kubelet.runtime import exec as exec_mod
 from kubelet.runtime import oci, sandbox
 from kubelet.runtime.images_adapter import resolve_image
 from kubelet.runtime.ociruntime import cgroupfs, ops, state
+from kubelet.runtime.cgroups import CgroupError
 from kubelet.runtime.linux import MNT_DETACH
 from kubelet.runtime.network import NodeNetwork
-from kubelet.runtime.ociruntime.forkserver import ForkServerClient, ForkServerError
+from kubelet.runtime.ociruntime.client import ForkServerClient, ForkServerError
 from kubelet.runtime.ociruntime.shim import HANDLER_ANNOTATION
 from kubelet.runtime.snapshots import Snapshotter
 
@@ -64,31 +67,45 @@ class Runtime:
         self.network = network
         self.oci_root = os.path.join(self.root, "oci")
         self.snapshots = Snapshotter(os.path.join(self.root, "snapshots"))
-        self.fs = ForkServerClient(os.path.join(self.root, "forkserver.sock"))
+        # one fork server per runtime process: a `kubelite runtime` beside a running kubelet gets its own
+        self.fs = ForkServerClient(os.path.join(self.root, f"forkserver-{os.getpid()}.sock"))
         self.events_path = os.path.join(self.root, "events.sock")
         self._subscribers: set[asyncio.Queue[cri.ContainerEvent]] = set()
         self._transport: asyncio.DatagramTransport | None = None
-        self._lock = asyncio.Lock()
+        # sandboxes of different pods are made concurrently; only what reads-then-claims shared state
+        # serializes: the user-namespace uid ranges (allocated from what is on disk) and the node network's
+        # idempotent bridge/route check (IPAM is file-locked on its own)
+        self._userns_lock = asyncio.Lock()
+        self._net_lock = asyncio.Lock()
+        self._cmeta: dict[str, dict[str, Any]] = {}  # container meta.json: written once at create
+        # a few sandboxes at a time: in a burst, all at once would finish all late (two cores shared by
+        # thirty), a few at a time overlap the kernel's waits (veth, RCU) and finish the first pods first
+        self._sandbox_slots = asyncio.Semaphore(max(2, os.cpu_count() or 2))
+        # listings read many small files: their own threads, never queued behind a slow network setup
+        self._reads = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="kubelite-runtime-read")
 
     async def __aenter__(self) -> "Runtime":
         for d in ("sandboxes", "containers", "oci"):
             os.makedirs(os.path.join(self.root, d), exist_ok=True)
         # the fork server starts on first use, in the event loop's thread: it dies with the thread that
         # forked it (PDEATHSIG), so never from a worker thread
+        if _listening(self.events_path):
+            return self  # another runtime process (the kubelet) hears the shims; relists still see all
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.events_path)
         loop = asyncio.get_running_loop()
         self._transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Events(self), local_addr=self.events_path, family=__import__("socket").AF_UNIX)
+            lambda: _Events(self), local_addr=self.events_path, family=socket.AF_UNIX)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.events_path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.events_path)
         self.fs.stop()
+        self._reads.shutdown(wait=False)
         await asyncio.to_thread(self.snapshots.purge_trash)
 
     # ------------------------------------------------------------------------------------- events
@@ -115,11 +132,15 @@ class Runtime:
             raise cri.CriError(f"unknown runtime handler {handler!r} (have: {', '.join(HANDLERS)})")
         sid = uuid.uuid4().hex
         try:
-            async with self._lock:  # uid ranges are allocated from what is on disk
+            async with contextlib.AsyncExitStack() as held:
+                await held.enter_async_context(self._sandbox_slots)
+                if not config.host_users:  # uid ranges are allocated from what is on disk
+                    await held.enter_async_context(self._userns_lock)
                 if self.network is not None and not config.host_network:
                     # bridge kubelite0, gateway, routes: idempotent and cheap, and the bridge is shared
                     # by every node on the host (a `kubelite down` elsewhere may have removed it)
-                    await asyncio.to_thread(self.network.ensure)
+                    async with self._net_lock:
+                        await asyncio.to_thread(self.network.ensure)
                 await sandbox.create(self.fs, self.root, sid, config, handler, self.cgroup_root, {}, self.network)
         except (ForkServerError, OSError, ValueError, KubeliteError) as e:
             raise sandbox.SandboxError(f"{config.metadata.namespace}/{config.metadata.name}: {e}") from e
@@ -153,6 +174,9 @@ class Runtime:
         return sandbox.status(self._sandbox(sandbox_id))
 
     async def list_pod_sandboxes(self) -> list[cri.PodSandboxStatus]:
+        return await asyncio.get_running_loop().run_in_executor(self._reads, self._list_pod_sandboxes)
+
+    def _list_pod_sandboxes(self) -> list[cri.PodSandboxStatus]:
         out = []
         for sid in sandbox.list_ids(self.root):
             meta = sandbox.load(self.root, sid)
@@ -215,17 +239,37 @@ class Runtime:
                 record = {"id": cid, "sandbox": sandbox_id, "config": asdict(config), "created_at": time.time_ns(),
                           "log_path": log_path, "image_id": image.id, "image_ref": image.ref,
                           "handler": meta.get("handler", "kubelite")}
-                state.write_json(os.path.join(cdir, "meta.json"), record, sync=True)
-                await self.fs.call({"op": "create", "root": self.oci_root, "id": cid, "bundle": bundle,
-                                    "log_path": log_path, "events": self.events_path})
+                state.write_json(os.path.join(cdir, "meta.json"), record)
+                undo.push_async_callback(asyncio.to_thread, cgroupfs.destroy, cg)
+                # the cgroup is made while the fork server forks, unshares and mounts (the shim waits
+                # for it before the attach): two cores, two halves of the work
+                made, created = await asyncio.gather(
+                    asyncio.to_thread(cgroupfs.create, cg, spec["linux"]["resources"]),
+                    self.fs.call({"op": "create", "root": self.oci_root, "id": cid, "bundle": bundle,
+                                  "log_path": log_path, "events": self.events_path,
+                                  "cgroup": cgroupfs.files(cg)}), return_exceptions=True)
+                if isinstance(created, BaseException):
+                    raise created
+                if isinstance(made, BaseException):
+                    await asyncio.to_thread(ops.delete, self.oci_root, cid, True)
+                    raise made
                 undo.pop_all()
-            except (oci.SpecError, ForkServerError, OSError, ValueError) as e:
+            except (oci.SpecError, ForkServerError, OSError, ValueError, CgroupError) as e:
                 raise cri.CreateContainerError(f"{config.metadata.name}: {e}") from e
         self._publish(cri.ContainerEvent(cid, sandbox_id, "created", time.time_ns()))
         return cid
 
+    def _read_meta(self, cid: str) -> dict[str, Any] | None:
+        """A container's meta.json (cached: it is written once, before the container exists for anyone)."""
+        m = self._cmeta.get(cid)
+        if m is None:
+            m = state.read_json(os.path.join(self.root, "containers", cid, "meta.json"))
+            if m is not None:
+                self._cmeta[cid] = m
+        return m
+
     def _meta(self, cid: str) -> dict[str, Any]:
-        m = state.read_json(os.path.join(self.root, "containers", cid, "meta.json"))
+        m = self._read_meta(cid)
         if m is None:
             raise cri.NotFoundError(f"container {cid} not found")
         return m
@@ -261,7 +305,8 @@ class Runtime:
                             "flags": MNT_DETACH})
 
     async def remove_container(self, container_id: str) -> None:
-        m = state.read_json(os.path.join(self.root, "containers", container_id, "meta.json"))
+        m = self._read_meta(container_id)
+        self._cmeta.pop(container_id, None)
         await asyncio.to_thread(ops.delete, self.oci_root, container_id, True)
         if m is not None and m.get("handler", "kubelite") != "kubelite":
             await self._umount_rootfs(container_id)
@@ -296,9 +341,15 @@ class Runtime:
         return self._status(self._meta(container_id))
 
     async def list_containers(self, sandbox_id: str | None = None) -> list[cri.ContainerStatus]:
+        return await asyncio.get_running_loop().run_in_executor(self._reads, self._list_containers, sandbox_id)
+
+    def _list_containers(self, sandbox_id: str | None) -> list[cri.ContainerStatus]:
         out = []
-        for cid in state.list_ids(os.path.join(self.root, "containers")):
-            m = state.read_json(os.path.join(self.root, "containers", cid, "meta.json"))
+        ids = state.list_ids(os.path.join(self.root, "containers"))
+        for cid in set(self._cmeta.copy()) - set(ids):  # removed by another runtime process (the CLI)
+            self._cmeta.pop(cid, None)
+        for cid in ids:
+            m = self._read_meta(cid)
             if m is not None and (sandbox_id is None or m["sandbox"] == sandbox_id):
                 out.append(self._status(m))
         return out
@@ -340,6 +391,18 @@ class Runtime:
                 if c.state == cri.ContainerState.RUNNING]
 
 
+def _listening(path: str) -> bool:
+    """Someone has ``path`` bound and open (a stale socket file refuses)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 class _Events(asyncio.DatagramProtocol):
     """Exit notes from shims (one JSON datagram each) → ContainerEvents."""
 
@@ -350,7 +413,7 @@ class _Events(asyncio.DatagramProtocol):
         import json
         try:
             msg = json.loads(data)
-            m = state.read_json(os.path.join(self.rt.root, "containers", msg["id"], "meta.json"))
+            m = self.rt._read_meta(msg["id"])
         except (ValueError, KeyError):
             return
         self.rt._publish(cri.ContainerEvent(msg["id"], m["sandbox"] if m else "", msg["kind"], msg["at"]))

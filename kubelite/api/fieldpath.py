@@ -102,29 +102,43 @@ def field_values(obj: Any, node: schema.Schema | None, prefix: Path = (), top: b
     return out
 
 
+_TREE_SLOTS: dict[tuple[int, str], tuple[str, Any, bool, list[str] | None, bool, Any]] = {}
+
+
+def _tree_slot(node: schema.Schema | None, key: str) -> tuple[str, Any, bool, list[str] | None, bool, Any]:
+    """``(f:key, child schema, descend into a dict?, list map keys, is a set, list item schema)``, memoized."""
+    cache_key = (id(node), key)
+    found = _TREE_SLOTS.get(cache_key)
+    if found is None:
+        sub = schema.child(node, key)
+        keys, is_set = list_meta(node, key)
+        found = _TREE_SLOTS[cache_key] = (f"f:{key}", sub, sub is None or not schema.is_free_form(sub), keys, is_set,
+                                          schema.items(sub))
+    return found
+
+
 def fields_tree(obj: Any, node: schema.Schema | None, top: bool = True) -> dict[str, Any]:
     """The FieldsV1 tree of an object directly (same paths as :func:`field_values`, built faster)."""
     out: dict[str, Any] = {}
     if not isinstance(obj, dict):
         return out
     for key, value in obj.items():
-        if top and key in ("apiVersion", "kind", "status"):
-            continue
-        sub = schema.child(node, key)
-        if top and key == "metadata" and isinstance(value, dict):
-            value = {k: v for k, v in value.items() if k not in SKIP_META}
-            if not value:
+        if top:
+            if key in ("apiVersion", "kind", "status"):
                 continue
-        if isinstance(value, dict) and value and (sub is None or not schema.is_free_form(sub)):
-            out[f"f:{key}"] = fields_tree(value, sub, top=False)
-        elif isinstance(value, list) and value and (keys := _list_keys(node, key)) and all(
-                isinstance(e, dict) for e in value):
-            item = schema.items(sub)
-            out[f"f:{key}"] = {_item_key(e, keys): {".": {}, **fields_tree(e, item, top=False)} for e in value}
-        elif isinstance(value, list) and value and _is_set(node, key):
-            out[f"f:{key}"] = {"v:" + encode(e): {} for e in value}
+            if key == "metadata" and isinstance(value, dict):
+                value = {k: v for k, v in value.items() if k not in SKIP_META}
+                if not value:
+                    continue
+        fkey, sub, descend, keys, is_set, item = _tree_slot(node, key)
+        if value and isinstance(value, dict) and descend:
+            out[fkey] = fields_tree(value, sub, top=False)
+        elif value and isinstance(value, list) and keys and all(isinstance(e, dict) for e in value):
+            out[fkey] = {_item_key(e, keys): {".": {}, **fields_tree(e, item, top=False)} for e in value}
+        elif value and isinstance(value, list) and is_set:
+            out[fkey] = {"v:" + encode(e): {} for e in value}
         else:
-            out[f"f:{key}"] = {}
+            out[fkey] = {}
     return out
 
 

@@ -26,6 +26,10 @@ class CliError(KubeliteError):
 class ArgParser(argparse.ArgumentParser):
     """argparse that reports bad flags like kubectl (``error: ...``, exit 1)."""
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        """Flags and names in any order, as kubectl takes them (``get pod -o yaml NAME``)."""
+        return self.parse_intermixed_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
         print(f"error: {message}\nSee 'kubelite {self.prog.split()[-1]} --help' for usage.", file=sys.stderr)
         raise SystemExit(1)
@@ -61,6 +65,7 @@ def client(args: argparse.Namespace) -> SyncClient:
                           token=args.token)
     timeout = str(args.request_timeout).rstrip("s")
     c = SyncClient(cfg, timeout=float(timeout) if timeout not in ("", "0") else None)
+    c.on_warning = lambda text: print(f"Warning: {text}", file=sys.stderr)
     _open_clients.append(c)
     return c
 
@@ -195,7 +200,7 @@ def api_error_text(exc: ApiError, action: str = "", source: str = "") -> str:
         return exc.message
     where = f'error when {action} "{source}": ' if action and source else ""
     reason = exc.status_reason or "Unknown"
-    if exc.status_code == 503 and exc.message.startswith("The connection to the server"):
+    if exc.status_code == 503 and exc.message.startswith(("The connection to the server", "Unable to connect")):
         return exc.message
     return f"Error from server ({reason}): {where}{exc.message}"
 
@@ -217,7 +222,8 @@ def _run(func: Callable[[list[str]], int], argv: list[str], kubeconfig_error: ty
     except ApiError as exc:
         print(api_error_text(exc), file=sys.stderr)
     except (CliError, kubeconfig_error) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        text = str(exc)
+        print(text if text.startswith("The connection to the server") else f"error: {text}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130
     except SystemExit as exc:      # argparse: usage errors (1) and --help (0)

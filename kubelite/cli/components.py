@@ -11,7 +11,7 @@ import sys
 
 
 def _run(package: str, argv: list[str]) -> int:
-    from kubelite.cli.up import has_entry_point
+    from kubelite.cli.supervisor import has_entry_point
 
     if not has_entry_point(package):
         print(f"kubelite: the {package} component is not built yet (no {package}/__main__.py)", file=sys.stderr)

@@ -117,7 +117,10 @@ def _patch(argv: list[str]) -> int:
         try:
             body = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise common.CliError(f"unable to parse \"{text}\": {exc}") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}: " if mark is not None else ""
+            raise common.CliError(f"unable to parse \"{text}\": yaml: {where}{getattr(exc, 'problem', None) or exc}") \
+                from None
     if args.type == "json" and not isinstance(body, list):
         raise common.CliError("json patch must be a list of operations")
     if args.type != "json" and not isinstance(body, dict):

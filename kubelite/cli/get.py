@@ -20,7 +20,8 @@ def main(argv: list[str]) -> int:
 def _parser() -> common.ArgParser:
     p = common.parser("get", "Display one or many resources.")
     p.add_argument("words", nargs="*", metavar="TYPE[.GROUP] [NAME ...] | TYPE/NAME ...")
-    p.add_argument("-o", "--output", default="", help="output format: " + "|".join(OUTPUTS))
+    p.add_argument("-o", "--output", default="",
+                   help="output format: " + "|".join(OUTPUTS) + "|jsonpath=TEMPLATE|custom-columns=SPEC")
     p.add_argument("-l", "--selector", default=None, help="label selector (e.g. -l app=web,tier!=db)")
     p.add_argument("--field-selector", default=None, help="field selector (e.g. status.phase=Running)")
     p.add_argument("-A", "--all-namespaces", action="store_true", help="list across all namespaces")
@@ -36,13 +37,13 @@ def _parser() -> common.ArgParser:
 
 def _get(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    if args.output and args.output not in OUTPUTS:
+    if args.output and args.output not in OUTPUTS and not args.output.startswith(("jsonpath=", "custom-columns=")):
         raise common.CliError(f'unable to match a printer suitable for the output format "{args.output}", '
                               f"allowed formats are: {','.join(OUTPUTS)}")
     targets = common.split_type_names(args.words)
     c = common.client(args)
     namespace = None if args.all_namespaces else (args.namespace or c.namespace)
-    structured = args.output in ("yaml", "json", "name")
+    structured = args.output in ("yaml", "json", "name") or args.output.startswith(("jsonpath=", "custom-columns="))
     multi_type = len({t.qualified for t, _ in targets}) > 1
     exit_code = 0
     collected: list[dict[str, Any]] = []
@@ -103,7 +104,8 @@ def _get(argv: list[str]) -> int:
             _watch(c, info, ns, args, printer, "0" if table is None else None, structured, header=table is None,
                    skip_initial=table is not None)
     if structured:
-        _print_structured(args.output, collected, single=len(targets) == 1 and targets[0][1] is not None)
+        _print_structured(args.output, collected, single=len(targets) == 1 and targets[0][1] is not None,
+                          no_headers=args.no_headers)
     elif not printed_any and exit_code == 0 and not args.watch and not args.watch_only and \
             all(n is None for _, n in targets):
         ns_text = f" in {namespace} namespace" if namespace and any(t.namespaced for t, _ in targets) else ""
@@ -115,7 +117,16 @@ def _clean(args: Any, obj: dict[str, Any]) -> dict[str, Any]:
     return obj if args.show_managed_fields else printers.strip_managed_fields(obj)
 
 
-def _print_structured(output: str, items: list[dict[str, Any]], single: bool) -> None:
+def _print_structured(output: str, items: list[dict[str, Any]], single: bool, no_headers: bool = False) -> None:
+    if output.startswith("custom-columns="):
+        from kubelite.cli.jsonpath import custom_columns
+        sys.stdout.write(custom_columns(output.split("=", 1)[1], items, no_headers))
+        return
+    if output.startswith("jsonpath="):
+        from kubelite.cli.jsonpath import render
+        doc = items[0] if single and len(items) == 1 else printers.as_list(items)
+        sys.stdout.write(render(output.split("=", 1)[1], doc))
+        return
     if output == "name":
         from kubelite.api.resources import for_kind
         for obj in items:

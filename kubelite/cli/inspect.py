@@ -69,9 +69,11 @@ def explain(files: dict[str, str]) -> list[str]:
     """One line per limit, with what it means (``cpu.cfs_quota_us 50000 / period 100000 = 0.5 CPU``)."""
     out = []
     if "memory.limit_in_bytes" in files:
-        out.append(f"memory.limit_in_bytes = {files['memory.limit_in_bytes']} ({human_bytes(files['memory.limit_in_bytes'])})")
+        v = files["memory.limit_in_bytes"]
+        out.append(f"memory.limit_in_bytes = {v} ({human_bytes(v)})")
     if "memory.max" in files:
-        out.append(f"memory.max = {files['memory.max']} ({human_bytes(files['memory.max']) if files['memory.max'] != 'max' else 'unlimited'})")
+        v = files["memory.max"]
+        out.append(f"memory.max = {v} ({human_bytes(v) if v != 'max' else 'unlimited'})")
     if "cpu.cfs_quota_us" in files:
         q, per = int(files["cpu.cfs_quota_us"]), int(files.get("cpu.cfs_period_us") or 100000)
         out.append(f"cpu.cfs_quota_us = {q} / cpu.cfs_period_us = {per}" + (f" → {q / per:g} CPU" if q > 0 else
@@ -102,7 +104,10 @@ class Tree:
         self.lines: list[str] = []
 
     def add(self, depth: int, last: list[bool], text: str) -> None:
-        prefix = "".join("   " if l else "│  " for l in last[:-1]) + ("└─ " if last[-1] else "├─ ") if depth else ""
+        """``last``: for each level down to this line, whether it is the last item at that level."""
+        prefix = ""
+        if depth:
+            prefix = "".join("   " if done else "│  " for done in last[:-1]) + ("└─ " if last[-1] else "├─ ")
         self.lines.append(prefix + text)
 
     def render(self) -> str:

@@ -55,16 +55,39 @@ def _remove_cgroups(rel: str) -> None:
                        check=False, stderr=subprocess.DEVNULL)
 
 
+def _bridge_addresses(bridge: str) -> list[str]:
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", bridge], capture_output=True, text=True,
+                         check=False).stdout
+    return [line.split()[3] for line in out.splitlines() if len(line.split()) > 3]
+
+
+def _remove_node_gateway(info: dict[str, Any]) -> None:
+    """Take a (crashed) node's gateway address off the bridge, as the kubelet does when it stops its pods."""
+    if not info.get("podCidr"):
+        return
+    try:
+        from kubelet.runtime.network import NodeNetwork
+        NodeNetwork(info["podCidr"], info.get("clusterCidr") or "10.244.0.0/16",
+                    Path(info["runtimeRoot"]) / "ipam").remove()
+    except Exception as exc:                        # clean as much as we can
+        logger.warning("node %s: gateway address not removed: %s", info.get("nodeName"), exc)
+
+
 def _remove_bridge_if_unused() -> None:
+    """Delete the shared bridge only when no other node uses it: no pod veth on the host and no node's
+    gateway address left on it (every kubelet takes its own off when it stops its pods)."""
     try:
         from kubelet.runtime.network import DEFAULT_BRIDGE, VETH_PREFIX, remove_bridge
     except ImportError:
         return
     links = os.listdir("/sys/class/net")
+    if DEFAULT_BRIDGE not in links:
+        return
     if any(link.startswith(VETH_PREFIX) and link != DEFAULT_BRIDGE for link in links):
         return                                      # another node on this host still has pods
-    if DEFAULT_BRIDGE in links:
-        remove_bridge(DEFAULT_BRIDGE)
+    if _bridge_addresses(DEFAULT_BRIDGE):
+        return                                      # another node is up (its gateway is on the bridge)
+    remove_bridge(DEFAULT_BRIDGE)
 
 
 def cleanup(data_dir: Path, *, bridge: bool = True) -> None:
@@ -80,5 +103,6 @@ def cleanup(data_dir: Path, *, bridge: bool = True) -> None:
             logger.warning("node %s: runtime clean-up failed: %s", info.get("nodeName"), exc)
         shutil.rmtree(marker.parent / "pods", ignore_errors=True)
         _remove_cgroups(info.get("cgroupRoot", ""))
+        _remove_node_gateway(info)
     if bridge:
         _remove_bridge_if_unused()

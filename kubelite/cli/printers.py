@@ -74,13 +74,13 @@ class TablePrinter:
     """Renders server Tables like kubectl's tabwriter (min width 0, padding 3), rows possibly streamed."""
 
     def __init__(self, *, wide: bool = False, all_namespaces: bool = False, show_labels: bool = False,
-                 no_headers: bool = False, kind_prefix: str = "", out: IO[str] = sys.stdout) -> None:
+                 no_headers: bool = False, kind_prefix: str = "", out: IO[str] | None = None) -> None:
         self.wide = wide
         self.all_namespaces = all_namespaces
         self.show_labels = show_labels
         self.no_headers = no_headers
         self.kind_prefix = kind_prefix
-        self.out = out
+        self._out = out
         self.widths: list[int] = []
         self.columns: list[int] | None = None
 
@@ -122,6 +122,10 @@ class TablePrinter:
         for line in lines:
             self._emit(line)
         return len(rows)
+
+    @property
+    def out(self) -> IO[str]:
+        return self._out if self._out is not None else sys.stdout   # looked up late: tests swap sys.stdout
 
     def _emit(self, line: list[str]) -> None:
         parts = [text.ljust(self.widths[i] + 3) for i, text in enumerate(line[:-1])]

@@ -156,18 +156,35 @@ async def _exec(rt: Runtime, a: argparse.Namespace) -> int:
 
     async def feed() -> None:
         assert p.stdin is not None
-        while data := await loop.run_in_executor(None, os.read, 0, 65536):
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(os.dup(0), "rb", 0))
+        while data := await reader.read(65536):
             p.stdin.write(data)
             await p.stdin.drain()
         p.stdin.close()
 
-    async with asyncio.TaskGroup() as tg:
-        tg.create_task(pump(p.stdout, sys.stdout.buffer))
-        if p.stderr is not None:
-            tg.create_task(pump(p.stderr, sys.stderr.buffer))
-        code = await p.wait()
-        if p.stdin is not None:
-            p.stdin.close()
+    saved = None
+    if a.t and a.i and os.isatty(0):  # a terminal of our own: raw, sized like ours
+        import termios
+        import tty
+        saved = termios.tcgetattr(0)
+        tty.setraw(0)
+        size = os.get_terminal_size(0)
+        p.resize(size.columns, size.lines)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(pump(p.stdout, sys.stdout.buffer))
+            if p.stderr is not None:
+                tg.create_task(pump(p.stderr, sys.stderr.buffer))
+            if p.stdin is not None:
+                feeder = tg.create_task(feed())
+            code = await p.wait()
+            if p.stdin is not None:
+                feeder.cancel()
+                p.stdin.close()
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
     return code
 
 

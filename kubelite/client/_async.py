@@ -76,6 +76,8 @@ class Client:
             async with session.request(req.method, self._base + req.path, data=data, headers=req.headers,
                                        timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
                 body = await resp.read()
+                for warning in resp.headers.getall("Warning", ()):
+                    logger.warning("%s %s: server warning: %s", req.method, req.path.split("?")[0], warning)
                 return _rest.decode(resp.status, resp.headers.get("Content-Type", ""), body, req, codec.loads)
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
             raise ServiceUnavailable(f"{req.method} {self._base}{req.path.split('?')[0]}: "

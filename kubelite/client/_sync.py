@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kubelite import kubeconfig
@@ -45,6 +45,17 @@ def split_url(url: str) -> tuple[str, str, int | None, str]:
     return scheme.lower(), host, port, (slash + path).rstrip("/")
 
 
+def _warning_text(value: str) -> str:
+    """The text of a ``Warning: 299 - "text"`` header (as kubectl prints it)."""
+    parts = value.split(" ", 2)
+    if len(parts) == 3 and parts[0].isdigit():
+        text = parts[2].strip()
+        if text.startswith('"') and text.endswith('"'):
+            text = text[1:-1].replace('\\"', '"')
+        return text
+    return value
+
+
 class _Response:
     """Status, headers and a body reader for one HTTP/1.1 response on a buffered socket file."""
 
@@ -58,12 +69,16 @@ class _Response:
             raise ConnectionError(f"malformed HTTP status line {line[:80]!r}")
         self.status = int(parts[1])
         self.headers: dict[str, str] = {}
+        self.warnings: list[str] = []
         while True:
             h = fp.readline(65537)
             if h in (b"\r\n", b"\n", b""):
                 break
             k, _, v = h.decode("latin-1").partition(":")
-            self.headers[k.strip().lower()] = v.strip()
+            key = k.strip().lower()
+            if key == "warning":
+                self.warnings.append(_warning_text(v.strip()))
+            self.headers[key] = v.strip()
         self.chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
         length = self.headers.get("content-length")
         self.length = int(length) if length is not None and not self.chunked else None
@@ -107,6 +122,7 @@ class SyncClient:
         self.config = config
         self.namespace = config.namespace
         self.timeout = timeout
+        self.on_warning: Callable[[str], None] | None = None   # server Warning headers (the CLI prints them)
         scheme, host, port, path = split_url(config.server)
         self._https = scheme == "https"
         self._host = host or "localhost"
@@ -137,12 +153,20 @@ class SyncClient:
             # an ASCII host as bytes: getaddrinfo then skips the idna codec (and its imports)
             host: str | bytes = self._host.encode() if self._host.isascii() else self._host
             sock = socket.create_connection((host, self._port), timeout=self.timeout)  # type: ignore[arg-type]
-        except OSError as exc:
+        except ConnectionRefusedError:
             raise ServiceUnavailable(f"The connection to the server {self._host}:{self._port} was refused - "
                                      "did you specify the right host or port?") from None
+        except OSError as exc:
+            raise ServiceUnavailable(f"Unable to connect to the server: dial tcp {self._host}:{self._port}: "
+                                     f"{exc.strerror or exc}") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._https:
-            sock = kubeconfig.ssl_context(self.config).wrap_socket(sock, server_hostname=self._host)
+            try:
+                sock = kubeconfig.ssl_context(self.config).wrap_socket(sock, server_hostname=self._host)
+            except OSError as exc:          # ssl.SSLError and friends
+                sock.close()
+                raise ServiceUnavailable(f"Unable to connect to the server: {getattr(exc, 'reason', None) or exc}") \
+                    from None
         sock.settimeout(timeout)
         self._sock, self._fp = sock, sock.makefile("rb")
 
@@ -184,7 +208,11 @@ class SyncClient:
                     raise ServiceUnavailable(f"lost the connection to {self._host}:{self._port}: {exc}") from None
             except TimeoutError:
                 self.close()
-                raise ServiceUnavailable(f"timed out waiting for {self._host}:{self._port}") from None
+                raise ServiceUnavailable(f"Unable to connect to the server: net/http: request canceled "
+                                         f"(Client.Timeout exceeded while awaiting headers)") from None
+            except OSError as exc:
+                self.close()
+                raise ServiceUnavailable(f"Unable to connect to the server: {exc.strerror or exc}") from None
         raise AssertionError("unreachable")
 
     def send(self, req: Request) -> Any:
@@ -195,6 +223,9 @@ class SyncClient:
         except (OSError, ValueError) as exc:
             self.close()
             raise ServiceUnavailable(f"reading the response from {self._host}:{self._port}: {exc}") from None
+        if self.on_warning is not None:
+            for text in resp.warnings:
+                self.on_warning(text)
         if resp.will_close:
             self.close()
         return _rest.decode(resp.status, resp.headers.get("content-type", ""), body, req, _loads)

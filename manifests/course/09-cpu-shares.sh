@@ -3,10 +3,8 @@
 set -e
 here=$(dirname "$0")
 kubelite apply -f "$here/09-cpu-shares.yaml"
-kubectl wait --for=condition=Ready pod/shares-big pod/shares-small --timeout=90s
-kubelite inspect pod shares-big | grep cpu.shares
-kubelite inspect pod shares-small | grep cpu.shares
+kubectl wait --for=condition=Ready pod/shares-demo --timeout=90s
+kubelite inspect pod shares-demo | grep -E "^│  ├─ (big|small)|cpu.shares"
 sleep 5
-kubelite top pod shares-big
-kubelite top pod shares-small
+kubelite top pod shares-demo --containers
 kubelite delete -f "$here/09-cpu-shares.yaml"

@@ -7,6 +7,7 @@ pinned binary beside it, with a throwaway HOME, kubeconfig and --cache-dir per t
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import time
@@ -105,19 +106,21 @@ def test_server_side_apply_watch_and_api_resources(kubectl: Kubectl, apiserver_u
     # get -w: the list, then the watch delivers a new pod while kubectl runs
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path / "home"), "KUBECONFIG": str(tmp_path / "kubeconfig")}
     watcher = subprocess.Popen([DISPATCHER, "--cache-dir", str(tmp_path / "cache"), "get", "pods", "-w"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         kubectl("apply", "-f", str(MANIFESTS / "pod.yaml"))
         assert watcher.stdout is not None
-        deadline = time.monotonic() + 20
-        seen = ""
-        os.set_blocking(watcher.stdout.fileno(), False)
-        while "hello" not in seen and time.monotonic() < deadline:
-            chunk = watcher.stdout.read()
-            seen += chunk or ""
-            if not chunk:
-                time.sleep(0.05)
-        assert "hello" in seen and "Pending" in seen, seen
+        fd = watcher.stdout.fileno()
+        deadline = time.monotonic() + 30
+        seen = b""
+        while not (b"hello" in seen and b"Pending" in seen) and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                seen += chunk
+        assert b"hello" in seen and b"Pending" in seen, seen
     finally:
         watcher.kill()
         watcher.communicate()
@@ -146,7 +149,10 @@ def test_kubelite_prints_what_kubectl_prints(kubectl: Kubectl, tmp_path: Path) -
     for args in (["get", "pods"], ["get", "pods", "-o", "wide"], ["get", "all"], ["get", "pods", "-A", "--show-labels"],
                  ["get", "pod", "hello", "-o", "yaml"], ["get", "deploy", "-o", "json"], ["get", "ns"],
                  ["describe", "pod", "hello"], ["describe", "rs", "hello-rs"], ["describe", "deploy", "hello-deploy"],
-                 ["describe", "ns", "default"], ["get", "pod", "nope"]):
+                 ["describe", "ns", "default"], ["get", "pod", "nope"],
+                 ["get", "pods", "-o", 'jsonpath={range .items[*]}{.metadata.name}{"\\t"}{..image}{"\\n"}{end}'],
+                 ["get", "deploy,rs", "-o", "custom-columns=NAME:.metadata.name,REPLICAS:.spec.replicas"],
+                 ["get", "pod", "-o", "jsonpath={.spec.containers[0].command}", "hello"]):
         ours, theirs = kl(*args), kubectl(*args, check=False)
         assert (ours.returncode, norm(ours.stdout), ours.stderr) == \
             (theirs.returncode, norm(theirs.stdout), theirs.stderr), args

@@ -149,3 +149,13 @@ def test_server_side_apply_and_version(kl: Run) -> None:
         "deployment.apps/hello-deploy serverside-applied\n"
     rc, out, _ = kl("version")
     assert rc == 0 and out.splitlines()[1].startswith("Server Version: v1.")
+
+
+def test_server_warnings_are_printed(kl: Run) -> None:
+    manifest = ("apiVersion: v1\nkind: Pod\nmetadata: {name: warned}\n"
+                "spec: {bogusField: 1, containers: [{name: c, image: busybox:1.35}]}\n")
+    rc, out, err = kl("create", "--validate=warn", "-f", "-", stdin=manifest)
+    assert rc == 0 and out == "pod/warned created\n"
+    assert err.startswith("Warning: ") and "bogusField" in err, err
+    rc, _, err = kl("create", "-f", "-", stdin=manifest.replace("warned", "strict"))
+    assert rc == 1 and "bogusField" in err and err.startswith("Error from server (BadRequest)"), err

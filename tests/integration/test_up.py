@@ -8,6 +8,7 @@ a second `up` on the same data dir keeps the objects; a kill -9 of `up` itself t
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -165,8 +166,16 @@ def test_up_recovers_from_kill_9_and_stops_cleanly(up: Up, tmp_path: Path) -> No
         assert wait_for(lambda: "hello" in pod_names(up), 60, f"the pod after killing {name}")
     r = up.kubelite("get", "pods,cm")
     assert r.returncode == 0 and "pod/hello " in r.stdout and "configmap/kept " in r.stdout, r.stdout + r.stderr
-    r = up.kubelite("delete", "pod", "hello", "--grace-period=1", "--timeout=90s")
+    # the "done when": the real kubectl sees the pod through up's kubeconfig, and deletes it
+    kubectl = [shutil.which("kubectl") or "/usr/bin/kubectl", "--kubeconfig", str(up.data_dir / "kubeconfig"),
+               "--cache-dir", str(tmp_path / "kcache")]
+    kenv = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    r = subprocess.run([*kubectl, "get", "pods", "-o", "wide"], env=kenv, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.splitlines()[1].split()[0] == "hello", r.stdout + r.stderr
+    r = subprocess.run([*kubectl, "delete", "pod", "hello", "--grace-period=1", "--timeout=90s"], env=kenv,
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout == 'pod "hello" deleted\n', r.stderr
+    assert "hello" not in pod_names(up)
     running = up.pids()
     assert up.stop() == 0
     for name, pid in running.items():

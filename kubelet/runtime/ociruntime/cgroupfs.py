@@ -13,7 +13,7 @@ import time
 from functools import cache
 from typing import Any
 
-from kubelet.runtime.cgroups import CgroupError, Manager, Resources, detect
+from kubelet.runtime.cgroups import CgroupError, Manager, Resources, V1Manager, detect
 
 ROOT = "/sys/fs/cgroup"
 
@@ -32,6 +32,21 @@ def create(path: str, resources: dict[str, Any]) -> list[str]:
     m = manager()
     m.create(_rel(path), Resources.from_oci(resources) if resources else None)
     return m.procs_files(_rel(path))
+
+
+def files(path: str) -> dict[str, Any]:
+    """What a shim needs of the cgroup at ``path`` (made or not yet), so that it never imports this module
+    (the Manager's imports are paid on every fork): ``{"path", "procs": [files to join], "oom_file"}``."""
+    m = manager()
+    mem = m.dir_of("memory", _rel(path))
+    oom = mem / ("memory.oom_control" if isinstance(m, V1Manager) else "memory.events")
+    return {"path": path, "procs": m.procs_files(_rel(path)), "oom_file": str(oom)}
+
+
+def prepare(path: str, resources: dict[str, Any]) -> dict[str, Any]:
+    """``create`` then ``files``."""
+    create(path, resources)
+    return files(path)
 
 
 def oom_kills(path: str) -> int:

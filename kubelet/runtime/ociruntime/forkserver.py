@@ -4,28 +4,26 @@ Forking the threaded asyncio runtime is unsafe and a fresh interpreter per conta
 so the runtime starts this once (``python -m kubelet.runtime.ociruntime.forkserver SOCKET``) and asks it
 over a ``SOCK_SEQPACKET`` Unix socket: one JSON request per connection, file descriptors (stdio) in
 ``SCM_RIGHTS``. ``create`` forks a shim that answers on the inherited connection itself; ``exec`` answers
-``{"pid"}`` then ``{"exit"}``; ``sandbox`` forks the pause process, which answers; ``mount``/``umount``
-run here, in the node's mount namespace. It dies with its parent (PDEATHSIG); what it forked does not.
+``{"pid"}`` then ``{"exit"}``; ``sandbox`` forks the pause process, which answers; ``mount``/``mounts``
+(several, in order)/``umount`` run here, in the node's mount namespace. It dies with its parent (PDEATHSIG); what it forked does not.
+Fork and exit cost grows with this process' size, so it imports nothing heavy (no asyncio, no cgroup
+Manager: the caller makes the container's cgroup and passes the files to join). The client is in
+``client``.
 """
 
 from __future__ import annotations
 
 import array
-import asyncio
 import json
-import logging
 import os
 import selectors
 import signal
 import socket
-import subprocess
 import sys
 from typing import Any
 
 from kubelet.runtime import linux
 from kubelet.runtime.ociruntime import ops, shim
-
-logger = logging.getLogger(__name__)
 
 
 def _recv(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
@@ -100,7 +98,7 @@ def _handle(req: dict[str, Any], fds: list[int], conn: socket.socket, sel: selec
                 lst.close()
                 try:
                     shim.create(req["root"], req["id"], req["bundle"], conn, req.get("log_path", ""),
-                                req.get("events", ""), fds or None)
+                                req.get("events", ""), fds or None, req.get("cgroup"))
                 finally:
                     os._exit(1)
             _track(sel, pid, None)
@@ -126,6 +124,10 @@ def _handle(req: dict[str, Any], fds: list[int], conn: socket.socket, sel: selec
         elif op == "mount":
             linux.mount(req.get("source"), req["target"], req.get("fstype"), req.get("flags", 0), req.get("data"))
             _reply(conn, {"ok": True})
+        elif op == "mounts":  # several in one round trip, in order; the caller undoes them on an error
+            for m in req["mounts"]:
+                linux.mount(m.get("source"), m["target"], m.get("fstype"), m.get("flags", 0), m.get("data"))
+            _reply(conn, {"ok": True})
         elif op == "umount":
             try:
                 linux.umount2(req["target"], req.get("flags", 0))
@@ -143,95 +145,6 @@ def _handle(req: dict[str, Any], fds: list[int], conn: socket.socket, sel: selec
 def _track(sel: selectors.BaseSelector, pid: int, conn: socket.socket | None) -> None:
     pidfd = os.pidfd_open(pid)
     sel.register(pidfd, selectors.EVENT_READ, ("child", pidfd, pid, conn))
-
-
-# ---------------------------------------------------------------------------------------------- client
-class ForkServerError(Exception):
-    """The fork server refused or failed a request; ``str()`` is its one-line reason."""
-
-
-class ForkServerClient:
-    """The asyncio side: starts the server once and sends it requests."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start the server process (blocking, ~100 ms; call via ``asyncio.to_thread``)."""
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-        env = dict(os.environ)
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-        env["PYTHONPATH"] = root + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        log = open(self.path + ".log", "ab")  # its stderr: the caller's would be held open by every shim
-        try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "kubelet.runtime.ociruntime.forkserver", self.path],
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env)
-        finally:
-            log.close()
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        self.proc.stdout.close()
-        if line != b"ready\n":
-            raise ForkServerError("fork server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-
-    def _connect(self, req: dict[str, Any], fds: list[int] | None = None) -> socket.socket:
-        if self.proc is None or self.proc.poll() is not None:
-            self.start()  # first use (listings never need the server), or it died: one more
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        s.connect(self.path)
-        data = json.dumps(req).encode()
-        if fds:
-            socket.send_fds(s, [data], fds)
-        else:
-            s.send(data)
-        s.setblocking(False)
-        return s
-
-    async def call(self, req: dict[str, Any], fds: list[int] | None = None) -> dict[str, Any]:
-        """One request, one answer; raises ForkServerError with the server's or child's error."""
-        s = self._connect(req, fds)
-        try:
-            data = await asyncio.get_running_loop().sock_recv(s, 1 << 20)
-        finally:
-            s.close()
-        if not data:
-            raise ForkServerError(f"{req.get('op')}: no answer (the child died)")
-        msg = json.loads(data)
-        if "error" in msg:
-            raise ForkServerError(msg["error"])
-        return msg
-
-    async def exec(self, req: dict[str, Any], fds: list[int]) -> tuple[int, asyncio.Future[int]]:
-        """Start an exec; returns its helper pid and a future for its exit code."""
-        s = self._connect(dict(req, op="exec"), fds)
-        loop = asyncio.get_running_loop()
-        data = await loop.sock_recv(s, 65536)
-        msg = json.loads(data) if data else {"error": "no answer"}
-        if "error" in msg:
-            s.close()
-            raise ForkServerError(msg["error"])
-
-        async def _wait() -> int:
-            try:
-                d = await loop.sock_recv(s, 65536)
-                return int(json.loads(d)["exit"]) if d else 255
-            finally:
-                s.close()
-        return int(msg["pid"]), asyncio.ensure_future(_wait())
 
 
 if __name__ == "__main__":

@@ -296,9 +296,20 @@ def _lookup_executable(proc: dict[str, Any]) -> None:
 
 
 def set_oom_score_adj(proc: dict[str, Any]) -> None:
-    """Inherited by children; set while still host root (lowering it needs CAP_SYS_RESOURCE)."""
-    if proc.get("oomScoreAdj") is not None:
-        linux.write_file("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]))
+    """Inherited by children; set while still host root.
+
+    Lowering the score needs CAP_SYS_RESOURCE. Where the host withholds it (some VMs and sandboxes do),
+    the container keeps the score it inherited, as rootless runc does, instead of failing to start:
+    a Guaranteed pod (-997) then is no more protected from the OOM killer than its parent."""
+    want = proc.get("oomScoreAdj")
+    if want is None:
+        return
+    try:
+        linux.write_file("/proc/self/oom_score_adj", str(want))
+    except PermissionError:
+        with open("/proc/self/oom_score_adj") as f:
+            if int(want) >= int(f.read().strip() or 0):
+                raise
 
 
 def _permitted_now() -> int:

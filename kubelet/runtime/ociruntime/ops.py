@@ -12,13 +12,12 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import termios
 import time
 from typing import Any
 
 from kubelet.runtime import linux
-from kubelet.runtime.ociruntime import cgroupfs, init, shim, state
+from kubelet.runtime.ociruntime import init, shim, state
 
 
 class OciError(Exception):
@@ -140,8 +139,10 @@ def delete(root: str, cid: str, force: bool = False) -> None:
     elif st["status"] == "creating":
         state.remove_container_dir(root, cid)
         return
+    from kubelet.runtime.ociruntime import cgroupfs  # (not in the fork server: the Manager is heavy to fork)
     handler = st["_state"].get("handler", "kubelite")
     if handler != "kubelite":
+        import subprocess
         subprocess.run([handler, "--root", shim.external_root(root, handler), "delete", "-f", cid],
                        capture_output=True, timeout=10)
     cg = st["_state"].get("cgroup")
@@ -160,6 +161,7 @@ def exec_in(root: str, cid: str, process: dict[str, Any], stdio: list[int]) -> i
     handler = json.load(open(os.path.join(st["bundle"], "config.json"))).get("annotations", {}).get(
         shim.HANDLER_ANNOTATION, "kubelite")
     if handler != "kubelite":  # st["pid"] is runc/crun itself: ask it for the container's init
+        import subprocess
         deadline = time.monotonic() + 10
         while True:  # `start` returns once runc/crun is exec'd, not once it has made the container
             p = subprocess.run([handler, "--root", shim.external_root(root, handler), "state", cid],
@@ -174,10 +176,8 @@ def exec_in(root: str, cid: str, process: dict[str, Any], stdio: list[int]) -> i
     if helper:
         return helper
     try:
-        cg = st["_state"].get("cgroup")
-        if cg:
-            for f in cgroupfs.create(cg, {}):
-                linux.write_file(f, str(os.getpid()))
+        for f in st["_state"].get("procs", []):
+            linux.write_file(f, str(os.getpid()))
         init.set_oom_score_adj(process)
         fds = {}
         for kind in ("user", "ipc", "uts", "net", "pid", "cgroup", "mnt"):

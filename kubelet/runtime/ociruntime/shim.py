@@ -16,12 +16,11 @@ import os
 import selectors
 import signal
 import socket
-import subprocess
 import time
 from typing import Any, BinaryIO
 
 from kubelet.runtime import linux
-from kubelet.runtime.ociruntime import cgroupfs, init, state
+from kubelet.runtime.ociruntime import init, state
 
 PARTIAL_MAX = 16 * 1024  # a line longer than this is written as P chunks
 HANDLER_ANNOTATION = "org.kubelite.handler"
@@ -35,6 +34,7 @@ def external_root(root: str, handler: str) -> str:
 
 def _external_kill(handler: str, root: str, cid: str, sig: int) -> None:
     """Signal the container itself, not the ``runc run`` that waits for it (SIGKILL would orphan it)."""
+    import subprocess
     p = subprocess.run([handler, "--root", external_root(root, handler), "kill", cid, str(sig)],
                        capture_output=True, text=True, timeout=10)
     if p.returncode != 0 and "not running" not in p.stderr and "does not exist" not in p.stderr:
@@ -43,6 +43,7 @@ def _external_kill(handler: str, root: str, cid: str, sig: int) -> None:
 
 def _external_wait_running(handler: str, root: str, cid: str, pidfd: int) -> str:
     """After exec of ``<handler> run``: wait until it reports the container running ("" or an error)."""
+    import subprocess
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         p = subprocess.run([handler, "--root", external_root(root, handler), "state", cid],
@@ -117,6 +118,21 @@ class CriLog:
         self.f.flush()
 
 
+def _attach(procs: list[str], pid: int, timeout: float = 5.0) -> None:
+    """Write ``pid`` into each cgroup.procs; the caller may still be making the cgroup (it does so while we
+    fork and mount), so a missing one is waited for a little."""
+    deadline = time.monotonic() + timeout
+    for f in procs:
+        while True:
+            try:
+                linux.write_file(f, str(pid))
+                break
+            except FileNotFoundError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.0005)
+
+
 def _write_maps(pid: int, spec: dict[str, Any]) -> None:
     lx = spec.get("linux", {})
     for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
@@ -125,8 +141,11 @@ def _write_maps(pid: int, spec: dict[str, Any]) -> None:
 
 
 def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str = "",
-           events: str = "", stdio: list[int] | None = None) -> None:
-    """Become the shim of container ``cid``; answers ``{"pid": n}`` or ``{"error": ...}`` on ``reply``."""
+           events: str = "", stdio: list[int] | None = None, cgroup: dict[str, Any] | None = None) -> None:
+    """Become the shim of container ``cid``; answers ``{"pid": n}`` or ``{"error": ...}`` on ``reply``.
+
+    ``cgroup``: the container's cgroup already made by the caller (``cgroupfs.prepare``), so this process
+    never imports the cgroup Manager; None: make it here from the spec (the OCI CLI path)."""
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
@@ -179,11 +198,13 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
         os.close(start_r)
         for fd in (in_fd, out_fd, err_fd):
             os.close(fd)
-        if cg_path:  # while the child sets up its namespaces and mounts (the other core): the cgroup
-            cg = cg_path
-            procs = cgroupfs.create(cg, lx.get("resources") or {})
-            if handler != "kubelite":
-                procs = []  # runc/crun put the container in it; runc itself stays out
+        if cgroup is None and cg_path:  # while the child builds its namespaces and mounts: the cgroup
+            from kubelet.runtime.ociruntime import cgroupfs
+            cgroup = cgroupfs.prepare(cg_path, lx.get("resources") or {})
+            cg = cg_path  # ours to remove if the create fails
+        procs = list(cgroup["procs"]) if cgroup else []
+        if handler != "kubelite":
+            procs = []  # runc/crun put the container in it; runc itself stays out
         ready = False
         if direct:
             pid = first
@@ -200,13 +221,13 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
                 ready = True
         if not direct and pid != first:  # stage1 exits once it has forked the init; runc/crun's is the process
             os.waitpid(first, 0)
-        for f in procs:  # into its cgroup before it may exec
-            linux.write_file(f, str(pid))
+        _attach(procs, pid)  # into its cgroup before it may exec
         pidfd = os.pidfd_open(pid)
         st = {"id": cid, "pid": pid, "bundle": spec["_bundle"], "created": time.time_ns(),
-              "starttime": state.proc_starttime(pid), "cgroup": cg, "shim": os.getpid(),
+              "starttime": state.proc_starttime(pid), "cgroup": cg_path, "shim": os.getpid(),
               "shim_starttime": state.proc_starttime(os.getpid()),
-              "oom_base": cgroupfs.oom_kills(cg) if cg else 0, "root": root,
+              "oom_file": cgroup["oom_file"] if cgroup else "", "procs": cgroup["procs"] if cgroup else [],
+              "oom_base": state.read_oom_kills(cgroup["oom_file"]) if cgroup else 0, "root": root,
               "handler": spec.get("annotations", {}).get(HANDLER_ANNOTATION, "kubelite")}
         state.write_json(os.path.join(cdir, "state.json"), st)
         ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -226,6 +247,7 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
                 pass
         if cg:
             try:
+                from kubelet.runtime.ociruntime import cgroupfs
                 cgroupfs.destroy(cg)
             except OSError:
                 pass
@@ -302,7 +324,7 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
     for log in logs.values():
         log.close()
     code = exited if exited >= 0 else 128 - exited
-    oom = bool(st.get("cgroup")) and cgroupfs.oom_kills(st["cgroup"]) > st.get("oom_base", 0)
+    oom = bool(st.get("oom_file")) and state.read_oom_kills(st["oom_file"]) > st.get("oom_base", 0)
     reason = "OOMKilled" if oom and code == 137 else ("Completed" if code == 0 else "Error")
     if not state.started_at(cdir, st):
         reason = "Error"

@@ -102,6 +102,18 @@ def status(root: str, cid: str) -> dict[str, Any] | None:
     return out
 
 
+def read_oom_kills(oom_file: str) -> int:
+    """The ``oom_kill`` count in a memory.oom_control (v1) or memory.events (v2) file; 0 when gone."""
+    try:
+        with open(oom_file) as f:
+            for line in f:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ValueError):
+        pass
+    return 0
+
+
 def remove_container_dir(root: str, cid: str) -> None:
     shutil.rmtree(container_dir(root, cid), ignore_errors=True)
 

@@ -3,17 +3,19 @@ the scheduler, controller-manager and hollow nodes as real processes, killed (by
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from tests.support.cluster import REPO_ROOT
+from tests.support.cluster import REPO_ROOT, wait_for
 
 
 class Processes:
@@ -90,7 +92,15 @@ def control_plane(processes: Processes) -> Processes:
                     "--node-startup-grace-period", "5")
     processes.start("hollow-a", "hollow", "--nodes", "2", "--name-prefix", "hollow-a-", "--lease-period", "1")
     processes.start("hollow-b", "hollow", "--nodes", "1", "--name-prefix", "hollow-b-", "--lease-period", "1")
+    wait_for(lambda: _ready_nodes(processes.url) == 3, 60, "3 hollow nodes Ready")
     return processes
+
+
+def _ready_nodes(url: str) -> int:
+    with urllib.request.urlopen(f"{url}/api/v1/nodes", timeout=5) as r:
+        nodes = json.loads(r.read())["items"]
+    return sum(1 for n in nodes if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                       for c in (n.get("status") or {}).get("conditions") or ()))
 
 
 @pytest.hookimpl(hookwrapper=True)

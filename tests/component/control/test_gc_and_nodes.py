@@ -33,9 +33,9 @@ async def test_cascading_delete(control_plane, apiserver_url, policy):
     async with Client.from_url(apiserver_url) as client:
         await client.create(DEPLOYMENTS, deploy_manifest("app", 2, "nginx:1"), namespace="default")
         await wait_for(lambda: running(client, "app=app", 2), 30, "pods running")
-        await client.delete(DEPLOYMENTS, "app", namespace="default", propagation_policy=policy)
-        if policy == "Foreground":
-            d = await client.get(DEPLOYMENTS, "app", namespace="default")       # held by its finalizer ...
+        d = await client.delete(DEPLOYMENTS, "app", namespace="default", propagation_policy=policy)
+        if policy == "Foreground":   # the DELETE answers with the object, held by its finalizer ...
+            assert d["metadata"].get("deletionTimestamp")
             assert "foregroundDeletion" in d["metadata"].get("finalizers", [])
         await wait_for(lambda: _gone(client, DEPLOYMENTS, "app"), 30, "deployment gone")
         if policy == "Orphan":

@@ -104,6 +104,9 @@ async def test_leader_election_fails_over_and_endpoints_serve(processes, apiserv
         assert "scheduler_pending_pods" in metrics and "scheduler_scheduling_attempt_duration_seconds" in metrics
         cm = await wait_for(lambda: _async(lambda: _get(f"http://127.0.0.1:{cm_port}/metrics")), 20, "cm metrics")
         assert 'workqueue_adds_total{name="nodeipam"}' in cm
+        for family in ("workqueue_depth", "workqueue_queue_duration_seconds", "workqueue_work_duration_seconds",
+                       "workqueue_retries_total"):
+            assert family in cm, family
         assert (await client.get(LEASES, "kube-controller-manager", namespace="kube-system"))["spec"]["holderIdentity"]
         processes.signal(leader, signal.SIGKILL)
         second = await wait_for(lambda: _other(holder, first), 30, "the other scheduler takes over")

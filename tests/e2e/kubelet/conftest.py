@@ -141,6 +141,7 @@ class Env:
         kubeconfig.write(self.kubeconfig, kubeconfig.render(api_url))
         self.image_root = image_root
         self.nodes: list[Node] = []
+        self.uses_bridge = False
         self.client = Client.from_kubeconfig(self.kubeconfig)
 
     def node(self, *extra: str) -> Node:
@@ -200,6 +201,9 @@ async def kenv(apiserver_url: str, image_root: Path) -> AsyncIterator[Env]:
             _remove_cgroups(n.cgroup_root)
             shutil.rmtree(n.root, ignore_errors=True)
         shutil.rmtree(base, ignore_errors=True)
+        if env.uses_bridge:
+            from kubelite.cli.kubelet_cleanup import _remove_bridge_if_unused
+            _remove_bridge_if_unused()                # only when no pod veth of anyone is left on it
         assert not leaks, f"left behind: {leaks}"
 
 

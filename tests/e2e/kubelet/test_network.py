@@ -1,5 +1,5 @@
 """Pod IPs: an httpGet probe reaches the pod on its IP; two kubelets on one host are two nodes whose pods
-reach each other by IP."""
+reach each other by IP (the kubelet hands the runtime node-infra's NodeNetwork for its pod CIDR)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,19 @@ import pytest
 
 from tests.e2e.kubelet.conftest import Env, conditions, container, pod_manifest
 
-
 pytestmark = pytest.mark.e2e
 
 
-def _cidr() -> str:
-    return f"10.244.{random.randrange(100, 200)}.0/24"
+def _cidrs() -> tuple[str, str]:
+    n = random.randrange(100, 199, 2)
+    return f"10.244.{n}.0/24", f"10.244.{n + 1}.0/24"
 
 
 async def test_http_probe_on_pod_ip_and_two_nodes_reach_each_other(kenv: Env) -> None:
-    a = kenv.node("--pod-cidr", _cidr())
-    b = kenv.node("--pod-cidr", _cidr())
+    cidr_a, cidr_b = _cidrs()
+    a = kenv.node("--pod-cidr", cidr_a)
+    b = kenv.node("--pod-cidr", cidr_b)
+    kenv.uses_bridge = True
     await kenv.ready(a)
     await kenv.ready(b)
     web = container("c", "echo hello-from-a > /tmp/index.html; httpd -f -p 8080 -h /tmp",

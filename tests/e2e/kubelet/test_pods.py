@@ -34,6 +34,7 @@ async def test_two_container_pod_runs_with_full_status_and_exit_reasons(kenv: En
         assert cs["containerID"].startswith("kubelite://") and cs["imageID"]
         assert "startedAt" in cs["state"]["running"]
     assert set(conditions(s)) == {"PodScheduled", "Initialized", "ContainersReady", "Ready"}
+    await _check_metrics_and_stats(kenv, node)
     # exit codes and reasons, restartPolicy Never
     mem = {"limits": {"memory": "16Mi"}}
     for name, script, extra in (("ok", "exit 0", {}), ("bad", "exit 3", {}),
@@ -49,30 +50,26 @@ async def test_two_container_pod_runs_with_full_status_and_exit_reasons(kenv: En
 
 
 async def test_crashloop_backoff_grows(kenv: Env) -> None:
-    node = kenv.node()
+    node = kenv.node()                                   # --crash-loop-base 1: delays 1, 2, 4 s
     await kenv.ready(node)
     await kenv.client.create("pods", pod_manifest("crash", node.name, container("c", "exit 1")), "default")
-    starts: dict[int, str] = {}
+    seen: dict[int, float] = {}
 
     async def restarts(n: int) -> bool:
-        s = await kenv.status("crash")
-        cs = s["containerStatuses"][0]
-        last = cs.get("lastState", {}).get("terminated") or cs["state"].get("terminated")
-        if last:
-            starts.setdefault(cs["restartCount"], last["startedAt"])
+        cs = (await kenv.status("crash"))["containerStatuses"][0]
+        seen.setdefault(cs["restartCount"], time.monotonic())
         return cs["restartCount"] >= n
 
-    t0 = time.monotonic()
-    await wait_for(lambda: restarts(3), 30, "3 restarts")
-    elapsed = time.monotonic() - t0
-    # base 1 s: restarts after 0 (first), 1, 2 s → at least 3 s in all, well under the 10 s default base
-    assert elapsed >= 2.5, elapsed
-    s = await kenv.status("crash")
-    cs = s["containerStatuses"][0]
+    await wait_for(lambda: restarts(4), 40, "4 restarts")
+    gaps = [seen[i + 1] - seen[i] for i in (1, 2, 3)]
+    # each gap is the back-off (1, 2, 4 s) plus the run; the first restart had no back-off at all
+    assert gaps[0] >= 0.8 and gaps[1] >= 1.6 and gaps[2] >= 3.2, gaps
+    assert gaps[2] > gaps[0] + 1.5, gaps
+    cs = (await kenv.status("crash"))["containerStatuses"][0]
     waiting = cs["state"].get("waiting")
     if waiting:
         assert waiting["reason"] == "CrashLoopBackOff" and "back-off" in waiting["message"]
-    assert cs["lastState"]["terminated"]["exitCode"] == 1
+    assert cs["lastState"]["terminated"]["exitCode"] == 1 and cs["lastState"]["terminated"]["reason"] == "Error"
 
 
 async def test_probes_liveness_restarts_and_readiness_gates(kenv: Env) -> None:
@@ -181,13 +178,13 @@ async def test_logs_previous_and_kill9_restart_readopts(kenv: Env) -> None:
     await kenv.client.create("pods", pod_manifest("steady", node.name, container("c", "echo steady; sleep 1000")),
                              "default")
     await kenv.client.create("pods", pod_manifest("exits", node.name, container(
-        "c", "echo run-$(cat /proc/uptime | cut -d. -f1); test -e /tmp/x || sleep 4; exit 3")), "default")
+        "c", "echo run-$(cat /proc/uptime | cut -d. -f1); test -e /tmp/x || sleep 3; exit 3")), "default")
     await kenv.wait_status("steady", lambda s: s.get("phase") == "Running", 30, "Running")
     s_exits = await kenv.wait_status("exits", lambda s: "running" in s["containerStatuses"][0]["state"], 30, "run")
     steady_id = (await kenv.status("steady"))["containerStatuses"][0]["containerID"]
     node.kill9()
     # while the kubelet is down, "exits" exits with 3
-    await asyncio_sleep_until_exit(4.5)
+    await asyncio_sleep_until_exit(3.5)
     node.start()
     await kenv.ready(node)
     s = await kenv.wait_status("exits", lambda s: s["containerStatuses"][0]["restartCount"] >= 1, 30, "restarted")
@@ -282,3 +279,30 @@ async def test_host_network_pod_http_and_tcp_probes(kenv: Env) -> None:
     await _exec(kenv, node, "hostnet", ["killall", "httpd"])
     s = await kenv.wait_status("hostnet", lambda s: s["containerStatuses"][0]["restartCount"] == 1 and
                                conditions(s).get("Ready") == "True", 30, "restarted by liveness, Ready again")
+
+
+async def _check_metrics_and_stats(kenv: Env, node) -> None:  # type: ignore[no-untyped-def]
+    """The kubelet's /metrics, /metrics/cadvisor and /stats/summary describe the running pod for real."""
+    import aiohttp
+    n = await kenv.client.get("nodes", node.name)
+    base = f"http://127.0.0.1:{n['status']['daemonEndpoints']['kubeletEndpoint']['Port']}"
+
+    async def metrics() -> str:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{base}/metrics") as r:
+                text = await r.text()
+        return text if "kubelet_running_pods 1.0" in text and \
+            'kubelet_running_containers{container_state="running"} 2.0' in text else ""
+    text = await wait_for(metrics, 10, "kubelet_running_pods 1, kubelet_running_containers 2")
+    assert "kubelet_pod_start_duration_seconds_count 1.0" in text
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{base}/metrics/cadvisor") as r:
+            cad = await r.text()
+        async with s.get(f"{base}/stats/summary") as r:
+            summary = await r.json()
+    ws = [line for line in cad.splitlines() if line.startswith("container_memory_working_set_bytes{") and
+          'pod="two"' in line]
+    assert len(ws) == 2 and all(float(line.rsplit(" ", 1)[1]) > 0 for line in ws), ws
+    pod = next(p for p in summary["pods"] if p["podRef"]["name"] == "two")
+    assert {c["name"] for c in pod["containers"]} == {"server", "client"}
+    assert all(c["memory"]["workingSetBytes"] > 0 for c in pod["containers"])

@@ -81,24 +81,21 @@ def test_inspect_two_container_pod(cluster: Cluster) -> None:
         names = [i["name"] for i in net["interfaces"]]
         assert "lo" in names
         pod = cluster.wait_running("duo")
-        if pod["status"].get("podIP"):      # pod networking wired into the runtime: eth0 ⇄ veth on the bridge
-            assert net["ip"].split("/")[0] == pod["status"]["podIP"], net
-            assert os.path.exists(f"/sys/class/net/{net['hostVeth']}")
-            assert net["bridge"] and os.path.basename(os.readlink(f"/sys/class/net/{net['hostVeth']}/master")) == \
-                net["bridge"]
-        else:                               # no network yet: a netns with only loopback, and inspect says so
-            assert names == ["lo"], net
+        assert pod["status"].get("podIP"), pod["status"]     # eth0 ⇄ host veth on the bridge
+        assert net["ip"].split("/")[0] == pod["status"]["podIP"], net
+        assert "eth0" in names
+        assert os.path.exists(f"/sys/class/net/{net['hostVeth']}")
+        assert net["bridge"] and os.path.basename(os.readlink(f"/sys/class/net/{net['hostVeth']}/master")) == \
+            net["bridge"]
 
         tree = cluster.kubelite("inspect", "pod", "duo").stdout
         assert "shared by sandbox, app, side" in tree
         assert "cpu.cfs_quota_us = 50000 / cpu.cfs_period_us = 100000 → 0.5 CPU" in tree or "cpu.max" in tree
-        if net.get("hostVeth"):
-            assert f"host veth {net['hostVeth']}" in tree
+        assert f"host veth {net['hostVeth']} on bridge {net['bridge']}" in tree
 
         node = json.loads(cluster.kubelite("inspect", "node", cluster.node, "-o", "json").stdout)
         assert any(p["name"] == "duo" and p["sandboxPID"] == pids["sandbox"] for p in node["pods"])
-        if net.get("hostVeth"):
-            assert any(net["hostVeth"] in b["members"] for b in node["bridges"])
+        assert any(net["hostVeth"] in b["members"] for b in node["bridges"])
         assert "QoS cgroups" in cluster.kubelite("inspect", "node", cluster.node).stdout
         bad = cluster.kubelite("inspect", "pod", "nope", check=False)
         assert bad.returncode == 1 and 'pods "nope" not found' in bad.stderr

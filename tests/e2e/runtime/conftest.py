@@ -77,6 +77,15 @@ def _links() -> set[str]:
     return set(os.listdir("/sys/class/net"))
 
 
+def _our_links(root: Path, e: "Env") -> set[str]:
+    """Pod addresses still allocated in this test's IPAM, and the host veths of their sandboxes (other
+    helpers' pods on this host share the veth prefix, so the names come from our own sandbox ids)."""
+    if not (root / "state" / "ipam").exists():
+        return set()
+    owners = set(network.Ipam(root / "state" / "ipam", e.pod_cidr).allocations().values())
+    return {f"ipam:{o}" for o in owners} | {network.host_veth_name(o) for o in owners} & _links()
+
+
 @pytest.fixture(scope="session")
 def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     r = tmp_path_factory.mktemp("busybox") / "rootfs"
@@ -137,12 +146,12 @@ def env(busybox_rootfs: Path) -> Iterator[Env]:
     tag = f"kubelite-t{os.getpid()}-{uuid.uuid4().hex[:6]}"
     root = Path("/tmp") / tag
     root.mkdir()
-    links = _links()
     mounts = _mounts()
     e = Env(root, tag, busybox_rootfs)
     try:
         yield e
     finally:
+        left_links = _our_links(root, e)  # before the node's IPAM goes
         if (root / "state" / "ipam").exists():
             e.network().remove()  # the node's gateway address off the shared bridge (which stays)
         deadline = time.monotonic() + 5
@@ -150,7 +159,6 @@ def env(busybox_rootfs: Path) -> Iterator[Env]:
             left_mounts = {m for m in _mounts() - mounts if str(root) in m}
             left_cg = _cgroups(tag)
             left_procs = _procs_mentioning(str(root))
-            left_links = {link for link in _links() - links if link.startswith("kubelite") and link != "kubelite0"}
             if not (left_mounts or left_cg or left_procs) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)

@@ -42,6 +42,8 @@ spec:
     assert env.cli("logs", main[0]).stdout == "hello\n"
     out = env.cli("exec", main[0], "--", "sh", "-c", "hostname; cat /sys/fs/cgroup/x 2>/dev/null; exit 5", check=False)
     assert (out.returncode, out.stdout) == (5, "demo\n")
+    out = env.cli("exec", "-i", main[0], "--", "sh", "-c", "read a; read b; echo $b $a", input="one\ntwo\n")
+    assert out.stdout == "two one\n"
     st = json.loads(env.cli("inspect", sid[:8]).stdout)
     assert st["labels"]["io.kubelite.owner"] == "kubelite-runtime-cli" and st["labels"]["app"] == "demo"
     bad = env.cli("run", str(env.root / "missing.yaml"), check=False)

@@ -130,3 +130,25 @@ async def test_runc_and_crun_run_the_same_bundles(env: Env, rt: Runtime, handler
     assert res.stdout == f"h-{handler}\n".encode()
     await rt.stop_container(cid, 0)
     assert (await rt.container_status(cid)).exit_code == 137
+
+
+def _has_cap_sys_resource() -> bool:
+    with open("/proc/self/status") as f:
+        eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    return bool(eff & (1 << 24))
+
+
+async def test_guaranteed_oom_score_adj_starts_even_without_cap_sys_resource(env: Env, rt: Runtime) -> None:
+    """A Guaranteed pod asks for oom_score_adj -997; a host that withholds CAP_SYS_RESOURCE (this VM does)
+    cannot lower it, and the container must still start, keeping the inherited score."""
+    pod = env.pod("guaranteed")
+    sid = await rt.run_pod_sandbox(pod)
+    with open("/proc/self/oom_score_adj") as f:
+        inherited = int(f.read())
+    st, lines = await run_to_end(rt, env, pod, sid, "cat", "/proc/1/oom_score_adj",
+                                 resources=cri.LinuxResources(oom_score_adj=-997))
+    assert st.exit_code == 0, st
+    assert int(lines[0]) == (-997 if _has_cap_sys_resource() else inherited)
+    st, lines = await run_to_end(rt, env, pod, sid, "cat", "/proc/1/oom_score_adj", name="burstable",
+                                 resources=cri.LinuxResources(oom_score_adj=999))
+    assert st.exit_code == 0 and int(lines[0]) == 999, "raising the score needs no capability"

@@ -67,3 +67,25 @@ async def test_kill_runtime_containers_survive_and_are_readopted(env: Env) -> No
         finally:
             await rt.stop_pod_sandbox(sid)
             await rt.remove_pod_sandbox(sid)
+
+
+async def test_a_second_runtime_on_the_same_root_does_not_disturb_the_first(env: Env, rt: Runtime) -> None:
+    pod = env.pod("shared")
+    sid = await rt.run_pod_sandbox(pod)
+    exits: list[str] = []
+
+    async def listen() -> None:
+        async for ev in rt.events():
+            if ev.kind == "exited":
+                exits.append(ev.container_id)
+                return
+
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(listen())
+        await asyncio.sleep(0)
+        env.cli("ps", "-a")  # `kubelite runtime` beside it: its own fork server, not the events socket
+        cid = await rt.create_container(sid, env.container("c", "true"), pod)
+        await rt.start_container(cid)
+        await asyncio.wait_for(task, 10)
+    assert exits == [cid]
+    assert (await wait_exited(rt, cid)).exit_code == 0

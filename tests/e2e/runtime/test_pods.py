@@ -160,3 +160,14 @@ async def test_pods_reach_each_other_and_the_host_reaches_a_pod_by_ip(env: Env, 
     st, lines = await run_to_end(rt, env, client, cid_sb, "sh", "-c",
                                  f"echo | nc {ip} 8080; ip -4 route | grep -v 'scope link' | grep -c . || true")
     assert lines == ["pong", "0"]  # and no default route: nothing leaves for the outside
+
+
+async def test_host_network_pod_uses_the_hosts_network_and_name(env: Env, rt: Runtime) -> None:
+    pod = env.pod("hostnet", host_network=True)
+    sid = await rt.run_pod_sandbox(pod)
+    assert (await rt.pod_sandbox_status(sid)).ip is None
+    st, lines = await run_to_end(rt, env, pod, sid, "sh", "-c",
+                                 "hostname; stat -L -c %i /proc/self/ns/net; grep -c localhost /etc/hosts")
+    assert lines[0] == os.uname().nodename
+    assert int(lines[1]) == os.stat("/proc/self/ns/net").st_ino
+    assert int(lines[2]) >= 1

@@ -88,6 +88,13 @@ async def test_node_proxy_log_exec(apiserver_url: str, fake_kubelet: tuple[int, 
         assert seen[-1] == ("logs", "/containerLogs/default/p/b", {"tailLines": "3"})
         r = await api.get("/api/v1/nodes/nonode/proxy/metrics")
         assert r.status == 404
+        r = await api.get("/metrics")
+        assert "apiserver_request_total{" in r.body
+        from tests.support.metrics import value
+        assert value(r.body, "apiserver_request_total", verb="CONNECT", resource="nodes", subresource="proxy",
+                     code="200") == 1
+        assert value(r.body, "apiserver_request_total", verb="GET", resource="pods", subresource="log",
+                     code="200") == 1
 
     async with aiohttp.ClientSession() as s:
         url = f"{apiserver_url}/api/v1/namespaces/default/pods/p/exec?command=cat&command=-&container=a&stdin=true"

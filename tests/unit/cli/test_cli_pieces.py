@@ -11,7 +11,7 @@ import pytest
 
 from kubelite.cli import common, printers
 from kubelite.cli.apply import last_applied, merge_three_way
-from kubelite.cli.describe import tabwrite, toleration_text
+from kubelite.cli.describe_layout import tabwrite, toleration_text
 from kubelite.cli.main import COMMANDS
 
 pytestmark = pytest.mark.unit
@@ -115,3 +115,18 @@ def test_dispatch_table_targets_exist_and_errors_are_kubectl_like() -> None:
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 1 and r.stderr.startswith("The connection to the server 127.0.0.1:1 was refused")
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["patch", "pod", "x", "-p", "{bad"], 'error: unable to parse "{bad": yaml: line 1: '),
+    (["delete", "pod", "x", "--cascade=bogus"], "error: invalid cascade value (bogus)."),
+    (["get", "pods", "-o", "table"], 'error: unable to match a printer suitable for the output format "table"'),
+    (["label", "pod", "x"], "error: at least one label update is required"),
+    (["get"], "error: you must specify the type of resource to get."),
+])
+def test_bad_flags_are_one_line_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from kubelite.cli.main import main
+
+    assert main([*argv, "-s", "http://127.0.0.1:1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err

@@ -150,3 +150,9 @@ def test_container_config_labels_and_args() -> None:
     assert cfg.command == ("echo", "hi") and cfg.metadata.attempt == 2
     assert cfg.labels["io.kubernetes.pod.uid"] == "u" and cfg.labels["kubelite.io/node"] == "n1"
     assert cfg.mounts[-1].container_path == "/dev/termination-log"
+
+
+def test_bad_quantity_counts_as_unset() -> None:
+    pod = _res_pod({"limits": {"cpu": "lots", "memory": "64Mi"}})
+    assert qos_class(pod) == "Burstable"
+    assert container_resources(pod["spec"]["containers"][0]).cpu_quota == 0

@@ -118,3 +118,23 @@ def test_flexible_types_pass():
     p["spec"]["terminationGracePeriodSeconds"] = None
     p["status"] = {"conditions": [{"type": "Ready", "status": "True", "lastProbeTime": None}]}
     assert fieldvalidation.check(PODS, p, "Strict") == (p, [])
+
+
+@pytest.mark.parametrize("raw", [
+    '{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a" : "1", "a": "2"}}}',
+    '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"x":"y\\":"},"labels":{"x":"z"}}}',
+    '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","annotations":{"k":"v","k" \n:"w"}}}',
+])
+def test_duplicates_found_past_the_fast_path(raw):
+    # the one-walk fast path counts keys against '"' + whitespace + ':' in the raw body; spacing
+    # before the colon, '":' inside strings and duplicates in free-form maps must all still be found
+    with pytest.raises(BadRequest) as e:
+        fieldvalidation.check(PODS, json.loads(raw), "Strict", raw=raw.encode())
+    assert "duplicate field" in e.value.message
+
+
+def test_clean_body_with_colons_in_strings_passes():
+    raw = '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","annotations":{"a":"\\"x\\":1"}},' \
+          '"spec":{"containers":[{"name":"c","image":"busybox","command":["sh","-c","echo \\"a\\": b"]}]}}'
+    obj = json.loads(raw)
+    assert fieldvalidation.check(PODS, obj, "Strict", raw=raw.encode()) == (obj, [])
