@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 from kubelet.cri import (Capabilities, ContainerConfig, ContainerMetadata, DNSConfig, LinuxSecurityContext,
                          Mount, PodSandboxConfig, PodSandboxMetadata)
 from kubelet.envvars import ContainerConfigError, Sources, expand_args, make_environment
-from kubelet.qos import container_resources, pod_cgroup_parent
+from kubelet.qos import container_resources, pod_cgroup_parent, pod_resources
 
 LABEL_POD_UID = "io.kubernetes.pod.uid"
 LABEL_POD_NAME = "io.kubernetes.pod.name"
@@ -66,6 +66,7 @@ def sandbox_config(pod: Mapping[str, Any], node_name: str, log_root: str, attemp
         hostname=hostname[:63],
         log_directory=f"{log_root}/{ns}_{name}_{uid}",
         cgroup_parent=pod_cgroup_parent(pod),
+        resources=pod_resources(pod),
         labels=labels,
         annotations=dict(annotations or {}),
         host_network=bool(spec.get("hostNetwork")),

@@ -78,6 +78,7 @@ class PodSandboxConfig:
     dns: DNSConfig | None = None            # None: the host's resolv.conf (ClusterFirst without cluster DNS)
     sysctls: Mapping[str, str] = field(default_factory=dict)
     hosts_entries: tuple[tuple[str, str], ...] = ()  # extra /etc/hosts lines (ip, names)
+    resources: LinuxResources | None = None  # the pod cgroup's: Kubernetes' ResourceConfigForPod
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,32 @@ def qos_class(pod: Pod) -> str:
     return "Burstable"
 
 
+def pod_resources(pod: Pod) -> LinuxResources:
+    """The pod cgroup's settings, as Kubernetes' ``ResourceConfigForPod``: cpu.shares from the pod's
+    effective CPU request (the larger of the app containers' sum and any init container's), a CFS quota
+    and a memory limit only when every container declares that limit (then their effective sum)."""
+    spec = pod.get("spec") or {}
+    apps = [_resources(c) for c in spec.get("containers") or []]
+    inits = [_resources(c) for c in spec.get("initContainers") or []]
+
+    def effective(kind: str, which: int) -> Fraction:
+        total = sum((r[which].get(kind, Fraction(0)) for r in apps), Fraction(0))
+        return max([total, *(r[which].get(kind, Fraction(0)) for r in inits)])
+
+    def declared(kind: str) -> bool:
+        return bool(apps) and all(r[1].get(kind) for r in apps + inits)
+
+    qos = qos_class(pod)
+    shares = MIN_SHARES if qos == "BestEffort" else milli_cpu_to_shares(int(effective("cpu", 0) * 1000))
+    quota = period = memory = 0
+    if declared("cpu"):
+        period = CPU_PERIOD_US
+        quota = max(1000, int(effective("cpu", 1) * 1000) * CPU_PERIOD_US // 1000)
+    if declared("memory"):
+        memory = int(effective("memory", 1))
+    return LinuxResources(cpu_period=period, cpu_quota=quota, cpu_shares=shares, memory_limit_in_bytes=memory)
+
+
 def pod_cgroup_parent(pod: Pod) -> str:
     """``kubepods/pod<uid>``, ``kubepods/burstable/pod<uid>`` or ``kubepods/besteffort/pod<uid>``."""
     uid = (pod.get("metadata") or {}).get("uid", "")

@@ -117,6 +117,25 @@ def capabilities(sec: cri.LinuxSecurityContext) -> list[str]:
     return sorted(caps)
 
 
+def linux_resources(res: cri.LinuxResources) -> dict[str, Any]:
+    """CRI ``LinuxResources`` → OCI ``linux.resources`` (memory, cpu, pids; devices are the caller's)."""
+    resources: dict[str, Any] = {}
+    if res.memory_limit_in_bytes:
+        resources["memory"] = {"limit": res.memory_limit_in_bytes}
+    cpu: dict[str, Any] = {}
+    if res.cpu_shares:
+        cpu["shares"] = res.cpu_shares
+    if res.cpu_quota:
+        cpu["quota"], cpu["period"] = res.cpu_quota, res.cpu_period or 100000
+    if res.cpuset_cpus:
+        cpu["cpus"] = res.cpuset_cpus
+    if cpu:
+        resources["cpu"] = cpu
+    if res.pids_limit:
+        resources["pids"] = {"limit": res.pids_limit}
+    return resources
+
+
 def generate(cid: str, cfg: cri.ContainerConfig, image: dict[str, Any], layers: list[str],
              sandbox: SandboxView, cgroups_path: str, rootfs_mounts: list[dict[str, Any]]) -> dict[str, Any]:
     """The OCI runtime spec for container ``cid``. ``image`` is the OCI image config's ``config`` object."""
@@ -147,19 +166,7 @@ def generate(cid: str, cfg: cri.ContainerConfig, image: dict[str, Any], layers: 
     else:
         resources["devices"] += [{"allow": True, "type": t, "major": ma, "minor": mi, "access": a}
                                  for t, ma, mi, a in ALLOWED_DEVICES]
-    if res.memory_limit_in_bytes:
-        resources["memory"] = {"limit": res.memory_limit_in_bytes}
-    cpu: dict[str, Any] = {}
-    if res.cpu_shares:
-        cpu["shares"] = res.cpu_shares
-    if res.cpu_quota:
-        cpu["quota"], cpu["period"] = res.cpu_quota, res.cpu_period or 100000
-    if res.cpuset_cpus:
-        cpu["cpus"] = res.cpuset_cpus
-    if cpu:
-        resources["cpu"] = cpu
-    if res.pids_limit:
-        resources["pids"] = {"limit": res.pids_limit}
+    resources.update(linux_resources(res))
     shm = ({"destination": "/dev/shm", "type": "bind", "source": sandbox.shm, "options": ["rbind", "rprivate"]}
            if sandbox.shm else
            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",

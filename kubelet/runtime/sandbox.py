@@ -22,7 +22,7 @@ from dataclasses import asdict
 from typing import Any
 
 from kubelet import cri
-from kubelet.runtime import network
+from kubelet.runtime import network, oci
 from kubelet.runtime.linux import MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID
 from kubelet.runtime.ociruntime import cgroupfs, state
 from kubelet.runtime.ociruntime.client import ForkServerClient
@@ -118,7 +118,8 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
             meta["userns_base"] = base = allocate_userns(root)
             maps = {"uid_map": f"0 {base} {USERNS_SIZE}\n", "gid_map": f"0 {base} {USERNS_SIZE}\n"}
         # the pod cgroup (a worker thread) while the fork server forks the pause process
-        steps: list[Any] = [asyncio.to_thread(_pod_cgroup, meta["cgroup"])]
+        pod_res = oci.linux_resources(cfg.resources) if cfg.resources else {}
+        steps: list[Any] = [asyncio.to_thread(_pod_cgroup, meta["cgroup"], pod_res)]
         if kinds or maps:
             steps.append(fs.call({"op": "sandbox", "dir": d, "hostname": cfg.hostname, "namespaces": kinds,
                                   "maps": maps}))
@@ -168,10 +169,11 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
     return meta
 
 
-def _pod_cgroup(path: str) -> bool:
-    """Make the pod's cgroup; True when this call made it (False: it existed, e.g. a previous sandbox's)."""
+def _pod_cgroup(path: str, resources: dict[str, Any]) -> bool:
+    """Make the pod's cgroup with its pod-level limits (OCI ``resources``); True when this call made it
+    (False: it existed, e.g. a previous sandbox's, and only got the limits written again)."""
     existed = cgroupfs.manager().exists(path.strip("/"))
-    cgroupfs.create(path, {})
+    cgroupfs.create(path, resources)
     return not existed
 
 

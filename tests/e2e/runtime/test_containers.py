@@ -152,3 +152,20 @@ async def test_guaranteed_oom_score_adj_starts_even_without_cap_sys_resource(env
     st, lines = await run_to_end(rt, env, pod, sid, "cat", "/proc/1/oom_score_adj", name="burstable",
                                  resources=cri.LinuxResources(oom_score_adj=999))
     assert st.exit_code == 0 and int(lines[0]) == 999, "raising the score needs no capability"
+
+
+async def test_pod_cgroup_gets_the_pod_level_resources(env: Env, rt: Runtime) -> None:
+    """The sandbox's pod cgroup carries what the kubelet computed for the whole pod (shares, quota, memory)."""
+    from kubelet.runtime.cgroups import detect
+    res = cri.LinuxResources(cpu_shares=768, cpu_quota=75000, cpu_period=100000, memory_limit_in_bytes=96 << 20)
+    pod = env.pod("podlevel", resources=res)
+    await rt.run_pod_sandbox(pod)
+    mgr = detect(root=env.cg_root)
+    rel = pod.cgroup_parent
+    if hasattr(mgr, "dir_of") and (mgr.dir_of("cpu", rel) / "cpu.shares").exists():   # v1
+        assert (mgr.dir_of("cpu", rel) / "cpu.shares").read_text().strip() == "768"
+        assert (mgr.dir_of("cpu", rel) / "cpu.cfs_quota_us").read_text().strip() == "75000"
+        assert (mgr.dir_of("memory", rel) / "memory.limit_in_bytes").read_text().strip() == str(96 << 20)
+    else:                                                                               # v2
+        assert (mgr.dir_of("cpu", rel) / "cpu.max").read_text().split() == ["75000", "100000"]
+        assert (mgr.dir_of("memory", rel) / "memory.max").read_text().strip() == str(96 << 20)

@@ -5,79 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from kubelet.runtime.images.registry import RegistryConfig
+from tests.support.registry import Registry, registry  # noqa: F401  (the shared fixture)
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Registry:
-    host: str          # 127.0.0.1:<port>
-    dir: Path
-
-    def skopeo(self, *args: str) -> None:
-        subprocess.run(["skopeo", "--insecure-policy", *args], check=True, capture_output=True,
-                       env={**os.environ, "REGISTRY_AUTH_FILE": str(self.dir / "auth.json")})
-
-    @property
-    def config(self) -> RegistryConfig:
-        return RegistryConfig(offline=True)   # tests never leave loopback
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    d = tmp_path_factory.mktemp("kubelite-registry")
-    port = _free_port()
-    (d / "config.yml").write_text(f"""version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {d}/storage
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:{port}
-""")
-    log = open(d / "registry.log", "wb")
-    proc = subprocess.Popen(["docker-registry", "serve", str(d / "config.yml")], stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("docker-registry did not come up: " + (d / "registry.log").read_text())
-                time.sleep(0.02)
-        yield Registry(f"127.0.0.1:{port}", d)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _umoci(*args: str) -> None:

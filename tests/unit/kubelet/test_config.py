@@ -10,7 +10,7 @@ import pytest
 
 from kubelet.containerconfig import container_config, security_context
 from kubelet.envvars import ContainerConfigError, Sources, expand, make_environment
-from kubelet.qos import container_resources, parse_quantity, pod_cgroup_parent, qos_class
+from kubelet.qos import container_resources, parse_quantity, pod_cgroup_parent, pod_resources, qos_class
 from kubelet.volumes import atomic_write, container_mounts, setup_volumes
 
 pytestmark = pytest.mark.unit
@@ -94,6 +94,21 @@ def test_linux_resources() -> None:
     assert (r.cpu_shares, r.cpu_quota, r.cpu_period, r.memory_limit_in_bytes) == (256, 50000, 100000, 128 * 2**20)
     r = container_resources({})
     assert (r.cpu_shares, r.cpu_quota, r.memory_limit_in_bytes) == (2, 0, 0)
+
+
+def test_pod_level_resources_as_resource_config_for_pod() -> None:
+    g = {"limits": {"cpu": "500m", "memory": "64Mi"}}
+    b = {"requests": {"cpu": "250m"}, "limits": {"memory": "32Mi"}}
+    r = pod_resources(_res_pod(g, g))            # Guaranteed: sums of requests and limits
+    assert (r.cpu_shares, r.cpu_quota, r.cpu_period, r.memory_limit_in_bytes) == (1024, 100000, 100000, 128 * 2**20)
+    r = pod_resources(_res_pod(g, b))            # Burstable, one container without a cpu limit: no pod quota
+    assert (r.cpu_shares, r.cpu_quota, r.memory_limit_in_bytes) == (768, 0, 96 * 2**20)
+    r = pod_resources(_res_pod({}, {}))          # BestEffort: the minimum shares, nothing else
+    assert (r.cpu_shares, r.cpu_quota, r.memory_limit_in_bytes) == (2, 0, 0)
+    pod = _res_pod(b)                            # an init container asking for more than the apps: its request counts
+    pod["spec"]["initContainers"] = [{"name": "i", "resources": {"requests": {"cpu": "1"}, "limits": {"memory": "16Mi"}}}]
+    r = pod_resources(pod)
+    assert (r.cpu_shares, r.memory_limit_in_bytes) == (1024, 32 * 2**20)
 
 
 def test_security_context_pod_defaults_and_non_root() -> None:
