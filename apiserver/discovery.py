@@ -11,10 +11,11 @@ from typing import Any
 from aiohttp import web
 
 from apiserver.handlers.dispatch import served
+from kubelite import GIT_VERSION
 from kubelite.api import codec, errors
 from kubelite.api.resources import RESOURCES, ResourceInfo, group_versions
 
-VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.4-kubelite", "gitCommit": "", "gitTreeState": "clean",
+VERSION = {"major": "1", "minor": "32", "gitVersion": GIT_VERSION, "gitCommit": "", "gitTreeState": "clean",
            "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.23", "compiler": "gc", "platform": "linux/amd64"}
 
 _AGG = "application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"

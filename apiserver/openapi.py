@@ -19,10 +19,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from kubelite import KUBERNETES_VERSION
 from kubelite.api import schema
 from kubelite.api.resources import RESOURCES, ResourceInfo, group_versions
 
-KUBE_VERSION = "v1.32.4"
+KUBE_VERSION = KUBERNETES_VERSION
 _REF = "#/$defs/"
 
 
@@ -206,7 +207,7 @@ async def _openapi_v3_gv(request: web.Request) -> web.StreamResponse:
     gv = _served().get(key)
     if gv is None:
         status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                  "message": f'the server could not find the requested resource', "reason": "NotFound",
+                  "message": 'the server could not find the requested resource', "reason": "NotFound",
                   "details": {}, "code": 404}
         return web.Response(status=404, body=orjson.dumps(status), content_type="application/json")
     loop = asyncio.get_running_loop()

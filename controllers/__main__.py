@@ -16,11 +16,15 @@ from aiohttp import web
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from kubelite import GIT_VERSION
 from kubelite.client import Client
 from kubelite.leaderelection import LeaderElectionConfig, LeaderElector
 from controllers.manager import ALL_CONTROLLERS, ControllerManager, ManagerConfig
 
 logger = logging.getLogger("controller-manager")
+
+
+USER_AGENT = f"kube-controller-manager/{GIT_VERSION}"  # its prefix names the field manager of our writes
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -87,7 +91,8 @@ async def serving(host: str, port: int, leading: dict[str, bool]) -> AsyncIterat
 
 
 async def run(args: argparse.Namespace) -> int:
-    client = Client.from_url(args.master) if args.master else Client.from_kubeconfig(args.kubeconfig)
+    client = Client.from_url(args.master, user_agent=USER_AGENT) if args.master else \
+        Client.from_kubeconfig(args.kubeconfig, user_agent=USER_AGENT)
     config = ManagerConfig(
         controllers=enabled(args.controllers), concurrent_replicaset_syncs=args.concurrent_replicaset_syncs,
         concurrent_deployment_syncs=args.concurrent_deployment_syncs, concurrent_gc_syncs=args.concurrent_gc_syncs,

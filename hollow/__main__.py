@@ -11,10 +11,14 @@ import logging
 import signal
 import sys
 
+from kubelite import GIT_VERSION
 from kubelite.client import Client
 from hollow.nodes import HollowNodes
 
 logger = logging.getLogger("hollow")
+
+
+USER_AGENT = f"hollow-node/{GIT_VERSION}"  # its prefix names the field manager of our writes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def run() -> None:
-        client = Client.from_url(args.master) if args.master else Client.from_kubeconfig(args.kubeconfig)
+        client = Client.from_url(args.master, user_agent=USER_AGENT) if args.master else \
+        Client.from_kubeconfig(args.kubeconfig, user_agent=USER_AGENT)
         hollow = HollowNodes(client, args.nodes, args.name_prefix, args.cpu, args.memory, args.max_pods,
                              lease_period=args.lease_period, zones=args.zones)
         if args.renew_leases == "false":

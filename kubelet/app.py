@@ -22,7 +22,7 @@ from typing import Any
 
 from kubelite.api.resources import NODES, PODS
 from kubelet.kubelet import Kubelet, KubeletConfig
-from kubelet.nodestatus import NodeStatusManager
+from kubelet.nodestatus import KUBELET_VERSION, NodeStatusManager
 from kubelet.server import bound_port, serve
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def _is_loopback(address: str) -> bool:
 
 def _make_client(kubeconfig: str | None) -> Any:
     from kubelite.client import Client
-    return Client.from_kubeconfig(kubeconfig)
+    return Client.from_kubeconfig(kubeconfig, user_agent=f"kubelet/{KUBELET_VERSION}")
 
 
 def _accepted(factory: Any, **kwargs: Any) -> dict[str, Any]:

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from kubelite import GIT_VERSION
 from kubelite.api.errors import AlreadyExists, ApiError, Conflict, NotFound
 from kubelite.api.resources import NODES, lookup
 
 logger = logging.getLogger(__name__)
-KUBELET_VERSION = "v1.32.4-kubelite"
+KUBELET_VERSION = GIT_VERSION
 RUNTIME_VERSION = "kubelite://0.1"
 LEASE_NS = "kube-node-lease"
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}

@@ -6,3 +6,7 @@ runner and the event recorder. It imports no component. ``kubelite.cli`` is the 
 """
 
 __version__ = "0.1.0"
+
+# The Kubernetes release whose API kubelite speaks (kubectl's dispatcher picks its client by it).
+KUBERNETES_VERSION = "v1.32.4"
+GIT_VERSION = f"{KUBERNETES_VERSION}-kubelite"

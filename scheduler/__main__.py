@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 
+from kubelite import GIT_VERSION
 from kubelite.api.resources import NODES, PODS
 from kubelite.client import Client
 from kubelite.events import EventRecorder
@@ -23,6 +24,9 @@ from scheduler.scheduler import DEFAULT_SCHEDULER_NAME, Scheduler
 from scheduler.server import serving
 
 logger = logging.getLogger("scheduler")
+
+
+USER_AGENT = f"kube-scheduler/{GIT_VERSION}"  # its prefix names the field manager of our writes
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -47,7 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> int:
-    client = Client.from_url(args.master) if args.master else Client.from_kubeconfig(args.kubeconfig)
+    client = Client.from_url(args.master, user_agent=USER_AGENT) if args.master else \
+        Client.from_kubeconfig(args.kubeconfig, user_agent=USER_AGENT)
     metrics = SchedulerMetrics()
     names = args.scheduler_name or [DEFAULT_SCHEDULER_NAME]
 

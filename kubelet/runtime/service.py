@@ -212,34 +212,45 @@ class Runtime:
         cdir = os.path.join(self.root, "containers", cid)
         bundle = os.path.join(cdir, "bundle")
         log_path = os.path.join(sandbox_config.log_directory, config.log_path) if config.log_path else ""
-        async with contextlib.AsyncExitStack() as undo:
+        cg = f"{meta['cgroup']}/{cid}"
+        handler = meta.get("handler", "kubelite")
+
+        def write_bundle() -> tuple[dict[str, Any], list[Any]]:
+            """The files (snapshot dirs, config.json, meta.json), in a worker thread; removed again on failure."""
             try:
                 os.makedirs(os.path.join(bundle, "rootfs"))
-                undo.callback(shutil.rmtree, cdir, True)
                 mounts = self.snapshots.prepare(cid, image.layer_paths)
-                undo.callback(self.snapshots.remove, cid)
                 if meta.get("userns_base"):  # the container's root owns its writable layer
                     os.chown(self.snapshots.upper(cid), meta["userns_base"], meta["userns_base"])
-                cg = f"{meta['cgroup']}/{cid}"
-                handler = meta.get("handler", "kubelite")
                 view = self._view(meta)
                 if handler != "kubelite" and view.uid_map:
                     raise oci.SpecError(f"hostUsers: false is not supported with runtime handler {handler}")
                 spec = oci.generate(cid, config, image.config, [str(p) for p in image.layer_paths], view, cg,
                                     [m.to_oci("/") for m in mounts] if handler == "kubelite" else [])
-                if handler != "kubelite":  # runc and crun want the rootfs mounted: in the node's namespace
+                if handler != "kubelite":
                     spec["annotations"][HANDLER_ANNOTATION] = handler
-                    m = mounts[0]
-                    await self.fs.call({"op": "mount", "source": m.source, "target": os.path.join(bundle, "rootfs"),
-                                        "fstype": m.type, "data": ",".join(m.options)})
-                    undo.push_async_callback(self._umount_rootfs, cid)
                 state.write_json(os.path.join(bundle, "config.json"), spec)
                 if log_path:
                     os.makedirs(os.path.dirname(log_path), exist_ok=True)
                 record = {"id": cid, "sandbox": sandbox_id, "config": asdict(config), "created_at": time.time_ns(),
-                          "log_path": log_path, "image_id": image.id, "image_ref": image.ref,
-                          "handler": meta.get("handler", "kubelite")}
+                          "log_path": log_path, "image_id": image.id, "image_ref": image.ref, "handler": handler}
                 state.write_json(os.path.join(cdir, "meta.json"), record)
+                return spec, mounts
+            except BaseException:
+                self.snapshots.remove(cid)
+                shutil.rmtree(cdir, True)
+                raise
+
+        async with contextlib.AsyncExitStack() as undo:
+            try:
+                spec, mounts = await asyncio.to_thread(write_bundle)
+                undo.callback(shutil.rmtree, cdir, True)
+                undo.callback(self.snapshots.remove, cid)
+                if handler != "kubelite":  # runc and crun want the rootfs mounted: in the node's namespace
+                    m = mounts[0]
+                    await self.fs.call({"op": "mount", "source": m.source, "target": os.path.join(bundle, "rootfs"),
+                                        "fstype": m.type, "data": ",".join(m.options)})
+                    undo.push_async_callback(self._umount_rootfs, cid)
                 undo.push_async_callback(asyncio.to_thread, cgroupfs.destroy, cg)
                 # the cgroup is made while the fork server forks, unshares and mounts (the shim waits
                 # for it before the attach): two cores, two halves of the work

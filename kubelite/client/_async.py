@@ -27,12 +27,15 @@ class Client:
     ``list``/``watch`` with ``namespace=None`` span all namespaces.
     """
 
-    def __init__(self, config: kubeconfig.ClusterConfig, *, timeout: float = 60.0) -> None:
+    def __init__(self, config: kubeconfig.ClusterConfig, *, timeout: float = 60.0,
+                 user_agent: str | None = None) -> None:
+        """``user_agent``: what the component calls itself (``kube-scheduler/v1.32.4-kubelite``); its part
+        before the first ``/`` is the field manager the apiserver records for writes without one."""
         self.config = config
         self.namespace = config.namespace
         self.timeout = timeout
         self._base = config.server
-        self._headers = {"User-Agent": _rest.USER_AGENT}
+        self._headers = {"User-Agent": user_agent or _rest.USER_AGENT}
         if config.token:
             self._headers["Authorization"] = f"Bearer {config.token}"
         elif config.username is not None:
@@ -41,12 +44,14 @@ class Client:
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def from_kubeconfig(cls, path: str | None = None, **overrides: Any) -> "Client":
-        return cls(kubeconfig.load(path, **overrides))
+    def from_kubeconfig(cls, path: str | None = None, *, user_agent: str | None = None,
+                        **overrides: Any) -> "Client":
+        return cls(kubeconfig.load(path, **overrides), user_agent=user_agent)
 
     @classmethod
-    def from_url(cls, server: str, *, namespace: str = "default", token: str | None = None) -> "Client":
-        return cls(kubeconfig.for_url(server, namespace=namespace, token=token))
+    def from_url(cls, server: str, *, namespace: str = "default", token: str | None = None,
+                 user_agent: str | None = None) -> "Client":
+        return cls(kubeconfig.for_url(server, namespace=namespace, token=token), user_agent=user_agent)
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
