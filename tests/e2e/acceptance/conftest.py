@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from kubelite.client import SyncClient
+from tests.e2e.kubelet.conftest import _procs_mentioning
 from tests.support.cluster import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
@@ -34,7 +35,6 @@ class UpCluster:
 
     def __init__(self, data_dir: Path, image_root: Path) -> None:
         self.data_dir = data_dir
-        self.tag = data_dir.name[-8:]
         self.node = f"kla{uuid.uuid4().hex[:8]}"
         self.image_root = image_root
         self.cache_dir = data_dir / "kubectl-cache"
@@ -137,20 +137,6 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-
-
-def _procs_mentioning(text: str) -> list[int]:
-    out = []
-    for e in os.scandir("/proc"):
-        if not e.name.isdigit() or int(e.name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{e.name}/cmdline", "rb") as f:
-                if text.encode() in f.read():
-                    out.append(int(e.name))
-        except OSError:
-            pass
-    return out
 
 
 @pytest.fixture(scope="module")
