@@ -36,6 +36,9 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys; sys.exit(
   rm -rf "$VENV"
   "$py" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$here$extras" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+# compat editable mode: a plain .pth path entry, no import-hook finder (that one imports pathlib & co.
+# at every interpreter start, which `kubelite get` pays for)
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$here$extras" \
+    --config-settings editable_mode=compat 2>&1 | grep -v "^WARNING: Location" >&2 || true
 "$VENV/bin/python" -c 'import kubelite, aiohttp, aetcd, yaml' || { echo "setup: install failed" >&2; exit 1; }
 echo "setup: ready ($VENV)" >&2

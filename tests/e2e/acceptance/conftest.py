@@ -97,8 +97,20 @@ class UpCluster:
         p = subprocess.run([KUBECTL, "--kubeconfig", self.kubeconfig, "--cache-dir", str(self.cache_dir), *args],
                            capture_output=True, text=True, timeout=timeout, input="")
         if check and p.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({p.returncode}): {p.stderr}{p.stdout}")
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({p.returncode}): {p.stderr}{p.stdout}"
+                                 f"\n{self.diagnostics()}")
         return p
+
+    def diagnostics(self) -> str:
+        """What a failed step needs to be understood from CI's log alone: pods, events, component logs."""
+        out = []
+        for args in (("get", "pods", "-A", "-o", "wide"), ("get", "events", "-A")):
+            p = subprocess.run([KUBECTL, "--kubeconfig", self.kubeconfig, "--cache-dir", str(self.cache_dir),
+                                *args], capture_output=True, text=True, timeout=30, input="")
+            out.append(f"$ kubectl {' '.join(args)}\n{p.stdout}{p.stderr}")
+        for component in ("kubelet", "controller-manager"):
+            out.append(f"--- {component} log (tail)\n{self.log(component, 3000)}")
+        return "\n".join(out)
 
     def log(self, component: str, n: int = 2000) -> str:
         path = self.data_dir / ("up.log" if component == "up" else f"logs/{component}.log")
