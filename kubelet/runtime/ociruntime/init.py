@@ -192,7 +192,15 @@ def _mount_entry(rootfs: str, m: dict[str, Any]) -> None:
         linux.mount(None, dest, None, prop)
 
 
+# The runtime spec's default devices: a runtime supplies them whether or not the config lists them.
+DEFAULT_DEVICES = (("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8),
+                   ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0))
+
+
 def _devices(rootfs: str, devices: list[dict[str, Any]], in_userns: bool) -> None:
+    listed = {d["path"] for d in devices}
+    devices = devices + [{"path": path, "type": "c", "major": major, "minor": minor}
+                         for path, major, minor in DEFAULT_DEVICES if path not in listed]
     for d in devices:
         dest = secure_join(rootfs, d["path"])
         os.makedirs(os.path.dirname(dest), exist_ok=True)
@@ -201,7 +209,10 @@ def _devices(rootfs: str, devices: list[dict[str, Any]], in_userns: bool) -> Non
             os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
             linux.mount(d["path"], dest, None, MS_BIND)
             continue
-        os.mknod(dest, kind | d.get("fileMode", 0o666), os.makedev(d["major"], d["minor"]))
+        try:
+            os.mknod(dest, kind | d.get("fileMode", 0o666), os.makedev(d["major"], d["minor"]))
+        except FileExistsError:                    # the rootfs has it already (as runc: keep it)
+            continue
         os.chmod(dest, d.get("fileMode", 0o666))
         os.chown(dest, d.get("uid", 0), d.get("gid", 0))
 

@@ -35,7 +35,6 @@ class UpCluster:
 
     def __init__(self, data_dir: Path, image_root: Path) -> None:
         self.data_dir = data_dir
-        self.tag = data_dir.name[-8:]
         self.node = f"kla{uuid.uuid4().hex[:8]}"
         self.image_root = image_root
         self.cache_dir = data_dir / "kubectl-cache"
