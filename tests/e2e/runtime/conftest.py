@@ -21,7 +21,7 @@ import pytest
 from kubelet import cri
 from kubelet.runtime import network
 from kubelet.runtime.service import Runtime
-from tests.support.leaks import links, mounts as mount_points, procs_mentioning, remove_cgroups
+from tests.support.leaks import links as _links, mounts as mount_points, procs_mentioning, remove_cgroups
 
 REPO = Path(__file__).resolve().parents[3]
 APPLETS = ("sh", "true", "cat", "echo", "sleep", "hostname", "ps", "ls", "id", "mknod", "mount", "nc", "ipcs",
@@ -47,7 +47,7 @@ def _our_links(root: Path, e: "Env") -> set[str]:
     if not (root / "state" / "ipam").exists():
         return set()
     owners = set(network.Ipam(root / "state" / "ipam", e.pod_cidr).allocations().values())
-    return {f"ipam:{o}" for o in owners} | {network.host_veth_name(o) for o in owners} & links()
+    return {f"ipam:{o}" for o in owners} | {network.host_veth_name(o) for o in owners} & _links()
 
 
 @pytest.fixture(scope="session")
