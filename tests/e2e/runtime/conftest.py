@@ -143,13 +143,18 @@ def env(busybox_rootfs: Path) -> Iterator[Env]:
         assert not left_links, f"links left: {left_links}"
 
 
+async def remove_all(r: Runtime) -> None:
+    """Remove every pod sandbox, then every container, the runtime knows (a fixture's teardown)."""
+    for s in await r.list_pod_sandboxes():
+        await r.remove_pod_sandbox(s.id)
+    for c in await r.list_containers():
+        await r.remove_container(c.id)
+
+
 @pytest.fixture
 async def rt(env: Env) -> AsyncIterator[Runtime]:
     async with env.runtime() as r:
         try:
             yield r
         finally:
-            for s in await r.list_pod_sandboxes():
-                await r.remove_pod_sandbox(s.id)
-            for c in await r.list_containers():
-                await r.remove_container(c.id)
+            await remove_all(r)
