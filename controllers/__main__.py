@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import sys
@@ -15,7 +14,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from kubelite import GIT_VERSION
 from kubelite.component import (add_connection_args, add_leader_election_args, client_from_args, lead_or_exit,
-                                 setup_logging, until_signalled)
+                                 run_process)
 from controllers.manager import ALL_CONTROLLERS, ControllerManager, ManagerConfig
 
 logger = logging.getLogger("controller-manager")
@@ -104,9 +103,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    setup_logging(args.verbosity)
-    return asyncio.run(until_signalled(lambda: run(args), logger))
+    return run_process(run, parse_args(argv), logger)
 
 
 if __name__ == "__main__":

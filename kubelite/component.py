@@ -73,3 +73,10 @@ async def until_signalled(main: Callable[[], Awaitable[int | None]], log: loggin
     except asyncio.CancelledError:
         log.info("stopped")
         return 0
+
+
+def run_process(run: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace,
+                log: logging.Logger) -> int:
+    """A component's ``main``: logging set up from ``-v``, then ``run(args)`` until SIGTERM/SIGINT."""
+    setup_logging(args.verbosity)
+    return asyncio.run(until_signalled(lambda: run(args), log))

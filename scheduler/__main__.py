@@ -10,7 +10,7 @@ import sys
 from kubelite import GIT_VERSION
 from kubelite.api.resources import NODES, PODS
 from kubelite.component import (add_connection_args, add_leader_election_args, client_from_args, lead_or_exit,
-                                 setup_logging, until_signalled)
+                                 run_process)
 from kubelite.events import EventRecorder
 from kubelite.informer import SharedInformerFactory
 from scheduler.framework.runtime import Framework
@@ -76,9 +76,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    setup_logging(args.verbosity)
-    return asyncio.run(until_signalled(lambda: run(args), logger))
+    return run_process(run, parse_args(argv), logger)
 
 
 if __name__ == "__main__":
