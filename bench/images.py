@@ -17,17 +17,16 @@ Usage: python bench/images.py [--runs 5]   (as root; needs docker-registry, skop
 from __future__ import annotations
 
 import argparse
+import contextlib
 import asyncio
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +36,7 @@ from kubelet.runtime.images.archive import import_archive  # noqa: E402
 from kubelet.runtime.images.build import build  # noqa: E402
 from kubelet.runtime.images.registry import RegistryClient, RegistryConfig  # noqa: E402
 from kubelet.runtime.images.store import ImageStore  # noqa: E402
+from tests.support.registry import serve_registry  # noqa: E402
 
 
 def sh(*cmd: str) -> None:
@@ -90,26 +90,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     runs = ap.parse_args().runs
     d = Path(tempfile.mkdtemp(prefix="kubelite-bench-images-"))
-    reg = None
+    reg = contextlib.ExitStack()
     try:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        (d / "reg.yml").write_text(f"version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n"
-                                   f"storage:\n  filesystem:\n    rootdirectory: {d}/storage\n"
-                                   f"http:\n  addr: 127.0.0.1:{port}\n")
-        reg = subprocess.Popen(["docker-registry", "serve", str(d / "reg.yml")], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        port = reg.enter_context(serve_registry(d / "registry")).host.rsplit(":", 1)[1]
         layers = make_content(d / "content")
         layout = d / "oci"
         umoci_image(layers, layout, d)
@@ -176,9 +159,7 @@ def main() -> int:
         print(f"goal pull+unpack <= 1.0x skopeo+umoci: {'met' if goal <= 1.0 else 'NOT met'} ({goal:.2f}x)")
         return 0
     finally:
-        if reg is not None:
-            reg.terminate()
-            reg.wait()
+        reg.close()
         shutil.rmtree(d, ignore_errors=True)
 
 

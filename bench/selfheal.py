@@ -30,6 +30,7 @@ from kubelite.api.errors import NotFound  # noqa: E402
 from kubelite.api.resources import PODS, REPLICASETS  # noqa: E402
 from kubelite.client import Client  # noqa: E402
 from tests.support import cluster  # noqa: E402
+from tests.support.watch import mirror_pods  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_MS = 500
@@ -104,24 +105,10 @@ class Pods:
         self.seen_at: dict[str, float] = {}      # pod name -> when it was first seen Running/Ready
 
     async def run(self) -> None:
-        listing = await self.client.list(PODS, namespace=self.ns, label_selector=self.selector)
-        for p in listing["items"]:
-            self.pods[p["metadata"]["name"]] = p
-        rv = listing["metadata"]["resourceVersion"]
-        while True:
-            async for ev in self.client.watch(PODS, namespace=self.ns, label_selector=self.selector,
-                                              resource_version=rv, timeout_seconds=300):
-                rv = ev.object.get("metadata", {}).get("resourceVersion", rv)
-                if ev.type == "BOOKMARK":
-                    continue
-                name = ev.object["metadata"]["name"]
-                if ev.type == "DELETED":
-                    self.pods.pop(name, None)
-                else:
-                    self.pods[name] = ev.object
-                    if ready_running(ev.object):
-                        self.seen_at.setdefault(name, time.monotonic())
-                self.changed.set()
+        async for ev in mirror_pods(self.client, self.pods, self.ns, label_selector=self.selector):
+            if ev.type != "DELETED" and ready_running(ev.object):
+                self.seen_at.setdefault(ev.object["metadata"]["name"], time.monotonic())
+            self.changed.set()
 
     async def wait(self, cond: Any, timeout: float = 60) -> Any:
         deadline = time.monotonic() + timeout

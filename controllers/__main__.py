@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
-import os
-import signal
-import socket
 import sys
 from typing import AsyncIterator
 
@@ -17,8 +13,8 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from kubelite import GIT_VERSION
-from kubelite.client import Client
-from kubelite.leaderelection import LeaderElectionConfig, LeaderElector
+from kubelite.component import (add_connection_args, add_leader_election_args, client_from_args, lead_or_exit,
+                                 run_process)
 from controllers.manager import ALL_CONTROLLERS, ControllerManager, ManagerConfig
 
 logger = logging.getLogger("controller-manager")
@@ -29,8 +25,7 @@ USER_AGENT = f"kube-controller-manager/{GIT_VERSION}"  # its prefix names the fi
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="controller-manager", description="kubelite controller-manager")
-    p.add_argument("--kubeconfig", default=None)
-    p.add_argument("--master", default=None, help="apiserver URL (overrides the kubeconfig)")
+    add_connection_args(p)
     p.add_argument("--bind-address", default="127.0.0.1")
     p.add_argument("--secure-port", "--port", dest="port", type=int, default=10257,
                    help="port of /healthz and /metrics (default 10257; 0 = any, -1 = off)")
@@ -46,12 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--node-cidr-mask-size", type=int, default=24)
     p.add_argument("--allocate-node-cidrs", default="true", choices=["true", "false"])
     p.add_argument("--terminated-pod-gc-threshold", type=int, default=12500)
-    p.add_argument("--leader-elect", default="true", choices=["true", "false"])
-    p.add_argument("--leader-elect-resource-name", default="kube-controller-manager")
-    p.add_argument("--leader-elect-lease-duration", type=float, default=15.0)
-    p.add_argument("--leader-elect-renew-deadline", type=float, default=10.0)
-    p.add_argument("--leader-elect-retry-period", type=float, default=2.0)
-    p.add_argument("-v", "--v", dest="verbosity", type=int, default=0)
+    add_leader_election_args(p, "kube-controller-manager")
     return p.parse_args(argv)
 
 
@@ -91,8 +81,7 @@ async def serving(host: str, port: int, leading: dict[str, bool]) -> AsyncIterat
 
 
 async def run(args: argparse.Namespace) -> int:
-    client = Client.from_url(args.master, user_agent=USER_AGENT) if args.master else \
-        Client.from_kubeconfig(args.kubeconfig, user_agent=USER_AGENT)
+    client = client_from_args(args, USER_AGENT)
     config = ManagerConfig(
         controllers=enabled(args.controllers), concurrent_replicaset_syncs=args.concurrent_replicaset_syncs,
         concurrent_deployment_syncs=args.concurrent_deployment_syncs, concurrent_gc_syncs=args.concurrent_gc_syncs,
@@ -108,38 +97,13 @@ async def run(args: argparse.Namespace) -> int:
 
     try:
         async with serving(args.bind_address, args.port, {}):
-            if args.leader_elect == "true":
-                elector = LeaderElector(client, LeaderElectionConfig(
-                    args.leader_elect_resource_name, f"{socket.gethostname()}_{os.getpid()}",
-                    lease_duration=args.leader_elect_lease_duration, renew_deadline=args.leader_elect_renew_deadline,
-                    retry_period=args.leader_elect_retry_period))
-                await elector.run(lead)
-                logger.error("leader election lost")
-                return 1          # exit so a supervisor restarts us as a fresh candidate, as kube's do
-            else:
-                await lead()
+            return await lead_or_exit(client, args, lead, logger)
     finally:
         await client.close()
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbosity >= 4 else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    async def _main() -> int:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
-        try:
-            return await run(args)
-        except asyncio.CancelledError:
-            logger.info("stopped")
-            return 0
-
-    return asyncio.run(_main())
+    return run_process(run, parse_args(argv), logger)
 
 
 if __name__ == "__main__":

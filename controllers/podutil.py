@@ -8,6 +8,8 @@ import copy
 from datetime import UTC, datetime
 from typing import Any, Iterable
 
+from kubelite.api.selectors import selector_matches  # noqa: F401  (re-exported for the controllers)
+
 Obj = dict[str, Any]
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
@@ -136,24 +138,3 @@ def deletion_order(pods: Iterable[Obj], related: Iterable[Obj] = ()) -> list[Obj
 
     return sorted(pods, key=sort_key)
 
-
-def selector_matches(selector: Obj | None, labels: dict[str, str] | None) -> bool:
-    """metav1.LabelSelector matching (matchLabels and In/NotIn/Exists/DoesNotExist expressions).
-    ``None`` matches nothing, ``{}`` everything (as LabelSelectorAsSelector)."""
-    if selector is None:
-        return False
-    labels = labels or {}
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for e in selector.get("matchExpressions") or ():
-        key, op, values = e.get("key", ""), e.get("operator", ""), e.get("values") or ()
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True

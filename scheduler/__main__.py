@@ -5,17 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-import signal
-import socket
 import sys
 
 from kubelite import GIT_VERSION
 from kubelite.api.resources import NODES, PODS
-from kubelite.client import Client
+from kubelite.component import (add_connection_args, add_leader_election_args, client_from_args, lead_or_exit,
+                                 run_process)
 from kubelite.events import EventRecorder
 from kubelite.informer import SharedInformerFactory
-from kubelite.leaderelection import LeaderElectionConfig, LeaderElector
 from scheduler.framework.runtime import Framework
 from scheduler.metrics import SchedulerMetrics
 from scheduler.plugins import SCORE_WEIGHTS, default_plugins
@@ -31,8 +28,7 @@ USER_AGENT = f"kube-scheduler/{GIT_VERSION}"  # its prefix names the field manag
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="scheduler", description="kubelite scheduler (kube-scheduler's framework)")
-    p.add_argument("--kubeconfig", default=None, help="kubeconfig to reach the apiserver")
-    p.add_argument("--master", default=None, help="apiserver URL (overrides the kubeconfig)")
+    add_connection_args(p)
     p.add_argument("--bind-address", default="127.0.0.1", help="address of /healthz and /metrics")
     p.add_argument("--secure-port", "--port", dest="port", type=int, default=10259,
                    help="port of /healthz and /metrics (default 10259; 0 = any free port, -1 = off)")
@@ -41,18 +37,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--percentage-of-nodes-to-score", type=int, default=0,
                    help="0 = adaptive, as kube-scheduler (50 - nodes/125, at least 5%%)")
     p.add_argument("--parallel-bindings", type=int, default=64, help="bindings in flight at once")
-    p.add_argument("--leader-elect", default="true", choices=["true", "false"], help="use a Lease in kube-system")
-    p.add_argument("--leader-elect-resource-name", default="kube-scheduler")
-    p.add_argument("--leader-elect-lease-duration", type=float, default=15.0)
-    p.add_argument("--leader-elect-renew-deadline", type=float, default=10.0)
-    p.add_argument("--leader-elect-retry-period", type=float, default=2.0)
-    p.add_argument("-v", "--v", dest="verbosity", type=int, default=0)
+    add_leader_election_args(p, "kube-scheduler")
     return p.parse_args(argv)
 
 
 async def run(args: argparse.Namespace) -> int:
-    client = Client.from_url(args.master, user_agent=USER_AGENT) if args.master else \
-        Client.from_kubeconfig(args.kubeconfig, user_agent=USER_AGENT)
+    client = client_from_args(args, USER_AGENT)
     metrics = SchedulerMetrics()
     names = args.scheduler_name or [DEFAULT_SCHEDULER_NAME]
 
@@ -80,38 +70,13 @@ async def run(args: argparse.Namespace) -> int:
         async with serving([metrics.registry], args.bind_address, args.port) as port:
             if port:
                 logger.info("serving /healthz and /metrics on %s:%d", args.bind_address, port)
-            if args.leader_elect == "true":
-                identity = f"{socket.gethostname()}_{os.getpid()}"
-                elector = LeaderElector(client, LeaderElectionConfig(
-                    args.leader_elect_resource_name, identity, lease_duration=args.leader_elect_lease_duration,
-                    renew_deadline=args.leader_elect_renew_deadline, retry_period=args.leader_elect_retry_period))
-                await elector.run(lead)
-                logger.error("leader election lost")
-                return 1          # exit so a supervisor restarts us as a fresh candidate, as kube's do
-            else:
-                await lead()
+            return await lead_or_exit(client, args, lead, logger)
     finally:
         await client.close()
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbosity >= 4 else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    async def _main() -> int:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
-        try:
-            return await run(args)
-        except asyncio.CancelledError:
-            logger.info("stopped")
-            return 0
-
-    return asyncio.run(_main())
+    return run_process(run, parse_args(argv), logger)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 from kubelite.api import quantity
 from kubelite.api.errors import StatusCause, duplicate, forbidden_field, not_supported, required
+from kubelite.api.selectors import selector_matches  # noqa: F401  (re-exported: registry code calls v.selector_matches)
 
 Causes = list[StatusCause]
 
@@ -237,24 +238,6 @@ def label_selector(field: str, selector: Any) -> Causes:
                                           "'DoesNotExist'"))
         causes += [invalid_value(f"{f}.key", expr.get("key"), m) for m in qualified_name(expr.get("key"))]
     return causes
-
-
-def selector_matches(selector: dict[str, Any], labels_: dict[str, str]) -> bool:
-    """Does a LabelSelector (matchLabels + matchExpressions) select these labels?"""
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels_.get(k) != v:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In" and labels_.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels_ and labels_[key] in values:
-            return False
-        if op == "Exists" and key not in labels_:
-            return False
-        if op == "DoesNotExist" and key in labels_:
-            return False
-    return True
 
 
 def non_negative(field: str, value: Any) -> Causes:

@@ -172,6 +172,28 @@ def label_selector_from_dict(sel: Mapping[str, Any] | None) -> LabelSelector:
     return LabelSelector(tuple(reqs))
 
 
+def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str] | None) -> bool:
+    """metav1.LabelSelector matching (matchLabels and In/NotIn/Exists/DoesNotExist expressions) on a
+    stored, validated selector dict. ``None`` matches nothing, ``{}`` everything (as LabelSelectorAsSelector)."""
+    if selector is None:
+        return False
+    labels = labels or {}
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or ():
+        key, op, values = e.get("key", ""), e.get("operator", ""), e.get("values") or ()
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
 def selector_to_string(sel: Mapping[str, Any] | None) -> str:
     """The string form of a ``metav1.LabelSelector`` dict (as in ``Scale.status.selector``)."""
     return str(label_selector_from_dict(sel)) if sel is not None else ""

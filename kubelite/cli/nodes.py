@@ -15,38 +15,20 @@ from kubelite.cli import common
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
-
-_clients: list[Any] = []
-
-
-def _client(args: Any) -> Any:
-    """The command's client; closed when the command ends (commands also run in-process in tests)."""
-    c = common.client(args)
-    _clients.append(c)
-    return c
-
-
-def _run(func: Any, argv: list[str]) -> int:
-    try:
-        return common.run(func, argv)
-    finally:
-        while _clients:
-            _clients.pop().close()
-
 def cordon(argv: list[str]) -> int:
-    return _run(lambda a: _cordon("cordon", True, a), argv)
+    return common.run(lambda a: _cordon("cordon", True, a), argv)
 
 
 def uncordon(argv: list[str]) -> int:
-    return _run(lambda a: _cordon("uncordon", False, a), argv)
+    return common.run(lambda a: _cordon("uncordon", False, a), argv)
 
 
 def drain(argv: list[str]) -> int:
-    return _run(_drain, argv)
+    return common.run(_drain, argv)
 
 
 def taint(argv: list[str]) -> int:
-    return _run(_taint, argv)
+    return common.run(_taint, argv)
 
 
 def _node_names(c: Any, words: list[str], selector: str | None) -> list[str]:
@@ -72,7 +54,7 @@ def _cordon(command: str, value: bool, argv: list[str]) -> int:
     p.add_argument("nodes", nargs="*")
     p.add_argument("-l", "--selector", default=None)
     args = p.parse_args(argv)
-    c = _client(args)
+    c = common.client(args)
     for name in _node_names(c, args.nodes, args.selector):
         _set_unschedulable(c, name, value, "cordon" if value else "uncordon")
     return 0
@@ -93,7 +75,7 @@ def _drain(argv: list[str]) -> int:
     p.add_argument("--timeout", type=float, default=0.0, help="seconds to wait for the pods to go (0 = forever)")
     p.add_argument("--disable-eviction", action="store_true", help="delete instead of evicting")
     args = p.parse_args(argv)
-    c = _client(args)
+    c = common.client(args)
     for name in _node_names(c, args.nodes, args.selector):
         _set_unschedulable(c, name, True, "cordon")
         pods = [q for q in c.list(PODS, field_selector=f"spec.nodeName={name}").get("items") or []
@@ -214,7 +196,7 @@ def _taint(argv: list[str]) -> int:
     specs = [parse_taint(w) for w in words if w not in names]
     if not specs:
         raise common.CliError("at least one taint update is required")
-    c = _client(args)
+    c = common.client(args)
     for name in _node_names(c, names, args.selector):
         node = c.get(NODES, name)
         taints = list((node.get("spec") or {}).get("taints") or [])

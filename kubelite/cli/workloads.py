@@ -18,24 +18,6 @@ REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 
 
-
-_clients: list[Any] = []
-
-
-def _client(args: Any) -> Any:
-    """The command's client; closed when the command ends (commands also run in-process in tests)."""
-    c = common.client(args)
-    _clients.append(c)
-    return c
-
-
-def _run(func: Any, argv: list[str]) -> int:
-    try:
-        return common.run(func, argv)
-    finally:
-        while _clients:
-            _clients.pop().close()
-
 def _one_target(words: list[str], what: str) -> tuple[ResourceInfo, str]:
     pairs = common.split_type_names(words)
     if len(pairs) != 1 or pairs[0][1] is None:
@@ -45,7 +27,7 @@ def _one_target(words: list[str], what: str) -> tuple[ResourceInfo, str]:
 
 # -- scale -------------------------------------------------------------------------------------------------
 def scale(argv: list[str]) -> int:
-    return _run(_scale, argv)
+    return common.run(_scale, argv)
 
 
 def _scale(argv: list[str]) -> int:
@@ -56,7 +38,7 @@ def _scale(argv: list[str]) -> int:
     args = p.parse_args(argv)
     if args.replicas < 0:
         raise common.CliError("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")
-    c = _client(args)
+    c = common.client(args)
     for info, name in common.split_type_names(args.words):
         if name is None:
             raise common.CliError("resource(s) were provided, but no name was specified")
@@ -80,7 +62,7 @@ def rollout(argv: list[str]) -> int:
     if not argv or argv[0] not in subs:
         print("usage: kubelite rollout status|history|undo|restart|pause|resume TYPE/NAME [flags]", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 1
-    return _run(subs[argv[0]], argv[1:])
+    return common.run(subs[argv[0]], argv[1:])
 
 
 def _deployment(c: Any, args: Any, words: list[str], what: str) -> tuple[str, str, dict]:
@@ -120,7 +102,7 @@ def _status(argv: list[str]) -> int:
     p.add_argument("-w", "--watch", default="true", choices=["true", "false"])
     p.add_argument("--timeout", default="0", help="give up after this long (e.g. 60s, 5m); 0 = never")
     args = p.parse_args(argv)
-    c = _client(args)
+    c = common.client(args)
     name, ns, d = _deployment(c, args, args.words, "rollout status")
     timeout = _duration(args.timeout)
     deadline = time.monotonic() + timeout if timeout > 0 else None
@@ -170,7 +152,7 @@ def _history(argv: list[str]) -> int:
     p.add_argument("words", nargs="+")
     p.add_argument("--revision", type=int, default=0)
     args = p.parse_args(argv)
-    c = _client(args)
+    c = common.client(args)
     name, ns, d = _deployment(c, args, args.words, "rollout history")
     sets = sorted(_owned_sets(c, d, ns), key=_rev)
     if args.revision:
@@ -197,7 +179,7 @@ def _undo(argv: list[str]) -> int:
     p.add_argument("words", nargs="+")
     p.add_argument("--to-revision", type=int, default=0)
     args = p.parse_args(argv)
-    c = _client(args)
+    c = common.client(args)
     name, ns, d = _deployment(c, args, args.words, "rollout undo")
     if (d.get("spec") or {}).get("paused"):
         raise common.CliError(f"you cannot rollback a paused deployment; resume it first with 'kubelite rollout "
@@ -237,7 +219,7 @@ def _restart(argv: list[str]) -> int:
     p = common.parser("rollout restart", "Restart a resource.")
     p.add_argument("words", nargs="+")
     args = p.parse_args(argv)
-    c = _client(args)
+    c = common.client(args)
     name, ns, d = _deployment(c, args, args.words, "rollout restart")
     if (d.get("spec") or {}).get("paused"):
         raise common.CliError(f"can't restart paused deployment (run rollout resume first)")
@@ -253,7 +235,7 @@ def _pause(argv: list[str], paused: bool) -> int:
     p = common.parser(f"rollout {verb}", f"Mark the provided resource as {verb}d.")
     p.add_argument("words", nargs="+")
     args = p.parse_args(argv)
-    c = _client(args)
+    c = common.client(args)
     name, ns, d = _deployment(c, args, args.words, f"rollout {verb}")
     if bool((d.get("spec") or {}).get("paused")) == paused:
         raise common.CliError(f"deployments.apps \"{name}\" is {'already' if paused else 'not'} paused")
@@ -267,7 +249,7 @@ def set_(argv: list[str]) -> int:
     if not argv or argv[0] not in ("image", "env"):
         print("usage: kubelite set image|env TYPE/NAME ...", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 1
-    return _run(_set_image if argv[0] == "image" else _set_env, argv[1:])
+    return common.run(_set_image if argv[0] == "image" else _set_env, argv[1:])
 
 
 def _pod_spec_path(info: ResourceInfo) -> list[str]:
@@ -292,7 +274,7 @@ def _set_image(argv: list[str]) -> int:
     changes = dict(w.split("=", 1) for w in args.words if "=" in w)
     if not changes:
         raise common.CliError("at least one image update is required")
-    c = _client(args)
+    c = common.client(args)
     for info, name in common.split_type_names(targets):
         if name is None:
             raise common.CliError("resource(s) were provided, but no name was specified")
@@ -344,7 +326,7 @@ def _set_env(argv: list[str]) -> int:
             removes.append(w[:-1])
         else:
             targets.append(w)
-    c = _client(args)
+    c = common.client(args)
     for info, name in common.split_type_names(targets):
         if name is None:
             raise common.CliError("resource(s) were provided, but no name was specified")

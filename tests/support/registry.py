@@ -5,6 +5,7 @@ conftest (``from tests.support.registry import registry``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -39,9 +40,10 @@ class Registry:
         return RegistryConfig(offline=True)   # tests never leave loopback
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    d = tmp_path_factory.mktemp("kubelite-registry")
+@contextlib.contextmanager
+def serve_registry(d: Path) -> Iterator[Registry]:
+    """A docker-registry on a free loopback port with its storage, config and log in ``d``; stopped on exit."""
+    d.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     (d / "config.yml").write_text(f"""version: 0.1
 log:
@@ -77,3 +79,9 @@ http:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    with serve_registry(tmp_path_factory.mktemp("kubelite-registry")) as reg:
+        yield reg

@@ -1,5 +1,6 @@
 """Low-level cgroupfs file access shared by the v1 and v2 drivers: read/write control files with
-errors that name the file, mkdir/rmdir of cgroup directories, and parsing of flat-keyed files.
+errors that name the file, mkdir/rmdir of cgroup directories (and the drivers' common ``create``),
+and parsing of flat-keyed files.
 
 Blocking I/O: callers on an event loop run these in a thread.
 """
@@ -10,8 +11,9 @@ import errno
 import os
 import time
 from pathlib import Path
+from typing import Callable, Protocol
 
-from .model import CgroupBusyError, CgroupError
+from .model import CgroupBusyError, CgroupError, Resources, clean_path
 
 
 def write(path: Path, value: str | int) -> None:
@@ -153,3 +155,35 @@ def mount_fstype(path: Path) -> str:
     except OSError:
         return ""
     return fstype
+
+
+class _Driver(Protocol):
+    root: str
+
+    def exists(self, path: str, /) -> bool: ...
+
+    def update(self, path: str, resources: Resources, /) -> None: ...
+
+    def destroy(self, path: str, *, kill: bool = ..., timeout: float = ...) -> None: ...
+
+
+def create(driver: _Driver, path: str, resources: Resources | None, mkdirs: Callable[[str], None]) -> None:
+    """A driver's ``create``: ``mkdirs(full path under the root)``, walked again (up to 3 times) if an
+    ancestor is pruned meanwhile, then ``resources`` applied; a failed update of a cgroup this call
+    made removes it again."""
+    full = clean_path(f"{driver.root}/{clean_path(path)}")
+    existed = driver.exists(path)
+    for attempt in range(3):
+        try:
+            mkdirs(full)
+            break
+        except FileNotFoundError as e:       # an ancestor was pruned meanwhile: walk again
+            if attempt == 2:
+                raise CgroupError(f"create {path}: {e}") from e
+    if resources is not None:
+        try:
+            driver.update(path, resources)
+        except CgroupError:
+            if not existed:          # a failed create leaves nothing behind
+                driver.destroy(path, kill=False, timeout=1.0)
+            raise

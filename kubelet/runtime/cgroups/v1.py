@@ -73,29 +73,17 @@ class V1Manager:
 
     def create(self, path: str, resources: Resources | None = None) -> None:
         """mkdir ``path`` (and missing parents) in every hierarchy, then apply ``resources``."""
-        full = clean_path(f"{self.root}/{clean_path(path)}")
-        existed = self.exists(path)
-        for attempt in range(3):
-            try:
-                for ctrl, hier in self.hierarchies.items():
-                    cur = hier
-                    for part in full.split("/"):
-                        parent, cur = cur, cur / part
-                        if cgfs.mkdir(cur) and ctrl == "cpuset":
-                            self._seed_cpuset(parent, cur)
-                        elif ctrl == "cpuset" and not cgfs.read(cur / "cpuset.cpus").strip():
-                            self._seed_cpuset(parent, cur)
-                break
-            except FileNotFoundError as e:       # an ancestor was pruned meanwhile: walk again
-                if attempt == 2:
-                    raise CgroupError(f"create {path}: {e}") from e
-        if resources is not None:
-            try:
-                self.update(path, resources)
-            except CgroupError:
-                if not existed:          # a failed create leaves nothing behind
-                    self.destroy(path, kill=False, timeout=1.0)
-                raise
+        cgfs.create(self, path, resources, self._mkdirs)
+
+    def _mkdirs(self, full: str) -> None:
+        for ctrl, hier in self.hierarchies.items():
+            cur = hier
+            for part in full.split("/"):
+                parent, cur = cur, cur / part
+                if cgfs.mkdir(cur) and ctrl == "cpuset":
+                    self._seed_cpuset(parent, cur)
+                elif ctrl == "cpuset" and not cgfs.read(cur / "cpuset.cpus").strip():
+                    self._seed_cpuset(parent, cur)
 
     @staticmethod
     def _seed_cpuset(parent: Path, child: Path) -> None:

@@ -55,27 +55,15 @@ class V2Manager:
     # ---------------------------------------------------------------------------------- lifecycle
     def create(self, path: str, resources: Resources | None = None) -> None:
         """mkdir ``path`` and missing parents, enabling controllers on the way down."""
-        full = clean_path(f"{self.root}/{clean_path(path)}")
-        existed = self.exists(path)
-        for attempt in range(3):
-            try:
-                cur = self.base
-                for part in full.split("/"):
-                    self._enable_controllers(cur)
-                    cur = cur / part
-                    if cgfs.mkdir(cur) and self.fake:
-                        self._fake_files(cur)
-                break
-            except FileNotFoundError as e:       # an ancestor was pruned meanwhile: walk again
-                if attempt == 2:
-                    raise CgroupError(f"create {path}: {e}") from e
-        if resources is not None:
-            try:
-                self.update(path, resources)
-            except CgroupError:
-                if not existed:          # a failed create leaves nothing behind
-                    self.destroy(path, kill=False, timeout=1.0)
-                raise
+        cgfs.create(self, path, resources, self._mkdirs)
+
+    def _mkdirs(self, full: str) -> None:
+        cur = self.base
+        for part in full.split("/"):
+            self._enable_controllers(cur)
+            cur = cur / part
+            if cgfs.mkdir(cur) and self.fake:
+                self._fake_files(cur)
 
     def _enable_controllers(self, d: Path) -> None:
         available = set(cgfs.read(d / "cgroup.controllers").split())

@@ -5,7 +5,8 @@ writes it) or adds one layer: COPY/ADD write their files as a tar; RUN runs the 
 container on the current layers (through a :class:`RunStep`) and its overlay upper dir, deletions
 as whiteouts, becomes the layer. Steps are cached like Docker's classic builder: the key is the
 previous step's key + the instruction (with build args) + a digest of the copied content, so a
-rebuild with nothing changed is all cache hits and gives the same image id. Blocking: run in a thread.
+rebuild with nothing changed is all cache hits and gives the same image id (:mod:`buildcache`).
+Blocking: run in a thread.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import stat
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 from kubelet.runtime.images import oci
+from kubelet.runtime.images.buildcache import StepCache, step_key
+from kubelet.runtime.images.buildfs import add_parents, chown_ids
 from kubelet.runtime.images.context import BuildContext, add_archive, is_archive
 from kubelet.runtime.images.dockerfile import Instruction, expand, healthcheck, key_values, parse, words
 from kubelet.runtime.images.errors import BuildError, ImageError
-from kubelet.runtime.images.layers import add_dir_entry, add_path, find_in_layers, merged_tree, write_layer
+from kubelet.runtime.images.layers import add_path, find_in_layers, merged_tree, write_layer
 from kubelet.runtime.images.store import ImageStore, StoredImage
 
 logger = logging.getLogger(__name__)
@@ -91,40 +93,8 @@ class Builder:
         self.runner = runner
         self.log = log or (lambda line: logger.info("%s", line))
         self.pull = pull
-        self.cache_file = store.root / "build-cache.json"
+        self.cache = StepCache(store, no_cache)
         self.ctx = BuildContext(self.context)
-
-    # ------------------------------------------------------------------------------------ cache
-    def _cache(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.cache_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
-
-    def _cache_get(self, key: str) -> dict[str, Any] | None:
-        if self.no_cache:
-            return None
-        hit = self._cache().get(key)
-        if hit is None:
-            return None
-        layer = hit.get("layer")
-        if layer is not None:
-            if not self.store.blobs.has(layer["digest"]):
-                return None
-            self.store.ensure_layer(layer, hit["diff_id"])
-        return hit
-
-    def _cache_put(self, key: str, value: dict[str, Any]) -> None:
-        with self.store.locked():
-            cache = self._cache()
-            cache[key] = value
-            tmp = self.cache_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cache))
-            os.replace(tmp, self.cache_file)
-
-    @staticmethod
-    def _key(prev: str, *parts: str) -> str:
-        return "sha256:" + hashlib.sha256("\n".join((prev, *parts)).encode()).hexdigest()
 
     # ------------------------------------------------------------------------------------- main
     def build(self, tags: Sequence[str] = ()) -> BuildResult:
@@ -241,7 +211,8 @@ class Builder:
             cfg["WorkingDir"] = wd
             nop = f"/bin/sh -c #(nop) WORKDIR {wd}"
             if find_in_layers(self._layer_paths(st), wd) is None:
-                return self._layer_step(st, nop, "", lambda tf: self._parents(tf, st, wd, include_self=True))
+                layers = self._layer_paths(st)
+                return self._layer_step(st, nop, "", lambda tf: add_parents(tf, layers, wd, include_self=True))
         elif ins.cmd in ("CMD", "ENTRYPOINT"):
             value = list(ins.json_args) if ins.json_args is not None else (
                 [*(cfg.get("Shell") or ["/bin/sh", "-c"]), ins.raw] if ins.raw else None)
@@ -274,8 +245,8 @@ class Builder:
     def _layer_step(self, st: _State, created_by: str, content: str,
                     fill: Callable[[tarfile.TarFile], None] | None = None,
                     make: Callable[[], tuple[dict[str, Any], str] | None] | None = None) -> bool:
-        key = self._key(st.key, created_by, content)
-        hit = self._cache_get(key)
+        key = step_key(st.key, created_by, content)
+        hit = self.cache.get(key)
         if hit is not None:
             layer, diff_id, created = hit["layer"], hit["diff_id"], hit["created"]
         else:
@@ -289,7 +260,7 @@ class Builder:
                 layer, diff_id = blob.descriptor(), blob.diff_id
             if layer is not None:
                 self.store.ensure_layer(layer, diff_id)
-            self._cache_put(key, {"layer": layer, "diff_id": diff_id, "created": created})
+            self.cache.put(key, {"layer": layer, "diff_id": diff_id, "created": created})
         entry: dict[str, Any] = {"created": created, "created_by": created_by}
         if layer is None:
             entry["empty_layer"] = True
@@ -302,37 +273,6 @@ class Builder:
         return hit is not None
 
     # ----------------------------------------------------------------------------------- COPY/ADD
-    def _parents(self, tf: tarfile.TarFile, st: _State, path: str, include_self: bool = False) -> None:
-        """Directory entries for ``path``'s parents, keeping the metadata lower layers give them."""
-        parts = [p for p in path.strip("/").split("/") if p]
-        upto = parts if include_self else parts[:-1]
-        for i in range(1, len(upto) + 1):
-            rel = "/".join(upto[:i])
-            lower = find_in_layers(self._layer_paths(st), rel)
-            if lower is not None and lower.is_dir() and not lower.is_symlink():
-                s = os.lstat(lower)
-                add_dir_entry(tf, rel, stat.S_IMODE(s.st_mode), int(s.st_mtime))
-            else:
-                add_dir_entry(tf, rel, 0o755, 0)
-
-    def _chown(self, st: _State, spec: str | None) -> tuple[int, int]:
-        if not spec:
-            return (0, 0)
-        user, _, group = spec.partition(":")
-
-        def lookup(name: str, file: str, field_: int) -> int:
-            if name.isdigit():
-                return int(name)
-            path = find_in_layers(self._layer_paths(st), file)
-            for line in (path.read_text().splitlines() if path is not None and path.is_file() else []):
-                parts = line.split(":")
-                if parts[0] == name and len(parts) > field_:
-                    return int(parts[field_])
-            raise BuildError(f"--chown: unknown {'user' if file.endswith('passwd') else 'group'} {name!r}")
-        uid = lookup(user, "etc/passwd", 2)
-        gid = lookup(group, "etc/group", 2) if group else (lookup(user, "etc/passwd", 3) if not user.isdigit() else uid)
-        return uid, gid
-
     def _copy(self, st: _State, ins: Instruction, env: dict[str, str]) -> bool:
         args = list(ins.json_args) if ins.json_args is not None else words(ins.raw)
         args = [expand(a, env) for a in args]
@@ -347,7 +287,7 @@ class Builder:
         sources = self.ctx.sources(srcs, ins.line)
         if len(sources) > 1:
             dest_is_dir = True
-        chown = self._chown(st, ins.flags.get("chown"))
+        chown = chown_ids(self._layer_paths(st), ins.flags.get("chown"))
         digest = self.ctx.content_digest(sources)
         kind = "dir" if len(sources) == 1 and sources[0].is_dir() else ("multi" if len(sources) > 1 else "file")
         created_by = f"/bin/sh -c #(nop) {ins.cmd} {kind}:{digest} in {dest_abs}{'/' if dest_is_dir else ''} "
@@ -356,7 +296,7 @@ class Builder:
             dest_is_dir = True
 
         def fill(tf: tarfile.TarFile) -> None:
-            self._parents(tf, st, dest_abs, include_self=dest_is_dir)
+            add_parents(tf, self._layer_paths(st), dest_abs, include_self=dest_is_dir)
             for src in sources:
                 if src.is_dir() and not src.is_symlink():
                     for child in sorted(os.listdir(src)):
@@ -391,12 +331,13 @@ class Builder:
         dest_abs = os.path.normpath(os.path.join(st.config.get("WorkingDir") or "/", dest))
         lower_dest = find_in_layers(self._layer_paths(st), dest_abs)
         dest_is_dir = dest.endswith("/") or len(srcs) > 1 or (lower_dest is not None and lower_dest.is_dir())
-        chown = self._chown(st, ins.flags.get("chown"))
+        chown = chown_ids(self._layer_paths(st), ins.flags.get("chown"))
         digest = hashlib.sha256(json.dumps([src_key, srcs]).encode()).hexdigest()
         created_by = f"/bin/sh -c #(nop) COPY --from={where} {'multi' if len(srcs) > 1 else 'file'}:{digest} in {dest_abs} "
 
         def fill(tf: tarfile.TarFile) -> None:
-            self._parents(tf, st, dest_abs, include_self=dest_is_dir or any(r.is_dir() for _, r in found))
+            add_parents(tf, self._layer_paths(st), dest_abs,
+                        include_self=dest_is_dir or any(r.is_dir() for _, r in found))
             for path, real in found:
                 if real.is_dir() and not real.is_symlink():
                     for rel, item in merged_tree(layers, path):

@@ -11,8 +11,9 @@ Layout under the root (default ``/var/lib/kubelite/images``)::
     tmp/                           downloads in progress
     index.lock, gc.lock            flock: index updates are exclusive; ingesting holds gc.lock shared
                                    so that ``prune`` (exclusive) never removes what a pull just wrote
+    build-cache.json               the build step cache (:mod:`buildcache`)
 
-Blocking I/O: async callers run these methods in a thread.
+Garbage collection (``prune``, ``usage``) lives in :mod:`storegc`. Blocking I/O: async callers run these methods in a thread.
 """
 
 from __future__ import annotations
@@ -22,15 +23,15 @@ import fcntl
 import json
 import logging
 import os
-import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from kubelet.runtime.images import oci
+from kubelet.runtime.images import oci, storegc
 from kubelet.runtime.images.blobs import BlobStore
 from kubelet.runtime.images.errors import ImageInUse, ImageNotFound, InvalidReference, UnsupportedMediaType
 from kubelet.runtime.images.reference import Reference, parse
+from kubelet.runtime.images.storegc import PruneReport
 from kubelet.runtime.images.unpack import unpack_layer
 
 logger = logging.getLogger(__name__)
@@ -66,14 +67,6 @@ class StoredImage:
     @property
     def created(self) -> str:
         return str(self.config.get("created", ""))
-
-
-@dataclass(slots=True)
-class PruneReport:
-    images: list[str] = field(default_factory=list)
-    blobs: int = 0
-    layers: int = 0
-    bytes_freed: int = 0
 
 
 class ImageStore:
@@ -347,108 +340,19 @@ class ImageStore:
     # ----------------------------------------------------------------------------------------- gc
     def referenced(self) -> tuple[set[str], set[str]]:
         """(blob digests, layer diff_ids) that the index reaches."""
-        blobs: set[str] = set()
-        diff_ids: set[str] = set()
-        for e in self.read_index().get("manifests", []):
-            blobs.add(e["digest"])
-            rd = (e.get("annotations") or {}).get(oci.ANNOTATION_REPO_DIGEST)
-            if rd:
-                blobs.add(rd)
-            try:
-                m = self.load_json(e["digest"])
-            except FileNotFoundError:
-                continue
-            for child in m.get("manifests", []):  # an index kept in the layout
-                blobs.add(child["digest"])
-            if "config" in m:
-                blobs.add(m["config"]["digest"])
-                blobs.update(layer["digest"] for layer in m.get("layers", []))
-                try:
-                    diff_ids.update(self.load_json(m["config"]["digest"]).get("rootfs", {}).get("diff_ids", []))
-                except FileNotFoundError:
-                    pass
-        return blobs, diff_ids
+        return storegc.referenced(self)
 
     def prune(self, dangling_images: bool = True) -> PruneReport:
         """Remove nameless images (when asked), then every blob and layer no image references."""
-        report = PruneReport()
-        with self._flock("gc.lock", fcntl.LOCK_EX):
-            if dangling_images:
-                with self.locked():
-                    index = self.read_index()
-                    named = {e["digest"] for e in index["manifests"] if self._entry_name(e)}
-                    gone = [e for e in self._grouped_from(index) if e["digest"] not in named]
-                    for e in gone:
-                        try:
-                            report.images.append(self.load_json(e["digest"])["config"]["digest"])
-                        except (FileNotFoundError, KeyError):
-                            report.images.append(e["digest"])
-                    index["manifests"] = [e for e in index["manifests"] if e not in gone]
-                    self._write_index(index)
-            with self.locked():
-                blobs, diff_ids = self.referenced()
-                for digest in self.blobs.all():
-                    if digest not in blobs:
-                        report.bytes_freed += self.blobs.remove(digest)
-                        report.blobs += 1
-                busy = self.layers_in_use()
-                for d in self.layers_dir.iterdir():
-                    if d.name in busy:
-                        logger.info("layer %s is still mounted by a container: kept", d.name[:12])
-                        continue
-                    if ("sha256:" + d.name) not in diff_ids:
-                        report.bytes_freed += _tree_bytes(d)
-                        shutil.rmtree(d, ignore_errors=True)
-                        report.layers += 1
-                shutil.rmtree(self.blobs.tmp, ignore_errors=True)
-                self._prune_build_cache()
-        return report
-
-    def _prune_build_cache(self) -> None:
-        """Forget build-cache steps whose layer blob is gone (under the index lock)."""
-        path = self.root / "build-cache.json"
-        try:
-            cache = json.loads(path.read_text())
-        except (FileNotFoundError, ValueError):
-            return
-        kept = {k: v for k, v in cache.items() if v.get("layer") is None or self.blobs.has(v["layer"]["digest"])}
-        if len(kept) != len(cache):
-            self._atomic_write(path, json.dumps(kept).encode())
+        return storegc.prune(self, dangling_images)
 
     def layers_in_use(self) -> set[str]:
-        """Names of layer dirs that some overlay mount (in any mount namespace) uses as a lowerdir.
-
-        Containers mount their rootfs in their own mount namespaces, so every namespace's
-        ``mountinfo`` is read (once per namespace); prune must not pull a layer from under them.
-        """
-        prefix = str(self.layers_dir) + "/"
-        seen_ns: set[str] = set()
-        busy: set[str] = set()
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                ns = os.readlink(f"/proc/{entry.name}/ns/mnt")
-                if ns in seen_ns:
-                    continue
-                seen_ns.add(ns)
-                with open(f"/proc/{entry.name}/mountinfo") as f:
-                    text = f.read()
-            except OSError:
-                continue
-            for line in text.splitlines():
-                if " - overlay " not in line or prefix not in line:
-                    continue
-                for opt in line.rsplit(" ", 1)[-1].split(","):
-                    if opt.startswith("lowerdir="):
-                        for lower in opt[len("lowerdir="):].split(":"):
-                            if lower.startswith(prefix):
-                                busy.add(lower[len(prefix):].split("/", 1)[0])
-        return busy
+        """Names of layer dirs that some overlay mount (in any mount namespace) uses as a lowerdir."""
+        return storegc.layers_in_use(self.layers_dir)
 
     def usage(self) -> tuple[int, int]:
         """(bytes used on disk, inodes used) by the whole store, hard links counted once."""
-        return _usage(self.root)
+        return storegc.disk_usage(self.root)
 
 
 def repo_of(name: str) -> str:
@@ -457,25 +361,3 @@ def repo_of(name: str) -> str:
     if repo.rfind(":") > repo.rfind("/"):
         repo = repo[:repo.rfind(":")]
     return repo
-
-
-def _tree_bytes(path: Path) -> int:
-    return _usage(path)[0]
-
-
-def _usage(path: Path) -> tuple[int, int]:
-    seen: set[tuple[int, int]] = set()
-    used = inodes = 0
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in (dirpath, *(os.path.join(dirpath, n) for n in filenames + dirnames)):
-            try:
-                st = os.lstat(name)
-            except FileNotFoundError:
-                continue
-            key = (st.st_dev, st.st_ino)
-            if key in seen:
-                continue
-            seen.add(key)
-            used += st.st_blocks * 512
-            inodes += 1
-    return used, inodes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable
 
-from kubelite.api.resources import PODS
+from tests.support.watch import mirror_pods
 
 
 async def wait_for(cond: Callable[[], Awaitable[Any]], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -45,23 +45,9 @@ class PodWatcher:
         self.violations: list[str] = []
 
     async def run(self) -> None:
-        listing = await self.client.list(PODS, namespace=self.namespace)
-        for p in listing["items"]:
-            self.pods[p["metadata"]["name"]] = p
-        rv = listing["metadata"]["resourceVersion"]
-        while True:
-            async for ev in self.client.watch(PODS, namespace=self.namespace, resource_version=rv,
-                                              allow_bookmarks=True, timeout_seconds=300):
-                rv = ev.object.get("metadata", {}).get("resourceVersion", rv)
-                if ev.type == "BOOKMARK":
-                    continue
-                name = ev.object["metadata"]["name"]
-                if ev.type == "DELETED":
-                    self.pods.pop(name, None)
-                else:
-                    self.pods[name] = ev.object
-                self.events += 1
-                try:
-                    self.check(self.pods)
-                except AssertionError as exc:
-                    self.violations.append(str(exc))
+        async for _ in mirror_pods(self.client, self.pods, self.namespace):
+            self.events += 1
+            try:
+                self.check(self.pods)
+            except AssertionError as exc:
+                self.violations.append(str(exc))

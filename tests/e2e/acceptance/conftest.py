@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from kubelite.client import SyncClient
-from tests.e2e.kubelet.conftest import _procs_mentioning
 from tests.support.cluster import free_port, wait_for
+from tests.support.leaks import alive as _alive, procs_mentioning as _procs_mentioning
 
 REPO = Path(__file__).resolve().parents[3]
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
@@ -141,14 +141,6 @@ class UpCluster:
         links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
         left += [f"veth {v}" for v in sorted(self.veths) if re.search(rf"^\d+: {re.escape(v)}[@:]", links, re.M)]
         return left
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 from kubelet import cri
 from kubelet.runtime.images.store import ImageStore
 from kubelet.runtime.service import Runtime
-from tests.e2e.runtime.conftest import Env, busybox_rootfs, env  # noqa: F401  (fixtures)
+from tests.e2e.runtime.conftest import Env, busybox_rootfs, env, remove_all  # noqa: F401  (fixtures)
 from tests.integration.images.conftest import registry, umoci_layout  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
@@ -38,10 +38,7 @@ async def irt(env: Env, store: ImageStore) -> AsyncIterator[Runtime]:
         try:
             yield r
         finally:
-            for s in await r.list_pod_sandboxes():
-                await r.remove_pod_sandbox(s.id)
-            for c in await r.list_containers():
-                await r.remove_container(c.id)
+            await remove_all(r)
 
 
 async def run_image(rt: Runtime, env: Env, image: str, *cmd: str, timeout: float = 20) -> tuple[int, list[str]]:

@@ -23,6 +23,7 @@ from kubelite import kubeconfig
 from kubelite.api.errors import NotFound
 from kubelite.client import Client
 from tests.support import cluster
+from tests.support.leaks import kill_procs_mentioning, mounts_under, pod_cgroups, procs_mentioning, remove_cgroups
 
 REPO = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.e2e
@@ -97,42 +98,6 @@ class Node:
             return ""
 
 
-def _pod_cgroups(rel: str) -> list[str]:
-    out = []
-    for c in os.listdir("/sys/fs/cgroup"):
-        for dirpath, _dirs, _files in os.walk(f"/sys/fs/cgroup/{c}/{rel}"):
-            if "/pod" in dirpath:
-                out.append(dirpath)
-    return out
-
-
-def _remove_cgroups(rel: str) -> None:
-    for c in os.listdir("/sys/fs/cgroup"):
-        base = f"/sys/fs/cgroup/{c}/{rel}"
-        if os.path.isdir(base):
-            subprocess.run(["find", base, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"], check=False,
-                           stderr=subprocess.DEVNULL)
-
-
-def _procs_mentioning(text: str) -> list[int]:
-    out = []
-    for e in os.scandir("/proc"):
-        if not e.name.isdigit() or int(e.name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{e.name}/cmdline", "rb") as f:
-                if text.encode() in f.read():
-                    out.append(int(e.name))
-        except OSError:
-            pass
-    return out
-
-
-def _mounts_under(path: str) -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
-
-
 class Env:
     def __init__(self, base: Path, api_url: str, image_root: Path) -> None:
         self.base = base
@@ -190,15 +155,11 @@ async def kenv(apiserver_url: str, image_root: Path) -> AsyncIterator[Env]:
             n.stop(stop_pods=True)
         leaks = []
         for n in env.nodes:
-            leaks += [f"process {p}" for p in _procs_mentioning(str(n.root))]
-            leaks += [f"mount {m}" for m in _mounts_under(str(n.root))]
-            leaks += [f"cgroup {c}" for c in _pod_cgroups(n.cgroup_root)]
-            for pid in _procs_mentioning(str(n.root)):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            _remove_cgroups(n.cgroup_root)
+            leaks += [f"process {p}" for p in procs_mentioning(str(n.root))]
+            leaks += [f"mount {m}" for m in mounts_under(str(n.root))]
+            leaks += [f"cgroup {c}" for c in pod_cgroups(n.cgroup_root)]
+            kill_procs_mentioning(str(n.root))
+            remove_cgroups(n.cgroup_root)
             shutil.rmtree(n.root, ignore_errors=True)
         shutil.rmtree(base, ignore_errors=True)
         if env.uses_bridge:

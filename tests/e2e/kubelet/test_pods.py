@@ -207,7 +207,7 @@ async def asyncio_sleep_until_exit(seconds: float) -> None:
 
 async def test_sigterm_keeps_pods_and_down_cleanup_removes_what_a_crash_left(kenv: Env) -> None:
     from kubelite.cli.kubelet_cleanup import cleanup
-    from tests.e2e.kubelet.conftest import _mounts_under, _pod_cgroups, _procs_mentioning
+    from tests.support.leaks import mounts_under as _mounts_under, pod_cgroups as _pod_cgroups, procs_mentioning as _procs_mentioning
     node = kenv.node()
     await kenv.ready(node)
     await kenv.client.create("pods", pod_manifest("left", node.name, container("c", "sleep 1000")), "default")

@@ -25,6 +25,7 @@ from kubelite.api.errors import ApiError, NotFound
 from kubelite.client import SyncClient
 from kubelite.kubeconfig import KubeconfigError
 from tests.support.cluster import free_port
+from tests.support.leaks import kill_procs_mentioning, pod_cgroups, procs_mentioning, remove_cgroups
 
 REPO = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.e2e
@@ -124,37 +125,6 @@ class Cluster:
                 wait_for(gone, 60, f"pod {name} deleted")
 
 
-def _procs_mentioning(text: str) -> list[int]:
-    out = []
-    for e in os.scandir("/proc"):
-        if not e.name.isdigit() or int(e.name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{e.name}/cmdline", "rb") as f:
-                if text.encode() in f.read():
-                    out.append(int(e.name))
-        except OSError:
-            pass
-    return out
-
-
-def _pod_cgroups(rel: str) -> list[str]:
-    out = []
-    for c in os.listdir("/sys/fs/cgroup"):
-        for dirpath, _dirs, _files in os.walk(f"/sys/fs/cgroup/{c}/{rel}"):
-            if "/pod" in dirpath:
-                out.append(dirpath)
-    return out
-
-
-def _remove_cgroups(rel: str) -> None:
-    for c in os.listdir("/sys/fs/cgroup"):
-        base = f"/sys/fs/cgroup/{c}/{rel}"
-        if os.path.isdir(base):
-            subprocess.run(["find", base, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"], check=False,
-                           stderr=subprocess.DEVNULL)
-
-
 @pytest.fixture(scope="session")
 def obs_image_root() -> Iterator[Path]:
     """The node's image store; world-traversable like /var/lib/kubelite (user-namespaced pods read it)."""
@@ -203,15 +173,11 @@ def cluster(obs_image_root: Path) -> Iterator[Cluster]:
                 proc.kill()
                 proc.wait()
         log.close()
-        leaks = [f"process {p}" for p in _procs_mentioning(str(data))]
-        leaks += [f"cgroup {c}" for c in _pod_cgroups(cgroup_root)]
-        for pid in _procs_mentioning(str(data)):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        leaks = [f"process {p}" for p in procs_mentioning(str(data))]
+        leaks += [f"cgroup {c}" for c in pod_cgroups(cgroup_root)]
+        kill_procs_mentioning(str(data))
         subprocess.run([sys.executable, "-m", "kubelite", "down", "--data-dir", str(data)], capture_output=True,
                        env=dict(os.environ, PYTHONPATH=str(REPO)), cwd=str(REPO), timeout=60)
-        _remove_cgroups(cgroup_root)
+        remove_cgroups(cgroup_root)
         shutil.rmtree(data, ignore_errors=True)
         assert not leaks, f"left behind: {leaks}"

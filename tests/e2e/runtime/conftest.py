@@ -21,17 +21,13 @@ import pytest
 from kubelet import cri
 from kubelet.runtime import network
 from kubelet.runtime.service import Runtime
+from tests.support.leaks import links as _links, mounts as mount_points, procs_mentioning, remove_cgroups
 
 REPO = Path(__file__).resolve().parents[3]
 APPLETS = ("sh", "true", "cat", "echo", "sleep", "hostname", "ps", "ls", "id", "mknod", "mount", "nc", "ipcs",
            "ipcmk", "dd", "head", "yes", "stat", "grep", "wc", "kill", "env", "touch", "test", "ip", "timeout")
 
 pytestmark = pytest.mark.e2e
-
-
-def _mounts() -> set[str]:
-    with open("/proc/self/mountinfo") as f:
-        return {line.split()[4] for line in f}
 
 
 def _cgroups(rel: str) -> list[str]:
@@ -43,38 +39,6 @@ def _cgroups(rel: str) -> list[str]:
             if dirpath not in (base, f"{base}/kubepods", f"{base}/kubepods/burstable", f"{base}/kubepods/besteffort"):
                 out.append(dirpath)
     return out
-
-
-def _remove_cgroups(rel: str) -> None:
-    for c in os.listdir("/sys/fs/cgroup"):
-        base = f"/sys/fs/cgroup/{c}/{rel}"
-        for dirpath, _dirs, _files in os.walk(base):
-            try:
-                with open(f"{dirpath}/cgroup.procs") as f:
-                    for pid in f.read().split():
-                        os.kill(int(pid), 9)
-            except (OSError, ValueError):
-                pass
-        if os.path.isdir(base):
-            subprocess.run(["find", base, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"], check=False)
-
-
-def _procs_mentioning(text: str) -> list[int]:
-    out = []
-    for e in os.scandir("/proc"):
-        if not e.name.isdigit() or int(e.name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{e.name}/cmdline", "rb") as f:
-                if text.encode() in f.read():
-                    out.append(int(e.name))
-        except OSError:
-            pass
-    return out
-
-
-def _links() -> set[str]:
-    return set(os.listdir("/sys/class/net"))
 
 
 def _our_links(root: Path, e: "Env") -> set[str]:
@@ -146,7 +110,7 @@ def env(busybox_rootfs: Path) -> Iterator[Env]:
     tag = f"kubelite-t{os.getpid()}-{uuid.uuid4().hex[:6]}"
     root = Path("/tmp") / tag
     root.mkdir()
-    mounts = _mounts()
+    mounts = mount_points()
     e = Env(root, tag, busybox_rootfs)
     try:
         yield e
@@ -156,9 +120,9 @@ def env(busybox_rootfs: Path) -> Iterator[Env]:
             e.network().remove()  # the node's gateway address off the shared bridge (which stays)
         deadline = time.monotonic() + 5
         while True:
-            left_mounts = {m for m in _mounts() - mounts if str(root) in m}
+            left_mounts = {m for m in mount_points() - mounts if str(root) in m}
             left_cg = _cgroups(tag)
-            left_procs = _procs_mentioning(str(root))
+            left_procs = procs_mentioning(str(root))
             if not (left_mounts or left_cg or left_procs) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
@@ -169,14 +133,22 @@ def env(busybox_rootfs: Path) -> Iterator[Env]:
                 pass
         for m in sorted(left_mounts, reverse=True):
             subprocess.run(["umount", "-l", m], check=False)
-        _remove_cgroups(tag)
+        remove_cgroups(tag, kill=True)
         time.sleep(0.1)  # only after a leak: the killed processes must be gone before the last rmdir
-        _remove_cgroups(tag)
+        remove_cgroups(tag, kill=True)
         shutil.rmtree(root, ignore_errors=True)
         assert not left_mounts, f"mounts left: {left_mounts}"
         assert not left_cg, f"cgroups left: {left_cg}"
         assert not left_procs, f"processes left: {left_procs}"
         assert not left_links, f"links left: {left_links}"
+
+
+async def remove_all(r: Runtime) -> None:
+    """Remove every pod sandbox, then every container, the runtime knows (a fixture's teardown)."""
+    for s in await r.list_pod_sandboxes():
+        await r.remove_pod_sandbox(s.id)
+    for c in await r.list_containers():
+        await r.remove_container(c.id)
 
 
 @pytest.fixture
@@ -185,7 +157,4 @@ async def rt(env: Env) -> AsyncIterator[Runtime]:
         try:
             yield r
         finally:
-            for s in await r.list_pod_sandboxes():
-                await r.remove_pod_sandbox(s.id)
-            for c in await r.list_containers():
-                await r.remove_container(c.id)
+            await remove_all(r)
