@@ -8,27 +8,22 @@ worker dies it stops the others and exits with that worker's status (the outer s
 
 from __future__ import annotations
 
-import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
 import time
 
+from kubelite.process import die_with
+
 logger = logging.getLogger(__name__)
-
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec: no logging here
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def supervise(argv: list[str], workers: int) -> int:
     """Run ``python -m apiserver <argv> --workers 1 --reuse-port`` ``workers`` times until stopped."""
     cmd = [sys.executable, "-m", "apiserver", *argv, "--workers", "1", "--reuse-port"]
-    procs = [subprocess.Popen(cmd, preexec_fn=_die_with_parent) for _ in range(workers)]
+    procs = [subprocess.Popen(cmd, preexec_fn=die_with(os.getpid(), signal.SIGTERM)) for _ in range(workers)]
     logger.info("started %d apiserver workers: %s", workers, [p.pid for p in procs])
     stopping = False
 

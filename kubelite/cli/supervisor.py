@@ -7,7 +7,6 @@ the supervisor; each has a pid file ``<data-dir>/run/<name>.pid`` holding its pi
 
 from __future__ import annotations
 
-import ctypes
 import importlib
 import importlib.util
 import os
@@ -22,7 +21,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PR_SET_PDEATHSIG = 1
+from kubelite.process import die_with
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # "module:function" taking (data_dir: Path) -> None, run by `down` and when `up` ends. The kubelet's
@@ -30,14 +30,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SHUTDOWN_HOOKS: list[str] = [
     "kubelite.cli.kubelet_cleanup:cleanup",
 ]
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: ask the kernel to SIGKILL this child when ``up`` dies (and nothing else)."""
-    if _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 def say(text: str) -> None:
@@ -121,7 +113,8 @@ class Supervisor:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / f"{comp.name}.log", "ab") as log:
             comp.proc = subprocess.Popen(comp.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         env=self._env(comp), start_new_session=True, preexec_fn=_die_with_parent)
+                                         env=self._env(comp), start_new_session=True,
+                                         preexec_fn=die_with(os.getpid()))
         comp.started_at = time.monotonic()
         (self.run_dir / f"{comp.name}.pid").write_text(f"{comp.proc.pid} {start_time(comp.proc.pid)}\n")
 
