@@ -41,18 +41,25 @@ async def _clear_runtime(info: dict[str, Any]) -> int:
 
 
 def _remove_cgroups(rel: str) -> None:
+    """rmdir the node's cgroup tree in every hierarchy (runc's ``name=systemd`` too, and a v2 unified
+    root), then its ancestors (the shared ``kubelite/``) where no other node is left in them."""
     rel = rel.strip("/")
     if not rel:
         return
-    for controller in os.listdir("/sys/fs/cgroup"):
-        base = Path("/sys/fs/cgroup") / controller / rel
+    top = Path("/sys/fs/cgroup")
+    roots = [top / c for c in os.listdir(top) if (top / c).is_dir()] + [top]
+    for root in roots:
+        base = root / rel
         if base.is_dir():
             subprocess.run(["find", str(base), "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"],
                            check=False, stderr=subprocess.DEVNULL)
-    top = Path("/sys/fs/cgroup")
-    if (top / rel).is_dir():                       # cgroup v2 unified
-        subprocess.run(["find", str(top / rel), "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"],
-                       check=False, stderr=subprocess.DEVNULL)
+        for parent in base.parents:
+            if parent == root or root not in parent.parents:
+                break
+            try:
+                parent.rmdir()            # fails (ENOTEMPTY/EBUSY) while another node still lives there
+            except OSError:
+                break
 
 
 def _bridge_addresses(bridge: str) -> list[str]:
