@@ -257,6 +257,20 @@ class SyncClient:
             # an abandoned stream leaves unread bytes on the socket: never reuse it
             self.close()
 
+    def stream_bytes(self, req: Request) -> Iterator[bytes]:
+        """Send ``req`` and yield its body as it arrives (``logs -f``); an error status raises its ApiError."""
+        resp = self._exchange(req, None)
+        if resp.status >= 300:
+            body = resp.read()
+            self.close()
+            raise _rest.error_for(resp.status, body, req, _loads)
+        try:
+            yield from resp.chunks()
+        except (OSError, ValueError) as exc:
+            raise ServiceUnavailable(f"stream from {self._host}:{self._port} broke: {exc}") from None
+        finally:
+            self.close()       # never reuse a socket whose body may be half read
+
     # -- verbs -----------------------------------------------------------------------------
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
                 content_type: str = JSON, accept: str = JSON) -> Any:

@@ -1,4 +1,5 @@
-"""The real kubectl through the apiserver's pods/log and pods/exec proxies to the kubelet."""
+"""The real kubectl, and kubelite's own CLI, through the apiserver's pods/log and pods/exec proxies to the
+kubelet."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,12 +20,23 @@ if not os.path.exists(KUBECTL):  # pragma: no cover - machines without kubectl (
     pytest.skip("kubectl is not installed", allow_module_level=True)
 
 
-async def kubectl(kenv: Env, *args: str, stdin: bytes | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
-    return await asyncio.to_thread(subprocess.run, [KUBECTL, "--kubeconfig", kenv.kubeconfig, *args], input=stdin,
-                                   capture_output=True, timeout=timeout)
+REPO = Path(__file__).resolve().parents[3]
+CLIS = {"kubectl": [KUBECTL], "kubelite": [sys.executable, "-m", "kubelite"]}
+ENV = dict(os.environ, PYTHONPATH=str(REPO))
 
 
-async def test_kubectl_logs_previous_follow_and_exec(kenv: Env) -> None:
+def argv(cli: str, kenv: Env, *args: str) -> list[str]:
+    """``<cli> <command> --kubeconfig K <args...>`` (both take flags after the command, before ``--``)."""
+    return [*CLIS[cli], args[0], "--kubeconfig", kenv.kubeconfig, *args[1:]]
+
+
+@pytest.mark.parametrize("cli", sorted(CLIS))
+async def test_logs_previous_follow_and_exec(kenv: Env, cli: str) -> None:
+    async def kubectl(kenv: Env, *args: str, stdin: bytes | None = None,
+                      timeout: float = 30) -> subprocess.CompletedProcess:
+        return await asyncio.to_thread(subprocess.run, argv(cli, kenv, *args), input=stdin, capture_output=True,
+                                       timeout=timeout, env=ENV)
+
     node = kenv.node()
     await kenv.ready(node)
     script = "echo run-$(cat /tmp/n 2>/dev/null || echo 0); test -e /tmp/x && exec sleep 1000; touch /tmp/x; exit 3"
@@ -38,7 +52,7 @@ async def test_kubectl_logs_previous_follow_and_exec(kenv: Env) -> None:
     r = await kubectl(kenv, "logs", "chatty", "--timestamps")
     assert r.stdout.split(b" ", 1)[1] == b"run-0\n" and r.stdout[:4].isdigit()
     # follow: a line written after the stream opened arrives; the command keeps running until killed
-    proc = await asyncio.create_subprocess_exec(KUBECTL, "--kubeconfig", kenv.kubeconfig, "logs", "-f", "chatty",
+    proc = await asyncio.create_subprocess_exec(*argv(cli, kenv, "logs", "-f", "chatty"), env=ENV,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         assert await asyncio.wait_for(proc.stdout.readline(), 15) == b"run-0\n"   # type: ignore[union-attr]
