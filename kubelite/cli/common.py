@@ -86,7 +86,22 @@ def resolve_type(name: str) -> ResourceInfo:
     try:
         return lookup(name)
     except UnknownResource as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(str(exc) + did_you_mean(name)) from None
+
+
+def did_you_mean(name: str) -> str:
+    """``"\n\nDid you mean this?\n\tpods"`` for a near-miss type name (difflib, imported only here), else ""."""
+    import difflib
+
+    by_word: dict[str, str] = {}
+    for r in RESOURCES:
+        for word in (r.resource, r.singular, *r.short_names):
+            by_word.setdefault(word, r.resource)
+    close: list[str] = []
+    for word in difflib.get_close_matches(name.lower(), by_word, n=6, cutoff=0.6):
+        if by_word[word] not in close:
+            close.append(by_word[word])
+    return "\n\nDid you mean this?\n" + "\n".join(f"\t{c}" for c in close[:3]) if close else ""
 
 
 def category(name: str) -> list[ResourceInfo] | None:
