@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "annotate": "kubelite.cli.edit:annotate",
     "patch": "kubelite.cli.edit:patch",
     "version": "kubelite.cli.version:main",
+    "completion": "kubelite.cli.completion:main",
     "logs": "kubelite.cli.logs:main",
     "exec": "kubelite.cli.logs:exec_",
     "scale": "kubelite.cli.workloads:scale",
