@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     target = COMMANDS.get(argv[0])
     if target is None:
-        print(unknown_command_text(argv[0]), file=sys.stderr)
+        from kubelite.cli.common import error_prefix
+
+        print(unknown_command_text(argv[0]).replace("error:", error_prefix(), 1), file=sys.stderr)
         return 1
     module_name, func_name = target.split(":")
     try:
