@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import ssl
 
 DEFAULT_PATH = "~/.kube/config"
+UP_DEFAULT_PATH = "/var/lib/kubelite/kubeconfig"   # `kubelite up --data-dir` default
 
 
 class KubeconfigError(KubeliteError):
@@ -84,7 +85,9 @@ def search_paths(explicit: str | None = None) -> list[str]:
     paths = [os.path.expanduser(p) for p in env.split(os.pathsep) if p]
     if paths:
         return paths
-    return [os.path.expanduser(DEFAULT_PATH)]
+    home = os.path.expanduser(DEFAULT_PATH)
+    # beyond kubectl: with no kubeconfig of the user's own, the one `kubelite up` writes by default
+    return [home] if os.path.exists(home) or not os.path.exists(UP_DEFAULT_PATH) else [UP_DEFAULT_PATH]
 
 
 def _parse(path: str, text: str) -> dict[str, Any]:

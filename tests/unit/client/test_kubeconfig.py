@@ -76,6 +76,20 @@ def test_home_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert (tmp_path / ".kube" / "config").stat().st_mode & 0o777 == 0o600
 
 
+def test_falls_back_to_the_kubeconfig_up_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    up = tmp_path / "var-lib-kubelite" / "kubeconfig"
+    monkeypatch.setattr(kubeconfig, "UP_DEFAULT_PATH", str(up))
+    assert kubeconfig.search_paths() == [str(tmp_path / "home" / ".kube" / "config")]   # nothing of up's yet
+    up.parent.mkdir()
+    kubeconfig.write(up, kubeconfig.render("http://127.0.0.1:6443"))
+    assert kubeconfig.load().server == "http://127.0.0.1:6443"
+    (tmp_path / "home" / ".kube").mkdir(parents=True)                                  # the user's own wins
+    kubeconfig.write(tmp_path / "home" / ".kube" / "config", kubeconfig.render("http://127.0.0.1:7443"))
+    assert kubeconfig.load().server == "http://127.0.0.1:7443"
+
+
 def test_errors_are_one_line(tmp_path: Path) -> None:
     bad = write(tmp_path / "bad", "clusters:\n  - name: [x\n")
     with pytest.raises(KubeconfigError, match=r'"%s": line \d' % bad):
