@@ -31,7 +31,7 @@ class ArgParser(argparse.ArgumentParser):
         return self.parse_intermixed_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
-        print(f"error: {message}\nSee 'kubelite {self.prog.split()[-1]} --help' for usage.", file=sys.stderr)
+        print(f"{error_prefix()} {message}\nSee 'kubelite {self.prog.split()[-1]} --help' for usage.", file=sys.stderr)
         raise SystemExit(1)
 
 
@@ -73,6 +73,26 @@ def client(args: argparse.Namespace) -> SyncClient:
 _open_clients: list[SyncClient] = []
 
 
+def use_colour(stream: Any) -> bool:
+    """Colour only on a terminal and only when ``NO_COLOR`` is unset (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def paint(text: str, sgr: str, stream: Any) -> str:
+    """``text`` in an SGR style (``"31"`` red, ``"1"`` bold) when ``stream`` is a colour terminal, else as is."""
+    return f"\x1b[{sgr}m{text}\x1b[0m" if use_colour(stream) else text
+
+
+def error_prefix(stream: Any = None) -> str:
+    """kubectl's ``error:``, red on a terminal."""
+    return paint("error:", "31", sys.stderr if stream is None else stream)
+
+
 def resource_name(info: ResourceInfo) -> str:
     """``pod`` or ``deployment.apps``: how kubectl names a type in ``pod/x created``."""
     return f"{info.singular}.{info.group}" if info.group else info.singular
@@ -86,7 +106,22 @@ def resolve_type(name: str) -> ResourceInfo:
     try:
         return lookup(name)
     except UnknownResource as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(str(exc) + did_you_mean(name)) from None
+
+
+def did_you_mean(name: str) -> str:
+    """``"\n\nDid you mean this?\n\tpods"`` for a near-miss type name (difflib, imported only here), else ""."""
+    import difflib
+
+    by_word: dict[str, str] = {}
+    for r in RESOURCES:
+        for word in (r.resource, r.singular, *r.short_names):
+            by_word.setdefault(word, r.resource)
+    close: list[str] = []
+    for word in difflib.get_close_matches(name.lower(), by_word, n=6, cutoff=0.6):
+        if by_word[word] not in close:
+            close.append(by_word[word])
+    return "\n\nDid you mean this?\n" + "\n".join(f"\t{c}" for c in close[:3]) if close else ""
 
 
 def category(name: str) -> list[ResourceInfo] | None:
@@ -223,7 +258,8 @@ def _run(func: Callable[[list[str]], int], argv: list[str], kubeconfig_error: ty
         print(api_error_text(exc), file=sys.stderr)
     except (CliError, kubeconfig_error) as exc:
         text = str(exc)
-        print(text if text.startswith("The connection to the server") else f"error: {text}", file=sys.stderr)
+        print(text if text.startswith("The connection to the server") else f"{error_prefix()} {text}",
+              file=sys.stderr)
     except KeyboardInterrupt:
         return 130
     except SystemExit as exc:      # argparse: usage errors (1) and --help (0)

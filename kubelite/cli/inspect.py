@@ -32,6 +32,7 @@ def _inspect(argv: list[str]) -> int:
     p.add_argument("-o", "--output", default="", choices=["", "json", "tree"])
     args = p.parse_args(argv)
     c = common.client(args)
+    colour = common.use_colour(sys.stdout)
     try:
         if args.kind in ("pod", "pods", "po"):
             pod = c.get(PODS, args.name, args.namespace)
@@ -40,11 +41,11 @@ def _inspect(argv: list[str]) -> int:
                 raise common.CliError(f'pod "{args.name}" is not scheduled to a node yet')
             ns = pod["metadata"]["namespace"]
             doc = c.request("GET", f"/api/v1/nodes/{node}/proxy/inspect/pods/{ns}/{args.name}")
-            text = json.dumps(doc, indent=2) if args.output == "json" else render_pod(doc)
+            text = json.dumps(doc, indent=2) if args.output == "json" else render_pod(doc, colour)
         else:
             c.get(NODES, args.name)
             doc = c.request("GET", f"/api/v1/nodes/{args.name}/proxy/inspect/node")
-            text = json.dumps(doc, indent=2) if args.output == "json" else render_node(doc)
+            text = json.dumps(doc, indent=2) if args.output == "json" else render_node(doc, colour)
     finally:
         c.close()
     sys.stdout.write(text + "\n")
@@ -100,14 +101,19 @@ def explain(files: dict[str, str]) -> list[str]:
 
 
 class Tree:
-    def __init__(self) -> None:
+    """Lines drawn with box characters; the root and its direct items in bold when ``colour``."""
+
+    def __init__(self, colour: bool = False) -> None:
         self.lines: list[str] = []
+        self.colour = colour
 
     def add(self, depth: int, last: list[bool], text: str) -> None:
         """``last``: for each level down to this line, whether it is the last item at that level."""
         prefix = ""
         if depth:
             prefix = "".join("   " if done else "│  " for done in last[:-1]) + ("└─ " if last[-1] else "├─ ")
+        if self.colour and depth <= 1:
+            text = f"\x1b[1m{text}\x1b[0m"
         self.lines.append(prefix + text)
 
     def render(self) -> str:
@@ -159,8 +165,8 @@ def _rootfs(c: dict[str, Any]) -> list[tuple[str, Any]]:
                       f"{human_bytes(upper.get('bytes', 0))} written)", changes or None)]
 
 
-def render_pod(doc: dict[str, Any]) -> str:
-    tree = Tree()
+def render_pod(doc: dict[str, Any], colour: bool = False) -> str:
+    tree = Tree(colour)
     tree.add(0, [True], f"pod {doc['namespace']}/{doc['name']}  uid {doc['uid']}  node {doc['node']}  "
                         f"QoS {doc.get('qosClass') or '-'}  cgroup v{doc.get('cgroupVersion')}")
     items: list[tuple[str, Any]] = []
@@ -198,8 +204,8 @@ def render_pod(doc: dict[str, Any]) -> str:
     return tree.render()
 
 
-def render_node(doc: dict[str, Any]) -> str:
-    tree = Tree()
+def render_node(doc: dict[str, Any], colour: bool = False) -> str:
+    tree = Tree(colour)
     tree.add(0, [True], f"node {doc['name']}  kernel {doc.get('kernel')}  cgroup v{doc.get('cgroupVersion')}  "
                         f"root {doc.get('cgroupRoot')}")
     qos = [(f"{name}", [(l, None) for l in explain(info.get("files") or {})])

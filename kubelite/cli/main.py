@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "annotate": "kubelite.cli.edit:annotate",
     "patch": "kubelite.cli.edit:patch",
     "version": "kubelite.cli.version:main",
+    "completion": "kubelite.cli.completion:main",
     "logs": "kubelite.cli.logs:main",
     "exec": "kubelite.cli.logs:exec_",
     "scale": "kubelite.cli.workloads:scale",
@@ -54,6 +55,17 @@ def _usage() -> str:
     return "usage: kubelite <command> [args]\n\ncommands:\n  " + "\n  ".join(sorted(COMMANDS))
 
 
+def unknown_command_text(word: str) -> str:
+    """kubectl's wording for a mistyped command, with its did-you-mean (difflib, imported only here)."""
+    import difflib
+
+    text = f'error: unknown command "{word}" for "kubelite"'
+    close = difflib.get_close_matches(word, sorted(COMMANDS), n=3, cutoff=0.6)
+    if close:
+        text += "\n\nDid you mean this?\n" + "".join(f"\t{c}\n" for c in close)
+    return text + "\nRun 'kubelite --help' for usage."
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -61,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     target = COMMANDS.get(argv[0])
     if target is None:
-        print(f"kubelite: unknown command {argv[0]!r} (see 'kubelite --help')", file=sys.stderr)
-        return 2
+        from kubelite.cli.common import error_prefix
+
+        print(unknown_command_text(argv[0]).replace("error:", error_prefix(), 1), file=sys.stderr)
+        return 1
     module_name, func_name = target.split(":")
     try:
         module = importlib.import_module(module_name)
