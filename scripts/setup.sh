@@ -8,7 +8,7 @@ VENV=${VENV:-$here/.venv}
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 
-apt_pkgs=(etcd-server etcd-client busybox-static iproute2 runc crun conmon skopeo umoci docker-registry prometheus curl zstd)
+apt_pkgs=(etcd-server etcd-client busybox-static iproute2 runc crun conmon skopeo umoci docker-registry prometheus curl zstd zsh)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
