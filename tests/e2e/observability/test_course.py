@@ -116,7 +116,8 @@ def test_cgroup_demos(cluster: Cluster, applied: list[str]) -> None:
     term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
     assert (term["reason"], term["exitCode"]) == ("OOMKilled", 137), term
     assert pod["status"]["phase"] == "Failed"
-    assert "allocating 100 MB" in cluster.kubectl("logs", "oom-demo").stdout
+    log = cluster.kubectl("logs", "oom-demo").stdout
+    assert "allocating 100 MB" in log and "survived" not in log, log
 
     # 14: requests/limits → cgroup files
     cluster.wait_running("cgroups-demo", 90)
