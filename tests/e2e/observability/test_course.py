@@ -159,6 +159,9 @@ def test_cpu_shares_demo(cluster: Cluster, applied: list[str]) -> None:
     files = {c["name"]: c["cgroup"]["files"] for c in first["containers"]}
     if "cpu.shares" in files["big"]:
         assert (files["big"]["cpu.shares"], files["small"]["cpu.shares"]) == ("1536", "512")
+    for c in ("big", "small"):           # both on one core: shares are weighed per core
+        st = cluster.kubectl("exec", "shares-demo", "-c", c, "--", "cat", "/proc/1/status").stdout
+        assert "Cpus_allowed_list:\t0\n" in st, st
     t0 = _cpu_seconds(first)
     time.sleep(6)                       # the measurement window itself, not a wait for a condition
     t1 = _cpu_seconds(inspect(cluster, "shares-demo"))
