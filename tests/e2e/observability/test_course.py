@@ -116,7 +116,8 @@ def test_cgroup_demos(cluster: Cluster, applied: list[str]) -> None:
     term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
     assert (term["reason"], term["exitCode"]) == ("OOMKilled", 137), term
     assert pod["status"]["phase"] == "Failed"
-    assert "allocating 100 MB" in cluster.kubectl("logs", "oom-demo").stdout
+    log = cluster.kubectl("logs", "oom-demo").stdout
+    assert "allocating 100 MB" in log and "survived" not in log, log
 
     # 14: requests/limits → cgroup files
     cluster.wait_running("cgroups-demo", 90)
@@ -158,8 +159,11 @@ def test_cpu_shares_demo(cluster: Cluster, applied: list[str]) -> None:
     files = {c["name"]: c["cgroup"]["files"] for c in first["containers"]}
     if "cpu.shares" in files["big"]:
         assert (files["big"]["cpu.shares"], files["small"]["cpu.shares"]) == ("1536", "512")
+    for c in ("big", "small"):           # both on one core: shares are weighed per core
+        st = cluster.kubectl("exec", "shares-demo", "-c", c, "--", "cat", "/proc/1/status").stdout
+        assert "Cpus_allowed_list:\t0\n" in st, st
     t0 = _cpu_seconds(first)
-    time.sleep(4)                       # the measurement window itself, not a wait for a condition
+    time.sleep(6)                       # the measurement window itself, not a wait for a condition
     t1 = _cpu_seconds(inspect(cluster, "shares-demo"))
     big, small = t1["big"] - t0["big"], t1["small"] - t0["small"]
     ratio = big / max(1e-6, small)
