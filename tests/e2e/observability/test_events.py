@@ -27,7 +27,8 @@ PODS = [
     _pod("ev-crash", {"command": ["sh", "-c", "exit 3"]}),
     _pod("ev-probe", {"command": ["sleep", "3600"], "livenessProbe": {
         "exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 1, "initialDelaySeconds": 0}}),
-    _pod("ev-oom", {"command": ["sh", "-c", "exec dd if=/dev/zero of=/dev/null bs=64M count=1"],
+    # the shell itself writes every byte (a dd read() from /dev/zero can end short at the limit and exit 0)
+    _pod("ev-oom", {"command": ["sh", "-c", "x=0123456789abcdef; i=4; while [ $i -lt 26 ]; do x=$x$x; i=$((i+1)); done"],
                     "resources": {"requests": {"memory": "8Mi"}, "limits": {"memory": "16Mi"}}},
          restartPolicy="Never"),
 ]
