@@ -19,7 +19,6 @@ from controllers.manager import ALL_CONTROLLERS, ControllerManager, ManagerConfi
 
 logger = logging.getLogger("controller-manager")
 
-
 USER_AGENT = f"kube-controller-manager/{GIT_VERSION}"  # its prefix names the field manager of our writes
 
 

@@ -17,7 +17,6 @@ from hollow.nodes import HollowNodes
 
 logger = logging.getLogger("hollow")
 
-
 USER_AGENT = f"hollow-node/{GIT_VERSION}"  # its prefix names the field manager of our writes
 
 

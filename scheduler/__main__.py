@@ -22,7 +22,6 @@ from scheduler.server import serving
 
 logger = logging.getLogger("scheduler")
 
-
 USER_AGENT = f"kube-scheduler/{GIT_VERSION}"  # its prefix names the field manager of our writes
 
 

@@ -173,13 +173,9 @@ def type_error(value: Any, node: schema.Schema | None, struct: str = "", path: t
         item = schema.items(node)
         if item is not None:
             for v in value:
-                if not _accepts(item, v):
-                    return (f"json: cannot unmarshal {_json_type(v)} into Go struct field "
-                            f"{struct}.{'.'.join(path)} of type {_go_type(item)}")
-                if isinstance(v, (dict, list)):
-                    found = type_error(v, item, struct, path)
-                    if found:
-                        return found
+                found = _mismatch(v, item, struct, path)
+                if found:
+                    return found
         return None
     if not isinstance(value, dict):
         return None
@@ -196,13 +192,19 @@ def type_error(value: Any, node: schema.Schema | None, struct: str = "", path: t
             continue
         if child is None:
             continue
-        if not _accepts(child, sub):
-            return (f"json: cannot unmarshal {_json_type(sub)} into Go struct field "
-                    f"{struct}.{'.'.join(sub_path)} of type {_go_type(child)}")
-        if isinstance(sub, (dict, list)):
-            found = type_error(sub, child, struct, sub_path)
-            if found:
-                return found
+        found = _mismatch(sub, child, struct, sub_path)
+        if found:
+            return found
+    return None
+
+
+def _mismatch(value: Any, node: schema.Schema, struct: str, path: tuple[str, ...]) -> str | None:
+    """Go's unmarshal error when ``value`` is not of ``node``'s type, else the first one below it."""
+    if not _accepts(node, value):
+        return (f"json: cannot unmarshal {_json_type(value)} into Go struct field "
+                f"{struct}.{'.'.join(path)} of type {_go_type(node)}")
+    if isinstance(value, (dict, list)):
+        return type_error(value, node, struct, path)
     return None
 
 
