@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -49,12 +50,15 @@ async def create_pods(client: Client, names: list[str], parallel: int = 64) -> d
     return created
 
 
-async def watch_binds(client: Client, rv: str, want: int, bound: dict[str, float], done: asyncio.Event) -> None:
+async def watch_binds(client: Client, rv: str, want: int, bound: dict[str, float], done: asyncio.Event,
+                      on_first: Callable[[], None] | None = None) -> None:
     while len(bound) < want:
         async for ev in client.watch(PODS, namespace="default", resource_version=rv, timeout_seconds=600):
             obj = ev.object
             rv = obj.get("metadata", {}).get("resourceVersion", rv)
             if ev.type in ("ADDED", "MODIFIED") and (obj.get("spec") or {}).get("nodeName"):
+                if not bound and on_first is not None:
+                    on_first()
                 bound.setdefault(obj["metadata"]["name"], time.monotonic())
                 if len(bound) >= want:
                     break
@@ -69,6 +73,22 @@ def start_scheduler(url: str, log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, *pre, "-m", "scheduler", "--master", url, "--port", "-1",
                                  "--leader-elect", "false"], stdout=fh, stderr=subprocess.STDOUT, env=env,
                                 cwd=str(REPO), start_new_session=True)
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """utime + stime of a process (this one if ``pid`` is None), in seconds."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(procs: dict[str, int | None]) -> dict[str, float]:
+    return {name: cpu_seconds(pid) for name, pid in procs.items()}
 
 
 def pct(values: list[float], p: float) -> float:
@@ -108,15 +128,21 @@ async def run_one(nodes: int, pods: int, rate: float, latency_pods: int) -> dict
             bound: dict[str, float] = {}
             done = asyncio.Event()
             log = Path(f"/tmp/kubelite-bench-scheduler-{os.getpid()}.log")
+            procs: dict[str, int | None] = {"scheduler": None, "apiserver": api.proc.pid if api.proc else None,
+                                            "etcd": etcd.proc.pid if etcd.proc else None, "bench": None}
+            cpu0: dict[str, float] = {}
             async with asyncio.TaskGroup() as tg:
-                watcher = tg.create_task(watch_binds(client, rv, pods, bound, done))
+                watcher = tg.create_task(watch_binds(client, rv, pods, bound, done,
+                                                     lambda: cpu0.update(cpu_snapshot(procs))))
                 sched = start_scheduler(api.url, log)
+                procs["scheduler"] = sched.pid
                 try:
                     started = time.monotonic()
                     await asyncio.wait_for(done.wait(), timeout=max(600, pods / 10))
                 finally:
                     if sched.poll() is not None:
                         print(log.read_text()[-2000:])
+                cpu1 = cpu_snapshot(procs)
                 times = sorted(bound.values())
                 throughput = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
                 first_bind = times[0] - started
@@ -143,7 +169,8 @@ async def run_one(nodes: int, pods: int, rate: float, latency_pods: int) -> dict
             log.unlink(missing_ok=True)
             lat = [lat_bound[n] - created[n] for n in lat_names if n in lat_bound]
             ceiling = await binding_ceiling(client, hollow.names, min(pods, 2000))
-            return {"nodes": nodes, "pods": pods, "throughput": throughput, "first_bind": first_bind,
+            cpu_ms = {k: (cpu1[k] - cpu0[k]) * 1000 / max(1, len(bound) - 1) for k in procs}
+            return {"nodes": nodes, "pods": pods, "throughput": throughput, "first_bind": first_bind, "cpu_ms": cpu_ms,
                     "p50": pct(lat, 50), "p99": pct(lat, 99), "rate": rate, "ceiling": ceiling}
 
 
@@ -188,6 +215,9 @@ async def main() -> None:
         print(f"  throughput {r['throughput']:.0f} pods/s (first bind {r['first_bind']:.1f}s after start); "
               f"create->bound at {r['rate']:.0f} pods/s: p50 {r['p50'] * 1000:.0f} ms, p99 {r['p99'] * 1000:.0f} ms; "
               f"bindings alone (no scheduler, same apiserver): {r['ceiling']:.0f}/s", flush=True)
+        print("  CPU ms per pod (first bind to last): " + ", ".join(
+            f"{k} {v:.2f}" for k, v in r["cpu_ms"].items()) + f", total {sum(r['cpu_ms'].values()):.2f}; "
+            f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     print()
     print(f"{'nodes':>6} {'pods':>6} {'pods/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'binds/s alone':>14}")
     for r in results:
