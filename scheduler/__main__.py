@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 
 from kubelite import GIT_VERSION
 from kubelite.api.resources import NODES, PODS
 from kubelite.component import (add_connection_args, add_leader_election_args, client_from_args, lead_or_exit,
-                                 run_process)
+                                 setup_logging, until_signalled)
 from kubelite.events import EventRecorder
 from kubelite.informer import SharedInformerFactory
 from scheduler.framework.runtime import Framework
@@ -61,6 +62,7 @@ async def run(args: argparse.Namespace) -> int:
             tg.create_task(factory.run())
             tg.create_task(recorder.run())
             await factory.wait_for_cache_sync()
+            gc.freeze()    # the synced caches live on: keep them out of every later collection
             logger.info("caches synced: %d nodes, %d pods; scheduling for %s", len(nodes.store), len(pods.store),
                         ", ".join(names))
             await sched.run()
@@ -75,7 +77,12 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_process(run, parse_args(argv), logger)
+    args = parse_args(argv)
+    setup_logging(args.verbosity)
+    # Informer lists and watch events allocate many dicts that live as long as the cache: with the
+    # default thresholds young collections run every few hundred of them and rescan the survivors.
+    gc.set_threshold(50_000, 20, 100)
+    return asyncio.run(until_signalled(lambda: run(args), logger))
 
 
 if __name__ == "__main__":

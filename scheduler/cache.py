@@ -17,6 +17,18 @@ from scheduler.framework.nodeinfo import NodeInfo, PodInfo, pod_key
 logger = logging.getLogger(__name__)
 
 
+def _same_inputs(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Would :meth:`PodInfo.of` derive the same from ``new`` as from ``old`` (requests, labels, affinity)?"""
+    if old is new:
+        return True
+    os_, ns = old.get("spec") or {}, new.get("spec") or {}
+    om, nm = old.get("metadata") or {}, new.get("metadata") or {}
+    return (os_.get("containers") == ns.get("containers") and os_.get("initContainers") == ns.get("initContainers")
+            and os_.get("overhead") == ns.get("overhead") and os_.get("affinity") == ns.get("affinity")
+            and om.get("labels") == nm.get("labels") and om.get("namespace") == nm.get("namespace")
+            and om.get("deletionTimestamp") == nm.get("deletionTimestamp"))
+
+
 class Cache:
     def __init__(self, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._nodes: dict[str, NodeInfo] = {}
@@ -83,6 +95,12 @@ class Cache:
             return
         key = pod_key(pod)
         self._assumed.pop(key, None)
+        if self._pod_node.get(key) == node_name:
+            ni = self._nodes.get(node_name)
+            pi = ni.pods.get(key) if ni is not None else None
+            if pi is not None and _same_inputs(pi.pod, pod):
+                pi.pod = pod     # e.g. the watch event confirming an assumption: nothing derived changed
+                return
         self._place(PodInfo.of(pod), node_name)
 
     update_pod = add_pod
