@@ -12,6 +12,8 @@ import logging
 import time
 from typing import Any, Callable
 
+from scheduler.framework.interface import (HAVE_ANTI_AFFINITY_KEY, NODES_WITH_TAINTS_KEY, UNSCHEDULABLE_NODES_KEY,
+                                           CycleState)
 from scheduler.framework.nodeinfo import NodeInfo, PodInfo, pod_key
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ class Cache:
         self._ttl = ttl
         self._clock = clock
         self._anti = 0                                  # pods with required anti-affinity
+        self._tainted = 0                               # existing nodes with taints
+        self._unschedulable = 0                         # existing nodes with spec.unschedulable
 
     # -- nodes ----------------------------------------------------------------------------------------
     def _node_info(self, name: str) -> NodeInfo:
@@ -47,8 +51,16 @@ class Cache:
             self._order = None
         return ni
 
+    def _count(self, ni: NodeInfo, sign: int) -> None:
+        if ni.node is not None:
+            self._tainted += sign if ni.taints else 0
+            self._unschedulable += sign if ni.unschedulable else 0
+
     def add_node(self, node: dict[str, Any]) -> None:
-        self._node_info(node["metadata"]["name"]).set_node(node)
+        ni = self._node_info(node["metadata"]["name"])
+        self._count(ni, -1)
+        ni.set_node(node)
+        self._count(ni, 1)
         self._order = None
 
     update_node = add_node
@@ -57,6 +69,7 @@ class Cache:
         ni = self._nodes.get(name)
         if ni is None:
             return
+        self._count(ni, -1)
         ni.node = None
         if not ni.pods:
             del self._nodes[name]
@@ -144,6 +157,15 @@ class Cache:
             logger.warning("assumed pod %s expired without being seen bound", k)
             self.forget_pod(k)
         return expired
+
+    def cycle_state(self) -> CycleState:
+        """A fresh CycleState carrying the cluster-wide facts plugins use to skip work (kube's Skip)."""
+        state = CycleState()
+        data = state._data
+        data[HAVE_ANTI_AFFINITY_KEY] = self._anti > 0
+        data[NODES_WITH_TAINTS_KEY] = self._tainted
+        data[UNSCHEDULABLE_NODES_KEY] = self._unschedulable
+        return state
 
     def have_required_anti_affinity(self) -> bool:
         """Does any bound or assumed pod carry required pod anti-affinity? (O(1), for InterPodAffinity)"""

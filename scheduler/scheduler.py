@@ -22,7 +22,6 @@ from scheduler.framework import CycleState, FitError
 from scheduler.framework.interface import BindPlugin
 from scheduler.framework.runtime import Framework
 from scheduler.metrics import SchedulerMetrics
-from scheduler.plugins.interpodaffinity import HAVE_ANTI_AFFINITY_KEY
 from scheduler.queue import QueuedPodInfo, SchedulingQueue
 
 logger = logging.getLogger(__name__)
@@ -154,8 +153,7 @@ class Scheduler:
         profile_name = (pod.get("spec") or {}).get("schedulerName") or DEFAULT_SCHEDULER_NAME
         fw = self.profiles[profile_name]
         start = time.perf_counter()
-        state = CycleState()
-        state.write(HAVE_ANTI_AFFINITY_KEY, self.cache.have_required_anti_affinity())
+        state = self.cache.cycle_state()
         try:
             result = fw.schedule(state, pod, self.cache.node_list())
         except FitError as err:

@@ -21,6 +21,11 @@ Node = dict[str, Any]
 MAX_NODE_SCORE = 100
 MIN_NODE_SCORE = 0
 
+# Cluster-wide facts the cache writes into every CycleState (absent: plugins compute without them).
+HAVE_ANTI_AFFINITY_KEY = "HavePodsWithRequiredAntiAffinity"   # bool: any pod with required anti-affinity
+NODES_WITH_TAINTS_KEY = "NodesWithTaints"                      # int: nodes carrying any taint
+UNSCHEDULABLE_NODES_KEY = "UnschedulableNodes"                 # int: nodes with spec.unschedulable
+
 
 class Code(enum.IntEnum):
     SUCCESS = 0

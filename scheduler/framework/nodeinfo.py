@@ -75,6 +75,17 @@ class NodeInfo:
     generation: int = 0
     alloc_cpu: int = 0          # allocatable.milli_cpu / .memory, flat for the scorers' hot loops
     alloc_mem: int = 0
+    free_cpu: int = 0           # allocatable − requested (and pod slots left), flat for the fit filter
+    free_mem: int = 0
+    free_eph: int = 0
+    free_pods: int = 0
+
+    def _refresh_free(self) -> None:
+        a, r = self.allocatable, self.requested
+        self.free_cpu = a.milli_cpu - r.milli_cpu
+        self.free_mem = a.memory - r.memory
+        self.free_eph = a.ephemeral_storage - r.ephemeral_storage
+        self.free_pods = a.allowed_pods - len(self.pods)
 
     def set_node(self, node: dict[str, Any]) -> None:
         self.node = node
@@ -86,6 +97,7 @@ class NodeInfo:
         self.unschedulable = bool(spec.get("unschedulable"))
         self.allocatable = Resource.from_list(status.get("allocatable") or status.get("capacity"))
         self.alloc_cpu, self.alloc_mem = self.allocatable.milli_cpu, self.allocatable.memory
+        self._refresh_free()
         self.generation += 1
 
     def add_pod(self, pi: PodInfo) -> None:
@@ -99,6 +111,7 @@ class NodeInfo:
             self.pods_with_affinity += 1
         if pi.required_anti_affinity:
             self.pods_with_required_anti_affinity += 1
+        self._refresh_free()
         self.generation += 1
 
     def remove_pod(self, key: str) -> PodInfo | None:
@@ -112,5 +125,6 @@ class NodeInfo:
             self.pods_with_affinity -= 1
         if pi.required_anti_affinity:
             self.pods_with_required_anti_affinity -= 1
+        self._refresh_free()
         self.generation += 1
         return pi

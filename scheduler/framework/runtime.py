@@ -8,6 +8,7 @@ scores only those.
 
 from __future__ import annotations
 
+import operator
 import random
 from dataclasses import dataclass
 
@@ -57,6 +58,10 @@ class Framework:
         self.score = [p for p in plugins if isinstance(p, ScorePlugin)]
         self.reserve = [p for p in plugins if isinstance(p, ReservePlugin)]
         self.weights = {p.name: (score_weights or {}).get(p.name, 1) for p in self.score}
+        # per Score plugin, resolved once: (name, score_all or None, score, normalize_score or None, weight)
+        self._scorers = [(p.name, getattr(p, "score_all", None), p.score,
+                          p.normalize_score if isinstance(p, NormalizeScorePlugin) else None, self.weights[p.name])
+                         for p in self.score]
         self.percentage = percentage_of_nodes_to_score
         self.next_start = 0
         self._rng = rng or random.Random()
@@ -87,9 +92,10 @@ class Framework:
                             diagnosis: Diagnosis) -> list[NodeInfo]:
         """Filter from where the previous cycle stopped (round robin) until ``want`` nodes fit.
 
-        Nodes go through the filters in chunks; a plugin with ``filter_batch(state, pod, nodes)``
-        (returning ``{index: Status}`` for the rejected ones only) filters a whole chunk in one call,
-        the others node by node. Plugins run in profile order, each on the survivors of the previous.
+        Nodes go through the filters in chunks (the first as large as ``want``: usually most nodes
+        fit); a plugin with ``filter_batch(state, pod, nodes)`` (returning ``{index: Status}`` for
+        the rejected ones only) filters a whole chunk in one call, the others node by node. Plugins
+        run in profile order, each on the survivors of the previous.
         """
         n = len(nodes)
         if n == 0:
@@ -103,8 +109,11 @@ class Framework:
         statuses = diagnosis.node_statuses
         success = Code.SUCCESS
         processed = n
-        for base in range(0, n, CHUNK):
-            survivors = order[base:base + CHUNK]
+        pos = 0
+        while pos < n:
+            size = max(CHUNK, want - len(feasible))
+            chunk = order[pos:pos + size]
+            survivors = chunk
             for name, batch, single in filters:
                 if batch is not None:
                     rejected = batch(state, pod, survivors)
@@ -122,40 +131,44 @@ class Framework:
                         statuses[survivors[i].name] = st
                         diagnosis.unschedulable_plugins.add(st.plugin)
                     survivors = [ni for i, ni in enumerate(survivors) if i not in rejected]
-            feasible.extend(survivors)
-            if len(feasible) >= want:
-                del feasible[want:]
-                last = feasible[-1]
+            if len(feasible) + len(survivors) >= want:
+                survivors = survivors[:want - len(feasible)]
+                feasible.extend(survivors)
+                last = survivors[-1]
                 # resume right after the last node kept (kube counts processed nodes the same way)
-                processed = base + next(i for i in range(min(CHUNK, n - base) - 1, -1, -1)
-                                        if order[base + i] is last) + 1
+                processed = pos + next(i for i in range(len(chunk) - 1, -1, -1) if chunk[i] is last) + 1
                 break
+            feasible.extend(survivors)
+            pos += size
         self.next_start = (start + processed) % n
         return feasible
 
     # -- scoring -----------------------------------------------------------------------------------
     def prioritize(self, state: CycleState, pod: Pod, feasible: list[NodeInfo]) -> list[int]:
-        totals = [0] * len(feasible)
         for p in self.pre_score:
             st = p.pre_score(state, pod, feasible)
             if st.is_skip():
                 state.skip_score.add(p.name)
-        for p in self.score:
-            if p.name in state.skip_score:
+        totals: list[int] | None = None
+        skip = state.skip_score
+        for name, score_all, score, normalize, w in self._scorers:
+            if name in skip:
                 continue
-            score_all = getattr(p, "score_all", None)
-            scores = score_all(state, pod, feasible) if score_all else [p.score(state, pod, ni)[0] for ni in feasible]
-            if isinstance(p, NormalizeScorePlugin):
-                p.normalize_score(state, pod, scores)
-            w = self.weights[p.name]
-            totals = [t + s * w for t, s in zip(totals, scores)]
-        return totals
+            scores = score_all(state, pod, feasible) if score_all else [score(state, pod, ni)[0] for ni in feasible]
+            if normalize is not None:
+                normalize(state, pod, scores)
+            if w != 1:
+                scores = [s * w for s in scores]
+            totals = scores if totals is None else list(map(operator.add, totals, scores))
+        return totals if totals is not None else [0] * len(feasible)
 
     def select_host(self, feasible: list[NodeInfo], totals: list[int]) -> str:
         """Highest total; ties broken uniformly at random (as kube's reservoir sampling does)."""
         best = max(totals)
-        ties = [i for i, t in enumerate(totals) if t == best]
-        return feasible[ties[self._rng.randrange(len(ties))] if len(ties) > 1 else ties[0]].name
+        ties = totals.count(best)
+        if ties == 1:
+            return feasible[totals.index(best)].name
+        return feasible[[i for i, t in enumerate(totals) if t == best][self._rng.randrange(ties)]].name
 
     # -- the cycle ---------------------------------------------------------------------------------
     def schedule(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> ScheduleResult:

@@ -31,18 +31,9 @@ class BalancedAllocation(Plugin):
 
     def score_all(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> list[int]:
         cpu, mem = state._data.get(STATE_KEY) or non_zero_requests(pod, pod_requests(pod))
-        out = []
-        append = out.append
-        for ni in nodes:
-            c, m = ni.alloc_cpu, ni.alloc_mem
-            if not c or not m:
-                append(0)
-                continue
-            fc = (ni.non_zero_cpu + cpu) / c
-            fm = (ni.non_zero_mem + mem) / m
-            if fc > 1.0:
-                fc = 1.0
-            if fm > 1.0:
-                fm = 1.0
-            append(int((1 - (fc - fm if fc > fm else fm - fc) / 2) * MAX_NODE_SCORE))
-        return out
+        try:   # fractions capped at 1; std of two values = |a − b| / 2
+            return [int((1 - ((d if (d := (fc if (fc := (ni.non_zero_cpu + cpu) / ni.alloc_cpu) < 1.0 else 1.0)
+                                    - (fm if (fm := (ni.non_zero_mem + mem) / ni.alloc_mem) < 1.0 else 1.0)) >= 0
+                               else -d) / 2)) * MAX_NODE_SCORE) for ni in nodes]
+        except ZeroDivisionError:   # a node without allocatable cpu or memory scores 0
+            return [self.score(state, pod, ni)[0] for ni in nodes]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scheduler.framework import MAX_NODE_SCORE, SUCCESS, CycleState, NodeInfo, Plugin, Status
-from scheduler.framework.interface import Pod
+from scheduler.framework.interface import HAVE_ANTI_AFFINITY_KEY, Pod
 from scheduler.framework.labels import selector_matches
 from scheduler.framework.nodeinfo import PodInfo
 
@@ -20,7 +20,6 @@ ERR_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
 ERR_EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affinity rules"
 FILTER_KEY = "PreFilterInterPodAffinity"
 SCORE_KEY = "PreScoreInterPodAffinity"
-HAVE_ANTI_AFFINITY_KEY = "HavePodsWithRequiredAntiAffinity"
 
 Pair = tuple[str, str]
 

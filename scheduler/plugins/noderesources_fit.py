@@ -65,15 +65,12 @@ class NodeResourcesFit(Plugin):
             return {i: st for i, ni in enumerate(nodes) for st in (self.filter(state, pod, ni),)
                     if not st.is_success()}
         cpu, mem, eph = req.milli_cpu, req.memory, req.ephemeral_storage
-        out: dict[int, Status] = {}
-        for i, ni in enumerate(nodes):
-            a, u = ni.allocatable, ni.requested
-            if (len(ni.pods) >= a.allowed_pods or cpu > a.milli_cpu - u.milli_cpu or mem > a.memory - u.memory
-                    or eph > a.ephemeral_storage - u.ephemeral_storage):
-                st = self.filter(state, pod, ni)
-                if not st.is_success():
-                    out[i] = st
-        return out
+        # one pass over the flat free amounts; only the suspects get the full check (and a message)
+        suspects = [i for i, ni in enumerate(nodes)
+                    if cpu > ni.free_cpu or mem > ni.free_mem or ni.free_pods <= 0 or eph > ni.free_eph]
+        if not suspects:
+            return {}
+        return {i: st for i in suspects for st in (self.filter(state, pod, nodes[i]),) if not st.is_success()}
 
     def score(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> tuple[int, Status]:
         _, (cpu, mem) = self._requests(state, pod)
@@ -88,6 +85,7 @@ class NodeResourcesFit(Plugin):
     def score_all(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> list[int]:
         """The same score for many nodes in one call (the framework's fast path)."""
         _, (cpu, mem) = self._requests(state, pod)
-        return [((((c - rc) * 100 // c) if c and rc <= c else 0) + (((m - rm) * 100 // m) if m and rm <= m else 0)) // 2
-                for ni in nodes
-                for c, m, rc, rm in ((ni.alloc_cpu, ni.alloc_mem, ni.non_zero_cpu + cpu, ni.non_zero_mem + mem),)]
+        # per resource: (free after the pod) × 100 // capacity, 0 when it does not fit (or capacity is 0)
+        return [((fc * 100 // ni.alloc_cpu if (fc := ni.alloc_cpu - ni.non_zero_cpu - cpu) >= 0 else 0)
+                 + (fm * 100 // ni.alloc_mem if (fm := ni.alloc_mem - ni.non_zero_mem - mem) >= 0 else 0)) // 2
+                for ni in nodes]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scheduler.framework import SUCCESS, CycleState, NodeInfo, Plugin, Status
-from scheduler.framework.interface import Pod
+from scheduler.framework.interface import UNSCHEDULABLE_NODES_KEY, Pod
 from scheduler.framework.taints import tolerates
 
 ERR_REASON = "node(s) were unschedulable"
@@ -12,6 +12,10 @@ _TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
 
 class NodeUnschedulable(Plugin):
     name = "NodeUnschedulable"
+
+    def pre_filter(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> Status:
+        """Skip: no node is cordoned (the cache counts them)."""
+        return Status.skip() if state.get(UNSCHEDULABLE_NODES_KEY) == 0 else SUCCESS
 
     def filter(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status:
         if not node_info.unschedulable:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scheduler.framework import SUCCESS, CycleState, NodeInfo, Plugin, Status
-from scheduler.framework.interface import Pod
+from scheduler.framework.interface import NODES_WITH_TAINTS_KEY, Pod
 from scheduler.framework.taints import first_untolerated, tolerates
 from scheduler.plugins.nodeaffinity import default_normalize
 
@@ -12,6 +12,14 @@ _HARD = ("NoSchedule", "NoExecute")
 
 class TaintToleration(Plugin):
     name = "TaintToleration"
+
+    def pre_filter(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> Status:
+        """Skip: no node has a taint (the cache counts them), so every node passes."""
+        return Status.skip() if state.get(NODES_WITH_TAINTS_KEY) == 0 else SUCCESS
+
+    def pre_score(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> Status:
+        """Skip: no node has a taint, so every score would be the same (no effect on the choice)."""
+        return Status.skip() if state.get(NODES_WITH_TAINTS_KEY) == 0 else SUCCESS
 
     def filter(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status:
         if not node_info.taints:

@@ -141,3 +141,58 @@ def test_queue_backoff_caps_at_ten_seconds():
     assert q.pop_nowait() is None
     now[0] = 10.0
     assert q.pop_nowait() is not None
+
+
+def test_cache_counts_tainted_and_cordoned_nodes_and_plugins_skip_when_none():
+    cache = Cache()
+    cache.add_node(make_node("a"))
+    cache.add_node(make_node("b", taints=[{"key": "k", "value": "v", "effect": "NoSchedule"}]))
+    cache.add_node(make_node("c", unschedulable=True))
+    st = cache.cycle_state()
+    assert (st.get("NodesWithTaints"), st.get("UnschedulableNodes")) == (1, 1)
+    fw = framework()
+    for _ in range(3):     # taints and cordons are still honoured while some node has them
+        assert fw.schedule(cache.cycle_state(), make_pod("p", cpu="100m"), cache.node_list()).node == "a"
+    cache.update_node(make_node("b"))
+    cache.remove_node("c")
+    cache.add_node(make_node("c", unschedulable=True))
+    cache.update_node(make_node("c"))
+    st = cache.cycle_state()
+    assert (st.get("NodesWithTaints"), st.get("UnschedulableNodes")) == (0, 0)
+    fw.schedule(st, make_pod("p", cpu="100m"), cache.node_list())
+    assert {"TaintToleration", "NodeUnschedulable"} <= st.skip_filter and "TaintToleration" in st.skip_score
+    cache.update_node(make_node("a", taints=[{"key": "k", "effect": "NoExecute"}]))
+    cache.remove_node("b")
+    st = cache.cycle_state()
+    assert st.get("NodesWithTaints") == 1
+    assert fw.schedule(st, make_pod("p", cpu="100m"), cache.node_list()).node == "c"
+
+
+def test_batch_scores_equal_per_node_scores_on_odd_nodes():
+    from scheduler.plugins.balanced_allocation import BalancedAllocation
+    from scheduler.plugins.noderesources_fit import NodeResourcesFit
+    nodes = [node_info(make_node("zero-cpu", cpu="0")), node_info(make_node("zero-mem", memory="0")),
+             node_info(make_node("full", cpu="1", memory="1Gi"), make_pod("x"), make_pod("y", cpu="950m")),
+             node_info(make_node("over", cpu="100m", memory="100Mi"), make_pod("z")),
+             node_info(make_node("big", cpu="64", memory="512Gi"), make_pod("w", cpu="3", memory="1Gi"))]
+    pod = make_pod("p", cpu="250m", memory="300Mi")
+    for plugin in (NodeResourcesFit(), BalancedAllocation()):
+        state = CycleState()
+        plugin.pre_score(state, pod, nodes) if hasattr(plugin, "pre_score") else plugin.pre_filter(state, pod, nodes)
+        assert plugin.score_all(state, pod, nodes) == [plugin.score(state, pod, ni)[0] for ni in nodes]
+        assert plugin.score_all(state, pod, nodes[2:]) == [plugin.score(state, pod, ni)[0] for ni in nodes[2:]]
+
+
+def test_cache_update_of_a_bound_pod_recounts_only_when_its_requests_change():
+    cache = Cache()
+    cache.add_node(make_node("n1", cpu="1", memory="1Gi"))
+    pod = make_pod("p", cpu="300m")
+    cache.assume_pod(pod, "n1")
+    bound = make_pod("p", cpu="300m", node="n1")
+    cache.add_pod(bound)                     # the watch event confirming the assumption
+    ni = cache.get_node("n1")
+    assert not cache.is_assumed("default/p") and ni.pods["default/p"].pod is bound and ni.free_cpu == 700
+    cache.update_pod(make_pod("p", cpu="500m", node="n1"))       # resized in place
+    assert ni.requested.milli_cpu == 500 and ni.free_cpu == 500 and ni.free_pods == 109
+    cache.remove_pod(bound)
+    assert ni.free_cpu == 1000 and ni.free_pods == 110
