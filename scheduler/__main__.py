@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import sys
@@ -20,6 +21,7 @@ from scheduler.plugins import SCORE_WEIGHTS, default_plugins
 from scheduler.plugins.defaultbinder import DefaultBinder
 from scheduler.scheduler import DEFAULT_SCHEDULER_NAME, Scheduler
 from scheduler.server import serving
+from scheduler.writer import FastWriter
 
 logger = logging.getLogger("scheduler")
 
@@ -51,14 +53,16 @@ async def run(args: argparse.Namespace) -> int:
         factory = SharedInformerFactory(client)
         pods = factory.informer(PODS)
         nodes = factory.informer(NODES)
-        recorder = EventRecorder(client, names[0])
+        writer = FastWriter(client)       # bindings and Events: the two POSTs of every scheduled pod
+        recorder = EventRecorder(writer, names[0])
         profiles = {n: Framework(n, default_plugins(), SCORE_WEIGHTS, args.percentage_of_nodes_to_score)
                     for n in names}
-        sched = Scheduler(client, profiles, DefaultBinder(client), recorder, metrics,
+        sched = Scheduler(client, profiles, DefaultBinder(writer), recorder, metrics,
                           parallel_bindings=args.parallel_bindings)
         pods.add_handler(sched.on_pod_add, sched.on_pod_update, sched.on_pod_delete)
         nodes.add_handler(sched.on_node_add, sched.on_node_update, sched.on_node_delete)
-        async with asyncio.TaskGroup() as tg:
+        async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as tg:
+            stack.push_async_callback(writer.close)
             tg.create_task(factory.run())
             tg.create_task(recorder.run())
             await factory.wait_for_cache_sync()
