@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hollow.nodes import HollowNodes  # noqa: E402
-from kubelite.api.resources import PODS  # noqa: E402
+from kubelite.api.resources import EVENTS, PODS  # noqa: E402
 from kubelite.client import Client  # noqa: E402
 from tests.support import cluster  # noqa: E402
 
@@ -167,11 +167,15 @@ async def run_one(nodes: int, pods: int, rate: float, latency_pods: int) -> dict
                 sched.terminate()
                 sched.wait(10)
             log.unlink(missing_ok=True)
+            events = await client.list(EVENTS, namespace="default")
+            scheduled_events = sum(1 for e in events.get("items") or () if e.get("reason") == "Scheduled")
             lat = [lat_bound[n] - created[n] for n in lat_names if n in lat_bound]
             ceiling = await binding_ceiling(client, hollow.names, min(pods, 2000))
             cpu_ms = {k: (cpu1[k] - cpu0[k]) * 1000 / max(1, len(bound) - 1) for k in procs}
             return {"nodes": nodes, "pods": pods, "throughput": throughput, "first_bind": first_bind, "cpu_ms": cpu_ms,
-                    "p50": pct(lat, 50), "p99": pct(lat, 99), "rate": rate, "ceiling": ceiling}
+                    "events": scheduled_events,
+                    "p50": pct(lat, 50), "p99": pct(lat, 99), "rate": rate, "ceiling": ceiling,
+                    "latency_pods": latency_pods}
 
 
 def cycle_rate(nodes: int, pods: int = 2000) -> float:
@@ -214,6 +218,7 @@ async def main() -> None:
               f"bindings alone (no scheduler, same apiserver): {r['ceiling']:.0f}/s", flush=True)
         print("  CPU ms per pod (first bind to last): " + ", ".join(
             f"{k} {v:.2f}" for k, v in r["cpu_ms"].items()) + f", total {sum(r['cpu_ms'].values()):.2f}; "
+            f"Scheduled events written {r['events']}/{r['pods'] + r['latency_pods']}; "
             f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     print()
     print(f"{'nodes':>6} {'pods':>6} {'pods/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'binds/s alone':>14}")

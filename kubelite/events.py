@@ -72,7 +72,8 @@ class EventRecorder:
     """
 
     def __init__(self, client: Any, component: str, host: str | None = None, *, burst: int = 25,
-                 qps: float = 1 / 300, queue_size: int = 1000, clock: Any = time.monotonic) -> None:
+                 qps: float = 1 / 300, queue_size: int = 1000, clock: Any = time.monotonic,
+                 parallel: int = 1) -> None:
         self.client = client
         self.component = component
         self.host = host if host is not None else socket.gethostname()
@@ -83,6 +84,8 @@ class EventRecorder:
         self._seen: OrderedDict[tuple[str, ...], dict[str, Any]] = OrderedDict()
         self._buckets: OrderedDict[tuple[str, ...], _Bucket] = OrderedDict()
         self.dropped = 0
+        self.parallel = max(1, parallel)     # writes in flight at once (client-go: one goroutine per event)
+        self._key_locks: dict[tuple[str, ...], tuple[asyncio.Lock, list[int]]] = {}
 
     def event(self, obj: dict[str, Any], type_: str, reason: str, message: str, *, field_path: str = "") -> None:
         """Queue an event about ``obj`` (never blocks; dropped with a log line if the queue is full)."""
@@ -97,15 +100,31 @@ class EventRecorder:
         self.event(obj, type_, reason, fmt % args if args else fmt)
 
     async def run(self) -> None:
-        """Write queued events until cancelled."""
-        while True:
-            obj, type_, reason, message, field_path = await self._queue.get()
-            try:
-                await self.record(obj, type_, reason, message, field_path=field_path)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("could not write event %s/%s", type_, reason)
+        """Write queued events until cancelled, up to ``parallel`` at once (identical ones in order)."""
+        if self.parallel == 1:
+            while True:
+                await self._write(await self._queue.get())
+        slots = asyncio.Semaphore(self.parallel)
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                item = await self._queue.get()
+                await slots.acquire()
+                tg.create_task(self._write_released(item, slots))
+
+    async def _write_released(self, item: tuple[dict[str, Any], str, str, str, str], slots: asyncio.Semaphore) -> None:
+        try:
+            await self._write(item)
+        finally:
+            slots.release()
+
+    async def _write(self, item: tuple[dict[str, Any], str, str, str, str]) -> None:
+        obj, type_, reason, message, field_path = item
+        try:
+            await self.record(obj, type_, reason, message, field_path=field_path)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("could not write event %s/%s", type_, reason)
 
     async def flush(self) -> None:
         """Write everything queued so far (tests, shutdown)."""
@@ -129,6 +148,23 @@ class EventRecorder:
             logger.debug("rate limit: dropping event %s %s for %s/%s", type_, reason, ref.get("namespace"), ref["name"])
             return None
         key = (*obj_key, ref.get("fieldPath", ""), type_, reason, message)
+        if self.parallel == 1:
+            return await self._create_or_bump(key, ref, type_, reason, message)
+        entry = self._key_locks.get(key)
+        if entry is None:
+            entry = self._key_locks[key] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:     # an identical event in flight: bump the Event it writes, do not race it
+                return await self._create_or_bump(key, ref, type_, reason, message)
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._key_locks[key]
+
+    async def _create_or_bump(self, key: tuple[str, ...], ref: dict[str, Any], type_: str, reason: str,
+                              message: str) -> dict[str, Any] | None:
         namespace = ref.get("namespace") or "default"
         ts = now_rfc3339()
         prior = self._seen.get(key)

@@ -54,7 +54,7 @@ async def run(args: argparse.Namespace) -> int:
         pods = factory.informer(PODS)
         nodes = factory.informer(NODES)
         writer = FastWriter(client)       # bindings and Events: the two POSTs of every scheduled pod
-        recorder = EventRecorder(writer, names[0])
+        recorder = EventRecorder(writer, names[0], parallel=16)   # client-go writes each event on its own
         profiles = {n: Framework(n, default_plugins(), SCORE_WEIGHTS, args.percentage_of_nodes_to_score)
                     for n in names}
         sched = Scheduler(client, profiles, DefaultBinder(writer), recorder, metrics,

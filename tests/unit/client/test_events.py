@@ -59,3 +59,25 @@ async def test_rate_limit_per_object(client: Client, fake: FakeApiServer) -> Non
     assert rec.dropped == 2
     now[0] = 1.0
     assert await rec.record(pod, "Warning", "R", "later") is not None
+
+
+async def test_parallel_writes_keep_identical_events_in_one_bumped_event(client: Client, fake: FakeApiServer) -> None:
+    pods = [fake.put(PODS, {"metadata": {"name": f"p{i}", "namespace": "team"}}) for i in range(20)]
+    rec = EventRecorder(client, "default-scheduler", host="h", parallel=8)
+    for _ in range(4):
+        rec.event(pods[0], "Warning", "FailedScheduling", "0/3 nodes are available")
+    for p in pods:
+        rec.event(p, "Normal", "Scheduled", f"Successfully assigned team/{p['metadata']['name']} to n1")
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(rec.run())
+        async with asyncio.timeout(5):
+            while True:
+                items = (await client.list(EVENTS, "team"))["items"]
+                failed = [e for e in items if e["reason"] == "FailedScheduling"]
+                if len(items) == 21 and failed and failed[0]["count"] == 4:
+                    break
+                await asyncio.sleep(0.01)
+        task.cancel()
+    assert sorted(e["involvedObject"]["name"] for e in items if e["reason"] == "Scheduled") == \
+        sorted(p["metadata"]["name"] for p in pods)
+    assert not rec._key_locks
