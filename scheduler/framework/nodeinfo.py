@@ -7,7 +7,9 @@ its duration; plugins only read them. No I/O here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
+
+MEMO_MAX = 16      # score memos kept per node (one per plugin and pod request shape)
 
 from scheduler.framework.resources import Resource, non_zero_requests, pod_requests
 
@@ -79,6 +81,7 @@ class NodeInfo:
     free_mem: int = 0
     free_eph: int = 0
     free_pods: int = 0
+    memo: dict[str, int] = field(default_factory=dict)   # scores of this node state; emptied on every change
 
     def _refresh_free(self) -> None:
         a, r = self.allocatable, self.requested
@@ -99,6 +102,8 @@ class NodeInfo:
         self.alloc_cpu, self.alloc_mem = self.allocatable.milli_cpu, self.allocatable.memory
         self._refresh_free()
         self.generation += 1
+        if self.memo:
+            self.memo = {}
 
     def add_pod(self, pi: PodInfo) -> None:
         if pi.key in self.pods:
@@ -113,6 +118,8 @@ class NodeInfo:
             self.pods_with_required_anti_affinity += 1
         self._refresh_free()
         self.generation += 1
+        if self.memo:
+            self.memo = {}
 
     def remove_pod(self, key: str) -> PodInfo | None:
         pi = self.pods.pop(key, None)
@@ -127,4 +134,25 @@ class NodeInfo:
             self.pods_with_required_anti_affinity -= 1
         self._refresh_free()
         self.generation += 1
+        if self.memo:
+            self.memo = {}
         return pi
+
+
+def memoized_scores(nodes: list[NodeInfo], key: str, score_one: Callable[[NodeInfo], int]) -> list[int]:
+    """``score_one(node)`` for each node, remembered on the node until it changes.
+
+    ``key`` must name the plugin and everything of the pod the score depends on (e.g. its requests).
+    A node changes only when a pod lands on or leaves it, so in a burst nearly every node visited
+    again scores from its memo.
+    """
+    scores: list[Any] = [ni.memo.get(key) for ni in nodes]
+    if None in scores:
+        for i, s in enumerate(scores):
+            if s is None:
+                ni = nodes[i]
+                memo = ni.memo
+                if len(memo) >= MEMO_MAX:
+                    memo.clear()
+                scores[i] = memo[key] = score_one(ni)
+    return scores

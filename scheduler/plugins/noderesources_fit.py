@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from scheduler.framework import MAX_NODE_SCORE, SUCCESS, CycleState, NodeInfo, Plugin, Status
 from scheduler.framework.interface import Pod
+from scheduler.framework.nodeinfo import memoized_scores
 from scheduler.framework.resources import CPU, EPHEMERAL, MEMORY, Resource, non_zero_requests, pod_requests
 
 STATE_KEY = "PreFilterNodeResourcesFit"
@@ -74,18 +75,18 @@ class NodeResourcesFit(Plugin):
 
     def score(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> tuple[int, Status]:
         _, (cpu, mem) = self._requests(state, pod)
-        alloc = node_info.allocatable
-        total = 0
-        for capacity, requested in ((alloc.milli_cpu, node_info.non_zero_cpu + cpu),
-                                    (alloc.memory, node_info.non_zero_mem + mem)):
-            if capacity and requested <= capacity:
-                total += (capacity - requested) * MAX_NODE_SCORE // capacity
-        return total // 2, SUCCESS
+        return self._least_allocated(node_info, cpu, mem), SUCCESS
 
     def score_all(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> list[int]:
-        """The same score for many nodes in one call (the framework's fast path)."""
+        """The same score for many nodes in one call (the framework's fast path), memoized per node."""
         _, (cpu, mem) = self._requests(state, pod)
-        # per resource: (free after the pod) × 100 // capacity, 0 when it does not fit (or capacity is 0)
-        return [((fc * 100 // ni.alloc_cpu if (fc := ni.alloc_cpu - ni.non_zero_cpu - cpu) >= 0 else 0)
-                 + (fm * 100 // ni.alloc_mem if (fm := ni.alloc_mem - ni.non_zero_mem - mem) >= 0 else 0)) // 2
-                for ni in nodes]
+        return memoized_scores(nodes, f"{self.name}/{cpu}/{mem}", lambda ni: self._least_allocated(ni, cpu, mem))
+
+    @staticmethod
+    def _least_allocated(ni: NodeInfo, cpu: int, mem: int) -> int:
+        """LeastAllocated: per resource (free after the pod) × 100 // capacity, 0 if it does not fit; averaged."""
+        total = 0
+        for capacity, requested in ((ni.alloc_cpu, ni.non_zero_cpu + cpu), (ni.alloc_mem, ni.non_zero_mem + mem)):
+            if capacity and requested <= capacity:
+                total += (capacity - requested) * MAX_NODE_SCORE // capacity
+        return total // 2

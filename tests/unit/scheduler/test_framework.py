@@ -196,3 +196,19 @@ def test_cache_update_of_a_bound_pod_recounts_only_when_its_requests_change():
     assert ni.requested.milli_cpu == 500 and ni.free_cpu == 500 and ni.free_pods == 109
     cache.remove_pod(bound)
     assert ni.free_cpu == 1000 and ni.free_pods == 110
+
+
+def test_score_memo_follows_node_changes():
+    from scheduler.plugins.noderesources_fit import NodeResourcesFit
+    cache = Cache()
+    cache.add_node(make_node("n1", cpu="2", memory="4Gi"))
+    ni = cache.get_node("n1")
+    fit, state, pod = NodeResourcesFit(), CycleState(), make_pod("p", cpu="500m", memory="1Gi")
+    fit.pre_filter(state, pod, [ni])
+    first = fit.score_all(state, pod, [ni])
+    assert ni.memo and fit.score_all(state, pod, [ni]) == first
+    cache.assume_pod(make_pod("q", cpu="1", memory="2Gi"), "n1")     # the node changed: its memo goes
+    assert not ni.memo
+    assert fit.score_all(state, pod, [ni]) == [fit.score(state, pod, ni)[0]] != first
+    cache.update_node(make_node("n1", cpu="8", memory="4Gi"))
+    assert fit.score_all(state, pod, [ni]) == [fit.score(state, pod, ni)[0]]
