@@ -28,7 +28,7 @@ class BalancedAllocation(Plugin):
         """The same score for many nodes in one call, memoized per node (it depends on the node's
         state and the pod's requests only)."""
         cpu, mem = state.get(STATE_KEY) or non_zero_requests(pod, pod_requests(pod))
-        return memoized_scores(nodes, f"{self.name}/{cpu}/{mem}", lambda ni: self._balanced(ni, cpu, mem))
+        return memoized_scores(nodes, 1, f"{self.name}/{cpu}/{mem}", lambda ni: self._balanced(ni, cpu, mem))
 
     @staticmethod
     def _balanced(ni: NodeInfo, cpu: int, mem: int) -> int:

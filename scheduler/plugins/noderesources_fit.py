@@ -80,7 +80,7 @@ class NodeResourcesFit(Plugin):
     def score_all(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> list[int]:
         """The same score for many nodes in one call (the framework's fast path), memoized per node."""
         _, (cpu, mem) = self._requests(state, pod)
-        return memoized_scores(nodes, f"{self.name}/{cpu}/{mem}", lambda ni: self._least_allocated(ni, cpu, mem))
+        return memoized_scores(nodes, 0, f"{self.name}/{cpu}/{mem}", lambda ni: self._least_allocated(ni, cpu, mem))
 
     @staticmethod
     def _least_allocated(ni: NodeInfo, cpu: int, mem: int) -> int:

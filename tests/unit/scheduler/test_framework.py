@@ -206,9 +206,9 @@ def test_score_memo_follows_node_changes():
     fit, state, pod = NodeResourcesFit(), CycleState(), make_pod("p", cpu="500m", memory="1Gi")
     fit.pre_filter(state, pod, [ni])
     first = fit.score_all(state, pod, [ni])
-    assert ni.memo and fit.score_all(state, pod, [ni]) == first
+    assert ni.memo0_key and fit.score_all(state, pod, [ni]) == first
     cache.assume_pod(make_pod("q", cpu="1", memory="2Gi"), "n1")     # the node changed: its memo goes
-    assert not ni.memo
+    assert ni.memo0_key is None
     assert fit.score_all(state, pod, [ni]) == [fit.score(state, pod, ni)[0]] != first
     cache.update_node(make_node("n1", cpu="8", memory="4Gi"))
     assert fit.score_all(state, pod, [ni]) == [fit.score(state, pod, ni)[0]]
