@@ -54,7 +54,8 @@ async def run(args: argparse.Namespace) -> int:
         pods = factory.informer(PODS)
         nodes = factory.informer(NODES)
         writer = FastWriter(client)       # bindings and Events: the two POSTs of every scheduled pod
-        recorder = EventRecorder(writer, names[0], parallel=16)   # client-go writes each event on its own
+        # client-go writes each event on its own goroutine, so a burst of Scheduled events is not dropped
+        recorder = EventRecorder(writer, names[0], parallel=32, queue_size=20000)
         profiles = {n: Framework(n, default_plugins(), SCORE_WEIGHTS, args.percentage_of_nodes_to_score)
                     for n in names}
         sched = Scheduler(client, profiles, DefaultBinder(writer), recorder, metrics,
