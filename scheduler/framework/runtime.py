@@ -105,14 +105,21 @@ class Framework:
                    for p in self.filter if p.name not in state.skip_filter]
         feasible: list[NodeInfo] = []
         start = self.next_start % n
-        order = (nodes[start:] + nodes[:start]) if start else nodes
         statuses = diagnosis.node_statuses
         success = Code.SUCCESS
         processed = n
         pos = 0
         while pos < n:
             size = max(CHUNK, want - len(feasible))
-            chunk = order[pos:pos + size]
+            # nodes[start + pos:][:size], wrapping around (no copy of the whole list: that would touch
+            # the reference count of every node)
+            lo = start + pos
+            if lo >= n:
+                chunk = nodes[lo - n:min(lo - n + size, start)]
+            else:
+                chunk = nodes[lo:lo + size]
+                if len(chunk) < size:
+                    chunk += nodes[:min(size - len(chunk), start)]
             survivors = chunk
             for name, batch, single in filters:
                 if batch is not None:
@@ -139,7 +146,7 @@ class Framework:
                 processed = pos + next(i for i in range(len(chunk) - 1, -1, -1) if chunk[i] is last) + 1
                 break
             feasible.extend(survivors)
-            pos += size
+            pos += len(chunk)
         self.next_start = (start + processed) % n
         return feasible
 
@@ -168,7 +175,15 @@ class Framework:
         ties = totals.count(best)
         if ties == 1:
             return feasible[totals.index(best)].name
-        return feasible[[i for i, t in enumerate(totals) if t == best][self._rng.randrange(ties)]].name
+        k = self._rng.randrange(ties)
+        if ties == len(totals):          # all tie (e.g. identical empty nodes)
+            return feasible[k].name
+        if k < 16:
+            i = totals.index(best)
+            for _ in range(k):
+                i = totals.index(best, i + 1)
+            return feasible[i].name
+        return feasible[[i for i, t in enumerate(totals) if t == best][k]].name
 
     # -- the cycle ---------------------------------------------------------------------------------
     def schedule(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> ScheduleResult:

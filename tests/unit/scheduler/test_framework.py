@@ -212,3 +212,24 @@ def test_score_memo_follows_node_changes():
     assert fit.score_all(state, pod, [ni]) == [fit.score(state, pod, ni)[0]] != first
     cache.update_node(make_node("n1", cpu="8", memory="4Gi"))
     assert fit.score_all(state, pod, [ni]) == [fit.score(state, pod, ni)[0]]
+
+
+def test_filter_wraps_around_the_node_list_and_visits_each_node_once():
+    fw = framework()
+    nodes = [node_info(make_node(f"n{i:04}", memory="1Gi" if i % 3 else "8Gi")) for i in range(300)]
+    fw.next_start = 250
+    seen: list[str] = []
+    fit = next(p for p in fw.filter if p.name == "NodeResourcesFit")
+    original = fit.filter_batch
+
+    def spy(state, pod, chunk):
+        seen.extend(ni.name for ni in chunk)
+        return original(state, pod, chunk)
+    fit.filter_batch = spy
+    res = fw.schedule(CycleState(), make_pod("p", memory="2Gi"), nodes)
+    assert res.feasible_nodes == 100 and len(seen) == len(set(seen)) == 300      # 1 in 3 fits: all visited
+    assert seen[:50] == [f"n{i:04}" for i in range(250, 300)] and seen[50] == "n0000"
+    assert fw.next_start == 250          # the 100th fitting node was n0249, the last one visited
+    with pytest.raises(FitError):
+        fw.schedule(CycleState(), make_pod("q", memory="16Gi"), nodes)
+    assert len(seen) == 600 and len(set(seen[300:])) == 300
