@@ -28,8 +28,16 @@ WARNING = "Warning"
 CACHE_SIZE = 4096
 
 
+_clock: tuple[int, str] = (0, "")
+
+
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current UTC second as RFC 3339 (formatted once per second: strftime is slow)."""
+    global _clock
+    second = int(time.time())
+    if second != _clock[0]:
+        _clock = (second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _clock[1]
 
 
 def object_reference(obj: dict[str, Any], field_path: str = "") -> dict[str, Any]:

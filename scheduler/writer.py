@@ -41,6 +41,7 @@ class _Conn(asyncio.Protocol):
         self.keep_alive = True
         self.last_used = time.monotonic()
         self.received = False
+        self.deadline = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -120,18 +121,26 @@ class _Conn(asyncio.Protocol):
         del buf[:start + length]
         return status, content_type, body_bytes
 
-    async def request(self, data: bytes, timeout: float) -> tuple[int, str, bytes]:
+    async def request(self, data: bytes, deadline: float) -> tuple[int, str, bytes]:
+        """Send ``data``; the response. Past ``deadline`` (monotonic) :meth:`expire` fails it."""
         assert self.transport is not None
-        loop = asyncio.get_running_loop()
-        self.waiter = loop.create_future()
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.deadline = deadline
         self.received = False
         self.transport.write(data)
         try:
-            async with asyncio.timeout(timeout):
-                return await self.waiter
+            return await self.waiter
         finally:
             self.waiter = None
             self.last_used = time.monotonic()
+
+    def expire(self, now: float) -> bool:
+        """Fail a request past its deadline (and drop the connection); True if it did."""
+        if self.waiter is not None and not self.waiter.done() and now > self.deadline:
+            self.waiter.set_exception(TimeoutError("no response in time"))
+            self.close()
+            return True
+        return False
 
     def close(self) -> None:
         self.closed = True
@@ -156,6 +165,8 @@ class FastWriter:
         headers = {"Host": host_header, **getattr(client, "_headers", {})}
         self._head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         self._idle: list[_Conn] = []
+        self._busy: set[_Conn] = set()
+        self._sweeper: asyncio.TimerHandle | None = None    # one timer for every request's deadline
         self.namespace = client.namespace
 
     def __getattr__(self, name: str) -> Any:
@@ -194,18 +205,31 @@ class FastWriter:
             try:
                 if conn is None:
                     conn = await self._connect()
-                status, content_type, payload = await conn.request(data, self._timeout)
+                self._busy.add(conn)
+                if self._sweeper is None:
+                    self._sweeper = asyncio.get_running_loop().call_later(1.0, self._sweep)
+                try:
+                    status, content_type, payload = await conn.request(data, time.monotonic() + self._timeout)
+                finally:
+                    self._busy.discard(conn)
             except (OSError, ValueError, TimeoutError) as exc:
                 if conn is not None:
                     conn.close()
                 # a kept-alive connection the server closed meanwhile: once more on a fresh one
-                if attempt == 1 and reused and conn is not None and not conn.received and isinstance(exc, OSError):
+                if (attempt == 1 and reused and conn is not None and not conn.received and isinstance(exc, OSError)
+                        and not isinstance(exc, TimeoutError)):
                     continue
                 raise ServiceUnavailable(f"{req.method} {self._client.config.server}{req.path.split('?')[0]}: "
                                          f"{type(exc).__name__}: {exc}") from None
             self._give_back(conn)
             return _rest.decode(status, content_type, payload, req, codec.loads)
         raise AssertionError("unreachable")
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for conn in list(self._busy):
+            conn.expire(now)
+        self._sweeper = asyncio.get_running_loop().call_later(1.0, self._sweep) if self._busy else None
 
     async def create(self, res: Resource, obj: dict[str, Any], namespace: str | None = None, **kw: Any) -> Any:
         return await self.send(_rest.create(resolve(res), obj, namespace, self.namespace, **kw))
@@ -216,6 +240,9 @@ class FastWriter:
 
     async def close(self) -> None:
         """Close the pooled connections (the wrapped client is closed by its owner)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in self._idle:
             conn.close()
         self._idle.clear()
