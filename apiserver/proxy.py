@@ -1,9 +1,12 @@
-"""The apiserver's connections to kubelets: ``nodes/<n>/proxy/<path>``, ``pods/<p>/log`` and ``pods/<p>/exec``.
+"""The apiserver's connections to kubelets: ``nodes/<n>/proxy/<path>``, ``pods/<p>/log``, ``pods/<p>/exec`` and
+``pods/<p>/portforward``.
 
 The kubelet's address is the Node's ``InternalIP`` (else ``Hostname``) and port
 ``status.daemonEndpoints.kubeletEndpoint.Port``, as kube-apiserver finds it. Responses stream through
 unchanged (logs with ``follow``, metrics pages); exec is a WebSocket relayed frame by frame, with the
-subprotocol the kubelet chose (``v5.channel.k8s.io``). A kubelet that cannot be reached is a 503 Status.
+subprotocol the kubelet chose (``v5.channel.k8s.io``; ``SPDY/3.1+portforward.k8s.io`` for port-forward,
+whose SPDY frames pass through unread). An SPDY upgrade (kubectl < 1.30) reaches the kubelet as a plain
+request that keeps its ``Upgrade`` header, so the kubelet's refusal Status comes back. A kubelet that cannot be reached is a 503 Status.
 A bearer token for kubelets off loopback comes from ``$KUBELITE_KUBELET_TOKEN_FILE``.
 """
 
@@ -66,9 +69,13 @@ async def _session(app: web.Application) -> Any:
         yield
 
 
-async def _forward(request: web.Request, url: str, query: Any | None = None) -> web.StreamResponse:
-    """Send ``request`` on to ``url`` and stream the answer back."""
+async def _forward(request: web.Request, url: str, query: Any | None = None, keep_upgrade: bool = False
+                   ) -> web.StreamResponse:
+    """Send ``request`` on to ``url`` and stream the answer back (``keep_upgrade``: pass on an ``Upgrade``
+    header, for the kubelet to refuse an SPDY upgrade by name)."""
     headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _HOP)
+    if keep_upgrade and request.headers.get("Upgrade"):
+        headers["Upgrade"] = request.headers["Upgrade"]
     headers.update(_token_headers())
     body = await request.read() if request.can_read_body else None
     session = request.app[CLIENT]
@@ -145,8 +152,23 @@ async def pod_exec(request: web.Request) -> web.StreamResponse:
     url = f"{base}/exec/{m['ns']}/{m['name']}/{container}"
     query = [(k, v) for k, v in request.query.items() if k != "container"]
     if request.headers.get("Upgrade", "").lower() != "websocket":
-        return await _forward(request, url, query)
+        return await _forward(request, url, query, keep_upgrade=True)
     return await _relay_ws(request, url, query)
+
+
+async def pod_portforward(request: web.Request) -> web.StreamResponse:
+    """``pods/{name}/portforward`` → the kubelet's ``/portForward/{ns}/{pod}`` (the WebSocket tunnel relayed
+    message by message)."""
+    m = request.match_info
+    pod = await state(request).objects.get(PODS, m["ns"], m["name"])
+    node = (pod.get("spec") or {}).get("nodeName")
+    if not node:
+        raise errors.BadRequest(f'pod {m["name"]} does not have a host assigned')
+    base = await _node_base(request, node)
+    url = f"{base}/portForward/{m['ns']}/{m['name']}"
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        return await _forward(request, url, list(request.query.items()), keep_upgrade=True)
+    return await _relay_ws(request, url, list(request.query.items()))
 
 
 async def _relay_ws(request: web.Request, url: str, query: list[tuple[str, str]]) -> web.StreamResponse:
@@ -155,7 +177,7 @@ async def _relay_ws(request: web.Request, url: str, query: list[tuple[str, str]]
     try:
         upstream = await session.ws_connect(url.replace("http://", "ws://", 1), params=query,
                                             protocols=offered or EXEC_PROTOCOLS, headers=_token_headers(),
-                                            autoping=True, heartbeat=None)
+                                            autoping=True, heartbeat=None, max_msg_size=0)
     except aiohttp.WSServerHandshakeError as e:
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                               "message": e.message or "upgrade refused by the kubelet", "reason": "BadRequest",
@@ -163,7 +185,8 @@ async def _relay_ws(request: web.Request, url: str, query: list[tuple[str, str]]
     except aiohttp.ClientConnectionError as e:
         raise errors.ServiceUnavailable(f"error trying to reach the kubelet: {e}") from e
     async with upstream:
-        ws = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (), autoping=True)
+        ws = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (), autoping=True,
+                                   max_msg_size=0)
         await ws.prepare(request)
         async with asyncio.TaskGroup() as tg:
             down = tg.create_task(_pump(upstream, ws))
@@ -197,3 +220,5 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/v1/namespaces/{ns}/pods/{name}/log", pod_log)
     r.add_get("/api/v1/namespaces/{ns}/pods/{name}/exec", pod_exec)
     r.add_post("/api/v1/namespaces/{ns}/pods/{name}/exec", pod_exec)
+    r.add_get("/api/v1/namespaces/{ns}/pods/{name}/portforward", pod_portforward)
+    r.add_post("/api/v1/namespaces/{ns}/pods/{name}/portforward", pod_portforward)
