@@ -144,13 +144,20 @@ async def _in_thread(fn: Any, *args: Any) -> Any:
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[Any] = loop.create_future()
 
+    def settle(value: Any, exc: BaseException | None) -> None:
+        if fut.done():                                   # the caller was cancelled: don't leak the socket
+            if isinstance(value, socket.socket):
+                value.close()
+        elif exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(value)
+
     def run() -> None:
         try:
-            value: Any = fn(*args)
+            loop.call_soon_threadsafe(settle, fn(*args), None)
         except BaseException as e:
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_exception(e))
-        else:
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(value))
+            loop.call_soon_threadsafe(settle, None, e)
     threading.Thread(target=run, name="kubelite-portforward").start()
     return await fut
 
