@@ -31,8 +31,8 @@ from pathlib import Path
 import pytest
 
 from tests.compat.test_kubectl_basic import DISPATCHER, PINNED_DIR
-from tests.e2e.observability.conftest import Cluster
 from tests.support.cluster import free_port
+from tests.support.upcluster import UpCluster as Cluster
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(240)]
 
