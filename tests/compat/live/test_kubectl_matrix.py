@@ -7,7 +7,9 @@ the pinned build matching the server's /version, 1.32) and each pinned kubectl 1
   1.27–1.29 only speak SPDY and get our 400 Status naming the fix;
 * ``port-forward``: SPDY tunnelled in a WebSocket from 1.31 on (1.30 with
   ``KUBECTL_PORT_FORWARD_WEBSOCKETS=true``); a raw SPDY upgrade gets the 400 Status;
-* ``get --sort-by`` (a Table with full objects in its rows) — it works everywhere.
+* ``get --sort-by`` (a Table with full objects in its rows) and the everyday commands (describe with
+  Events, logs, top, events, explain, api-resources, get -w, scale, rollout status/restart) — these
+  work everywhere.
 
 Commands whose wire does not vary by version (``run``, ``wait``, port-forward errors, ``kubelite
 port-forward``) run once, with the dispatcher.
@@ -15,6 +17,7 @@ port-forward``) run once, with the dispatcher.
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
@@ -33,6 +36,7 @@ import pytest
 from tests.compat.test_kubectl_basic import DISPATCHER, PINNED_DIR
 from tests.support.cluster import free_port
 from tests.support.upcluster import UpCluster as Cluster
+from tests.support.upcluster import wait_for
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(240)]
 
@@ -81,7 +85,7 @@ def web(cluster: Cluster) -> Iterator[str]:
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
            "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
                "name": "httpd", "image": "busybox:1.35",
-               "command": ["sh", "-c", f"mkdir -p /www && echo {PAGE} > /www/index.html && "
+               "command": ["sh", "-c", f"mkdir -p /www && echo {PAGE} > /www/index.html && echo serving {PAGE} && "
                                        "exec httpd -f -p 127.0.0.1:8080 -h /www"]}]}}
     with cluster.client() as c:
         c.create("pods", pod, "default")
@@ -307,3 +311,61 @@ def test_run_wait_logs_delete(cluster: Cluster, tmp_path: Path) -> None:
     assert k("wait", "--for=delete", f"pod/{name}", "--timeout=60s").returncode == 0
     r = k("get", "pod", name, check=False)
     assert r.returncode == 1 and "NotFound" in r.stderr
+
+
+# ------------------------------------------------------------------------------------------ everyday commands
+@pytest.fixture(scope="module")
+def deployment(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    k = make_kubectl("dispatcher", cluster, tmp_path_factory.mktemp("deploy"))
+    name = f"dep-{uuid.uuid4().hex[:6]}"
+    k("create", "deployment", name, "--image=busybox:1.35", "--", "sleep", "3600")
+    k("rollout", "status", f"deployment/{name}", "--timeout=90s", timeout=100)
+    try:
+        yield name
+    finally:
+        k("delete", "deployment", name, "--wait=false", check=False)
+
+
+def first_line_of_watch(k: Kubectl, *args: str, want: str, timeout: float = 30) -> str:
+    proc = subprocess.Popen([*k.argv, *args], env=k.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    seen = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while want.encode() not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+            if ready:
+                chunk = os.read(proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                seen += chunk
+        return seen.decode()
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+@pytest.mark.parametrize("binary", BINARIES)
+def test_everyday_commands(binary: str, cluster: Cluster, web: str, deployment: str, tmp_path: Path) -> None:
+    k = make_kubectl(binary, cluster, tmp_path)
+    desc = k("describe", "pod", web).stdout
+    events = desc[desc.index("\nEvents:"):]
+    assert "Scheduled" in events and "Started" in events, desc
+    assert k("logs", web, "-c", "httpd", "--tail=1").stdout == f"serving {PAGE}\n"
+    assert "Started container httpd" in k("events", "--for", f"pod/{web}").stdout
+    assert "restartPolicy" in k("explain", "pod.spec.restartPolicy").stdout
+    assert any(line.split()[:1] == ["pods"] for line in k("api-resources").stdout.splitlines())
+    out = first_line_of_watch(k, "get", "pod", web, "-w", want=web)
+    assert out.splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], out
+
+    def top() -> str:
+        r = k("top", "pod", web, check=False)
+        return r.stdout if r.returncode == 0 else ""
+    rows = wait_for(top, 60, "kubectl top pod").splitlines()
+    assert rows[0].split() == ["NAME", "CPU(cores)", "MEMORY(bytes)"] and rows[1].split()[0] == web
+    replicas = 2 if minor(binary) % 2 else 1
+    assert k("scale", f"deployment/{deployment}", f"--replicas={replicas}").stdout == \
+        f"deployment.apps/{deployment} scaled\n"
+    out = k("rollout", "status", f"deployment/{deployment}", "--timeout=90s", timeout=100).stdout
+    assert out.endswith(f'deployment "{deployment}" successfully rolled out\n')
+    assert json.loads(k("get", "deployment", deployment, "-o", "json").stdout)["status"]["readyReplicas"] == replicas
