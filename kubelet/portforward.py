@@ -10,7 +10,9 @@ message of what went wrong (kubectl prints it and drops the forwarding). The soc
 throwaway thread that ``setns``-es into the pod's netns (network namespaces are per thread), so the
 kubelet's own threads never change namespace and nothing leaves the machine.
 
-A raw SPDY upgrade (kubectl ≤ 1.29, which has no WebSocket port-forward) is answered with a 400 Status.
+kubectl ≤ 1.30 (without the opt-in) upgrades the HTTP connection to raw SPDY/3.1 instead
+(``X-Stream-Protocol-Version: portforward.k8s.io``); the same streams then run over the raw connection
+(:mod:`kubelite.httpupgrade`).
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from kubelite import spdy
+from kubelite import httpupgrade, spdy
 
 logger = logging.getLogger(__name__)
 PROTOCOL = "SPDY/3.1+portforward.k8s.io"
+STREAM_PROTOCOL = "portforward.k8s.io"
 CONNECT_TIMEOUT = 10.0
 LINGER = 1.0           # after one direction ends, how long the other may still run (as containerd does)
 
@@ -36,12 +39,6 @@ LINGER = 1.0           # after one direction ends, how long the other may still 
 def _status(message: str) -> web.Response:
     return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                               "message": message, "reason": "BadRequest", "code": 400}, status=400)
-
-
-def spdy_refusal() -> web.Response:
-    return _status("port-forward over a raw SPDY upgrade is not supported by kubelite: use kubectl >= 1.31 "
-                   "(or 1.30 with KUBECTL_PORT_FORWARD_WEBSOCKETS=true), which tunnels it over a WebSocket, "
-                   "or `kubelite port-forward`")
 
 
 def connect_in_netns(netns_path: str | None, port: int) -> socket.socket:
@@ -191,29 +188,47 @@ async def _splice(sock: socket.socket, stream: spdy.Stream) -> None:
                 await t
 
 
+def offered_stream_protocols(request: web.Request) -> list[str]:
+    """The ``X-Stream-Protocol-Version`` values of an SPDY upgrade, in the client's order."""
+    return [v.strip() for h in request.headers.getall("X-Stream-Protocol-Version", []) for v in h.split(",")
+            if v.strip()]
+
+
 async def serve_portforward(request: web.Request, netns_path: str | None, pod_desc: str) -> web.StreamResponse:
-    """Serve one port-forward session on ``request`` (a WebSocket upgrade)."""
+    """Serve one port-forward session on ``request``: a WebSocket tunnel or a raw SPDY upgrade."""
     if request.headers.get("Upgrade", "").lower().startswith("spdy"):
-        return spdy_refusal()
+        if STREAM_PROTOCOL not in offered_stream_protocols(request):
+            return _status(f"port-forward over SPDY needs X-Stream-Protocol-Version {STREAM_PROTOCOL}")
+        resp, conn = await httpupgrade.accept(request, {"Upgrade": "SPDY/3.1",
+                                                        "X-Stream-Protocol-Version": STREAM_PROTOCOL})
+        try:
+            await _session(conn.read, conn.write, netns_path, pod_desc)
+        finally:
+            conn.close()
+        return resp
     ws = web.WebSocketResponse(protocols=(PROTOCOL,), heartbeat=30.0, max_msg_size=0)
     ready = ws.can_prepare(request)
     if not ready.ok or ready.protocol != PROTOCOL:
-        return _status(f"port-forward needs a WebSocket upgrade with subprotocol {PROTOCOL}")
+        return _status(f"port-forward needs a WebSocket upgrade with subprotocol {PROTOCOL}, or an SPDY/3.1 "
+                       f"upgrade with X-Stream-Protocol-Version {STREAM_PROTOCOL}")
     await ws.prepare(request)
+
+    async def read() -> bytes:
+        while True:
+            msg = await ws.receive()
+            if msg.type != WSMsgType.BINARY:
+                return b""                               # close (or a text frame, which the tunnel never sends)
+            if msg.data:
+                return bytes(msg.data)
+    await _session(read, ws.send_bytes, netns_path, pod_desc)
+    await ws.close()
+    return ws
+
+
+async def _session(read: Any, send: Any, netns_path: str | None, pod_desc: str) -> None:
     try:
         async with asyncio.TaskGroup() as tg:
             forwarder = Forwarder(netns_path, pod_desc, tg)
-            session = spdy.Session(ws.send_bytes, server=True, on_stream=forwarder.on_stream)
-            try:
-                async for msg in ws:
-                    if msg.type != WSMsgType.BINARY:
-                        break
-                    await session.feed(msg.data)
-            except spdy.ProtocolError as e:
-                logger.info("port-forward %s: %s", pod_desc, e)
-            finally:
-                session.close_streams()
+            await spdy.serve(read, send, forwarder.on_stream)
     except* (ConnectionError, RuntimeError) as eg:        # the client went away mid-write
         logger.debug("port-forward %s ended: %s", pod_desc, eg.exceptions)
-    await ws.close()
-    return ws

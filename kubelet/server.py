@@ -28,7 +28,7 @@ from kubelet.kubelet import Kubelet
 from kubelet.portforward import serve_portforward
 
 from kubelet.stats import cadvisor_families, summary
-from kubelet.streaming import serve_exec, spdy_refusal, status_failure
+from kubelet.streaming import serve_exec, status_failure
 
 logger = logging.getLogger(__name__)
 KUBELET = web.AppKey("kubelet", Kubelet)
@@ -159,8 +159,6 @@ def _read_from(path: Path, offset: int) -> tuple[int, bytes]:
 
 
 async def exec_handler(request: web.Request) -> web.StreamResponse:
-    if request.headers.get("Upgrade", "").lower().startswith("spdy"):
-        return spdy_refusal()
     kubelet = request.app[KUBELET]
     m = request.match_info
     try:

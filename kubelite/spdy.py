@@ -282,3 +282,18 @@ class Session:
             s.replied.set()
             s._remote_eof()
         self.closed.set()
+
+
+async def serve(read: Callable[[], Awaitable[bytes]], send: Callable[[bytes], Awaitable[None]],
+                on_stream: Callable[[Stream], None]) -> Session:
+    """Run the server end of a session over a byte transport until the peer closes it (``read`` gives
+    ``b""``) or sends garbage; every stream then reads EOF. Returns the finished session."""
+    session = Session(send, server=True, on_stream=on_stream)
+    try:
+        while data := await read():
+            await session.feed(data)
+    except ProtocolError as e:
+        logger.info("SPDY session ended: %s", e)
+    finally:
+        session.close_streams()
+    return session
