@@ -134,6 +134,8 @@ class Forwarder:
             await err.write(message.encode())
             await err.close()
             await data.close()
+        err.session.forget(err)
+        data.session.forget(data)
 
 
 async def _in_thread(fn: Any, *args: Any) -> Any:
