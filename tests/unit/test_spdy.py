@@ -135,3 +135,44 @@ def test_cli_port_specs() -> None:
     for bad in ("x", "1:y", "70000", "0"):
         with pytest.raises(CliError):
             parse_ports([bad])
+
+
+async def test_http_upgrade_accept_and_dial() -> None:
+    """kubelite.httpupgrade over real sockets: an aiohttp handler takes the connection after its 101 (the
+    bytes that follow reach it, pipelined or not), and a refusal comes back with its body."""
+    from aiohttp import web
+
+    from kubelite import httpupgrade
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade") != "SPDY/3.1":
+            return web.json_response({"kind": "Status", "code": 400}, status=400)
+        resp, conn = await httpupgrade.accept(request, {"Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": "p1"})
+        while data := await conn.read():
+            await conn.write(data.upper())
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/up", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        status, got, conn = await httpupgrade.dial(
+            "127.0.0.1", port, "POST", "/up", [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1")])
+        assert status == 101 and got["x-stream-protocol-version"] == ["p1"]
+        assert isinstance(conn, httpupgrade.RawConnection)
+        await conn.write(b"hello")
+        assert await conn.read() == b"HELLO"
+        await conn.write(b"x" * 300_000)
+        got_back = b""
+        while len(got_back) < 300_000:
+            got_back += await conn.read()
+        assert got_back == b"X" * 300_000
+        conn.close()
+        status, _, refusal = await httpupgrade.dial("127.0.0.1", port, "POST", "/up", [("Upgrade", "h2c")])
+        assert status == 400 and isinstance(refusal, httpupgrade.Refusal) and b'"code": 400' in refusal.body
+    finally:
+        await runner.cleanup()
