@@ -23,7 +23,7 @@ import sys
 from typing import Any
 
 from kubelet.runtime import linux
-from kubelet.runtime.ociruntime import ops, shim
+from kubelet.runtime.ociruntime import ops, shim, spare
 
 
 def _recv(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
@@ -59,6 +59,7 @@ def serve(path: str) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # nothing we fork may hold the caller's pipes open
     os.close(devnull)
+    _respawn(sel, lst)
     while True:
         for key, _ in sel.select():
             if key.data is None:
@@ -83,6 +84,19 @@ def serve(path: str) -> None:
                     code = os.waitstatus_to_exitcode(status)
                     _reply(conn, {"exit": code if code >= 0 else 128 - code})
                     conn.close()
+                if _spare is not None and _spare.pid == pid:  # it died waiting (killed?): another one
+                    _spare.sock.close()
+                    _set_spare(None)
+                    _state["spare_deaths"] += 1
+        _respawn(sel, lst)
+
+
+def _respawn(sel: selectors.BaseSelector, lst: socket.socket) -> None:
+    """Keep one spare forked (after each create, the next one finds its shim and init waiting), unless
+    spares keep dying unused (a host where they cannot work: then every create forks, as before)."""
+    if _spare is None and _state["spare_deaths"] < 3:
+        _set_spare(spare.spawn([sel, lst]))
+        _track(sel, _spare.pid, None)  # type: ignore[union-attr]
 
 
 def _handle(req: dict[str, Any], fds: list[int], conn: socket.socket, sel: selectors.BaseSelector,
@@ -91,11 +105,18 @@ def _handle(req: dict[str, Any], fds: list[int], conn: socket.socket, sel: selec
     try:
         if op == "ping":
             _reply(conn, {"ok": True, "pid": os.getpid()})
+        elif op == "create" and _spare is not None:
+            _spare.hand_over(req, conn, fds)  # (it is tracked since it was forked)
+            _set_spare(None)
+            for fd in fds:
+                os.close(fd)
         elif op == "create":
             pid = os.fork()
             if pid == 0:
                 sel.close()
                 lst.close()
+                if _spare is not None:
+                    _spare.sock.close()
                 try:
                     shim.create(req["root"], req["id"], req["bundle"], conn, req.get("log_path", ""),
                                 req.get("events", ""), fds or None, req.get("cgroup"))
@@ -116,6 +137,8 @@ def _handle(req: dict[str, Any], fds: list[int], conn: socket.socket, sel: selec
             if pid == 0:
                 sel.close()
                 lst.close()
+                if _spare is not None:
+                    _spare.sock.close()
                 try:
                     pause.run(req, conn)
                 finally:
@@ -140,6 +163,15 @@ def _handle(req: dict[str, Any], fds: list[int], conn: socket.socket, sel: selec
     except Exception as e:  # one bad request must not end the server
         _reply(conn, {"error": f"{type(e).__name__}: {e}"})
     conn.close()
+
+
+_spare: spare.Spare | None = None
+_state = {"spare_deaths": 0}
+
+
+def _set_spare(sp: spare.Spare | None) -> None:
+    global _spare
+    _spare = sp
 
 
 def _track(sel: selectors.BaseSelector, pid: int, conn: socket.socket | None) -> None:

@@ -176,8 +176,11 @@ def exec_in(root: str, cid: str, process: dict[str, Any], stdio: list[int]) -> i
     if helper:
         return helper
     try:
-        for f in st["_state"].get("procs", []):
-            linux.write_file(f, str(os.getpid()))
+        if st["_state"].get("tasks"):  # v1: this single-threaded helper moves itself (no RCU wait)
+            init.join_cgroup(st["_state"]["tasks"], timeout=0)
+        else:
+            for f in st["_state"].get("procs", []):
+                linux.write_file(f, str(os.getpid()))
         init.set_oom_score_adj(process)
         fds = {}
         for kind in ("user", "ipc", "uts", "net", "pid", "cgroup", "mnt"):

@@ -85,15 +85,15 @@ def status(root: str, cid: str) -> dict[str, Any] | None:
         return {"ociVersion": "1.0.2", "id": cid, "status": "creating", "pid": 0, "bundle": ""} \
             if os.path.isdir(d) else None
     ex = read_json(os.path.join(d, "exit.json"))
+    started = started_at(d, st)
+    if started:
+        st["started"] = started
     if ex is not None:
         s = "stopped"
     elif not alive(st["pid"], st["starttime"]) and not alive(st["shim"], st.get("shim_starttime", -1)):
         s = "stopped"  # the shim died with it: nothing recorded, the kernel says it is gone
         ex = {"exit_code": 255, "reason": "Unknown", "finished": 0, "message": "shim lost"}
     else:
-        started = started_at(d, st)
-        if started:
-            st["started"] = started
         s = "running" if started else "created"
     out = {"ociVersion": "1.0.2", "id": cid, "status": s, "pid": st["pid"] if s != "stopped" else 0,
            "bundle": st["bundle"], "annotations": {}, "_state": st}

@@ -1,0 +1,161 @@
+"""A pre-forked shim and container init, kept ready by the fork server so that ``create`` forks nothing.
+
+Forking a Python process is the dearest step of a container's start on a small VM (page tables copied,
+then every page the child touches copied again), and a create used to pay two in a row: fork server →
+shim → init. So the fork server keeps one *spare*: a child already in its own session (as a shim must be)
+that has unshared a PID namespace and forked a *warm init*, PID 1 of that namespace, blocked until it is
+given a container. Both wait at the lowest CPU priority (they warm up in the gaps, not in the way of a
+container being made) and die with their parent while they wait (PDEATHSIG).
+
+``spawn`` (in the fork server) forks a spare; ``hand_over`` gives it a ``create`` request and the caller's
+connection and stdio; the spare then becomes that container's shim (``shim.create``), handing its warm init
+the spec with ``WarmInit.activate`` when the spec wants a new PID namespace and no user namespace (the
+common case); otherwise it discards the warm init and forks as before.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from kubelet.runtime import linux
+
+IDLE_NICE = 19
+
+
+def _recv(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    fds = array.array("i")
+    msg, anc, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(16 * fds.itemsize))
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+    if not msg:
+        raise EOFError("peer closed")
+    return json.loads(msg), list(fds)
+
+
+def _send(sock: socket.socket, obj: dict[str, Any], fds: list[int]) -> None:
+    sock.sendmsg([json.dumps(obj).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+                 if fds else [])
+
+
+@dataclass
+class WarmInit:
+    """The spare's pre-forked init (PID 1 of a fresh PID namespace), waiting on ``sock`` for its spec."""
+
+    pid: int
+    sock: socket.socket
+
+    def activate(self, spec: dict[str, Any], stdio: tuple[int, int, int], start_fd: int, sync: int) -> None:
+        """Give it its container: it goes on as ``init.stage1`` would in a freshly forked child."""
+        _send(self.sock, {"spec": spec}, [*stdio, start_fd, sync])
+        self.sock.close()
+
+    def discard(self) -> None:
+        """Not wanted (the spec joins a PID namespace, or has a user namespace): kill and reap it, and make
+        our next children be born in our own PID namespace again."""
+        self.sock.close()
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            linux.setns(fd, linux.CLONE_NEWPID)
+        finally:
+            os.close(fd)
+
+
+def _warm_init(sock: socket.socket, base_nice: int) -> None:
+    """Body of the warm init: wait for the spec and fds, then become the container's init."""
+    try:
+        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # the spare gone before we were given work
+        try:  # (gone before the prctl: its end of the socket is closed, EOF)
+            msg, fds = _recv(sock)
+        except (EOFError, OSError):
+            os._exit(0)
+        sock.close()
+        linux.prctl(linux.PR_SET_PDEATHSIG, 0)  # a container outlives a lost shim, as a forked one does
+        os.setpriority(os.PRIO_PROCESS, 0, base_nice)
+        spec = msg["spec"]
+        in_fd, out_fd, err_fd, start_fd, sync_fd = fds
+        os.dup2(in_fd, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        for fd in (in_fd, out_fd, err_fd):
+            if fd > 2:
+                os.close(fd)
+        spec["_start_fd"] = start_fd
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        from kubelet.runtime.ociruntime import init
+        init.stage1(spec, socket.socket(fileno=sync_fd), [], True)
+    finally:
+        os._exit(1)
+
+
+def _spare_main(sock: socket.socket, base_nice: int) -> None:
+    """Body of the spare: own session, a warm init, then wait for a ``create`` and become its shim."""
+    from kubelet.runtime.ociruntime import shim
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # the fork server gone before we were given work
+    os.setsid()
+    os.setpriority(os.PRIO_PROCESS, 0, IDLE_NICE)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    linux.unshare(linux.CLONE_NEWPID)
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        sock.close()
+        a.close()
+        _warm_init(b, base_nice)
+    b.close()
+    warm = WarmInit(pid, a)
+    try:
+        req, fds = _recv(sock)
+    except (EOFError, OSError):
+        warm.discard()
+        os._exit(0)
+    sock.close()
+    linux.prctl(linux.PR_SET_PDEATHSIG, 0)  # a shim outlives whoever started it
+    os.setpriority(os.PRIO_PROCESS, 0, base_nice)
+    conn = socket.socket(fileno=fds[0])
+    shim.create(req["root"], req["id"], req["bundle"], conn, req.get("log_path", ""), req.get("events", ""),
+                fds[1:] or None, req.get("cgroup"), warm=warm)
+
+
+@dataclass
+class Spare:
+    """The fork server's handle on a spare: its pid and the socket it waits on."""
+
+    pid: int
+    sock: socket.socket
+
+    def hand_over(self, req: dict[str, Any], conn: socket.socket, stdio: list[int]) -> None:
+        """Give the spare a ``create`` request; the caller still closes its own copies of the fds."""
+        _send(self.sock, req, [conn.fileno(), *stdio])
+        self.sock.close()
+
+
+def spawn(close_in_child: list[Any]) -> Spare:
+    """Fork a spare (from the fork server); ``close_in_child``: the server's own sockets and selector."""
+    base_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for obj in close_in_child:
+                obj.close()
+            a.close()
+            _spare_main(b, base_nice)
+        finally:
+            os._exit(1)
+    b.close()
+    return Spare(pid, a)
