@@ -8,7 +8,6 @@ only in child processes (fork server, shim, container init), never in the asynci
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -14,6 +14,7 @@ Manager: the caller makes the container's cgroup and passes the files to join). 
 from __future__ import annotations
 
 import array
+import gc
 import json
 import os
 import selectors
@@ -48,6 +49,7 @@ def serve(path: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     from kubelet.runtime import pause  # pre-import everything a child needs
+    gc.freeze()  # what we hold stays shared with every child: their collections never write to it
 
     lst = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     lst.bind(path)

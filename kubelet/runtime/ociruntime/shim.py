@@ -244,6 +244,9 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
                       "handler": handler}
                 ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 ctl.bind(os.path.join(cdir, "shim.sock"))
+                ctl.listen(16)  # (callers wait in the backlog until we serve)
+                if not late:  # while the init works (else: once it is in all its cgroups)
+                    state.write_json(os.path.join(cdir, "state.json"), st)
             if ready and st:
                 break
             msg = init.recv(sync_parent)  # stage1's {"pid"} and stage2's {"ready"} race: wait for both
@@ -257,10 +260,9 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
             elif msg.get("ready"):
                 ready = True
         assert ctl is not None
-        _attach(late, pid)  # the devices allowlist: now that the init has made its device nodes
-        # last: while state.json is missing, the container is "creating" (a failed create removes it all)
-        state.write_json(os.path.join(cdir, "state.json"), st)
-        ctl.listen(16)
+        if late:
+            _attach(late, pid)  # the devices allowlist: now that the init has made its device nodes
+            state.write_json(os.path.join(cdir, "state.json"), st)
     except BaseException as e:
         if first:
             try:

@@ -20,7 +20,6 @@ import json
 import os
 import signal
 import socket
-from dataclasses import dataclass
 from typing import Any
 
 from kubelet.runtime import linux
@@ -44,12 +43,11 @@ def _send(sock: socket.socket, obj: dict[str, Any], fds: list[int]) -> None:
                  if fds else [])
 
 
-@dataclass
 class WarmInit:
     """The spare's pre-forked init (PID 1 of a fresh PID namespace), waiting on ``sock`` for its spec."""
 
-    pid: int
-    sock: socket.socket
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid, self.sock = pid, sock
 
     def activate(self, spec: dict[str, Any], stdio: tuple[int, int, int], start_fd: int, sync: int) -> None:
         """Give it its container: it goes on as ``init.stage1`` would in a freshly forked child."""
@@ -131,12 +129,11 @@ def _spare_main(sock: socket.socket, base_nice: int) -> None:
                 fds[1:] or None, req.get("cgroup"), warm=warm)
 
 
-@dataclass
 class Spare:
     """The fork server's handle on a spare: its pid and the socket it waits on."""
 
-    pid: int
-    sock: socket.socket
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid, self.sock = pid, sock
 
     def hand_over(self, req: dict[str, Any], conn: socket.socket, stdio: list[int]) -> None:
         """Give the spare a ``create`` request; the caller still closes its own copies of the fds."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from typing import Any
 
 
@@ -115,7 +114,20 @@ def read_oom_kills(oom_file: str) -> int:
 
 
 def remove_container_dir(root: str, cid: str) -> None:
-    shutil.rmtree(container_dir(root, cid), ignore_errors=True)
+    """Remove ``<root>/<id>`` (flat: one scandir, unlinks, one rmdir; a tree falls back to rmtree)."""
+    d = container_dir(root, cid)
+    try:
+        with os.scandir(d) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    raise IsADirectoryError(e.path)
+                os.unlink(e.path)
+        os.rmdir(d)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        import shutil  # (not at the top: the fork server imports this module, and its size is paid per fork)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def list_ids(root: str) -> list[str]:
