@@ -1,7 +1,8 @@
 """``Runtime``: the node's RuntimeService (kubelet.cri) over sandboxes, snapshots, OCI bundles and the fork server.
 
 State lives under ``root`` (default ``/run/kubelite/runtime``): ``sandboxes/<id>/``, ``containers/<id>/``
-(``meta.json`` and the OCI ``bundle/``), ``oci/<id>/`` (what each shim records), ``snapshots/``. A new
+(``meta.json`` and the OCI ``bundle/``); ``oci/<id>/`` (what each shim records) and ``snapshots/`` under
+``scratch`` (``root`` itself on a tmpfs, else a directory of its own on ``/dev/shm``: see snapshots). A new
 ``Runtime`` on the same root re-adopts everything: listings are read from disk, and a container that
 exited while no runtime ran still shows the exit code and reason its shim wrote. Use as
 ``async with Runtime(...) as rt:`` (starts the fork server and the events socket).
@@ -33,7 +34,7 @@ from kubelet.runtime.linux import MNT_DETACH
 from kubelet.runtime.network import NodeNetwork
 from kubelet.runtime.ociruntime.client import ForkServerClient, ForkServerError
 from kubelet.runtime.ociruntime.shim import HANDLER_ANNOTATION
-from kubelet.runtime.snapshots import Snapshotter
+from kubelet.runtime.snapshots import Snapshotter, release_scratch, scratch_root
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +66,11 @@ class Runtime:
         self.cgroup_root = cgroup_root if cgroup_root is not None else f"kubelite/{node_name}"
         self.image_store = image_store
         self.network = network
-        self.oci_root = os.path.join(self.root, "oci")
-        self.snapshots = Snapshotter(os.path.join(self.root, "snapshots"))
+        # the OCI runtime's state and the containers' upper dirs live only as long as the host is up: on a
+        # tmpfs (snapshots.scratch_root), where they cost no disk journal
+        self.scratch = scratch_root(self.root)
+        self.oci_root = str(self.scratch / "oci")
+        self.snapshots = Snapshotter(self.scratch / "snapshots")
         # one fork server per runtime process: a `kubelite runtime` beside a running kubelet gets its own
         self.fs = ForkServerClient(os.path.join(self.root, f"forkserver-{os.getpid()}.sock"))
         self.events_path = os.path.join(self.root, "events.sock")
@@ -85,8 +89,9 @@ class Runtime:
         self._reads = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="kubelite-runtime-read")
 
     async def __aenter__(self) -> "Runtime":
-        for d in ("sandboxes", "containers", "oci"):
+        for d in ("sandboxes", "containers"):
             os.makedirs(os.path.join(self.root, d), exist_ok=True)
+        os.makedirs(self.oci_root, exist_ok=True)
         # the fork server starts on first use, in the event loop's thread: it dies with the thread that
         # forked it (PDEATHSIG), so never from a worker thread
         if _listening(self.events_path):
@@ -106,7 +111,8 @@ class Runtime:
                 os.unlink(self.events_path)
         self.fs.stop()
         self._reads.shutdown(wait=False)
-        await asyncio.to_thread(self.snapshots.purge_trash)
+        await asyncio.to_thread(self.snapshots.close)
+        await asyncio.to_thread(release_scratch, self.scratch, self.root)
 
     # ------------------------------------------------------------------------------------- events
     def _publish(self, ev: cri.ContainerEvent) -> None:

@@ -97,7 +97,12 @@ def _respawn(sel: selectors.BaseSelector, lst: socket.socket) -> None:
     """Keep one spare forked (after each create, the next one finds its shim and init waiting), unless
     spares keep dying unused (a host where they cannot work: then every create forks, as before)."""
     if _spare is None and _state["spare_deaths"] < 3:
-        _set_spare(spare.spawn([sel, lst]))
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        os.setpriority(os.PRIO_PROCESS, 0, spare.IDLE_NICE)  # the fork itself (page tables) in the gaps too
+        try:
+            _set_spare(spare.spawn([sel, lst], base))
+        finally:
+            os.setpriority(os.PRIO_PROCESS, 0, base)
         _track(sel, _spare.pid, None)  # type: ignore[union-attr]
 
 

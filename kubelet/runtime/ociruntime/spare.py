@@ -141,9 +141,9 @@ class Spare:
         self.sock.close()
 
 
-def spawn(close_in_child: list[Any]) -> Spare:
-    """Fork a spare (from the fork server); ``close_in_child``: the server's own sockets and selector."""
-    base_nice = os.getpriority(os.PRIO_PROCESS, 0)
+def spawn(close_in_child: list[Any], base_nice: int) -> Spare:
+    """Fork a spare (from the fork server); ``close_in_child``: the server's own sockets and selector;
+    ``base_nice``: the priority the shim and init get back once given a container."""
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = os.fork()
     if pid == 0:

@@ -130,7 +130,7 @@ async def test_host_users_false_root_cannot_read_root_only_host_file(env: Env, r
     assert lines[1].split()[:1] == ["0"] and lines[1].split()[1] != "0"
     assert lines[2:4] == ["0", "0"]  # image files idmapped to the container's root; its writes are its own
     assert lines[-1] == "denied"
-    upper_new = [p for p in (env.root / "state" / "snapshots").glob("*/fs/new")]
+    upper_new = [p for p in rt.snapshots.root.glob("*/fs/new")]
     assert upper_new and upper_new[0].stat().st_uid == int(lines[1].split()[1])  # host side: unprivileged uid
 
 
