@@ -46,6 +46,7 @@ def _reply(conn: socket.socket, obj: dict[str, Any]) -> None:
 def serve(path: str) -> None:
     """Serve forever on ``path`` (the caller removes a stale socket first)."""
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    linux.set_name("kubelite-forks")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     from kubelet.runtime import pause  # pre-import everything a child needs

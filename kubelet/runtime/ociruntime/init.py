@@ -246,10 +246,10 @@ def _devices(rootfs: str, devices: list[dict[str, Any]], in_userns: bool) -> Non
 def _mask(paths: list[str]) -> None:
     for p in paths:
         try:
-            if os.path.isdir(p):
+            try:
+                linux.mount("/dev/null", p, None, MS_BIND)  # most are files
+            except NotADirectoryError:
                 linux.mount("tmpfs", p, "tmpfs", MS_RDONLY)
-            else:
-                linux.mount("/dev/null", p, None, MS_BIND)
         except FileNotFoundError:
             pass
 

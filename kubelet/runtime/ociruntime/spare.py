@@ -74,6 +74,7 @@ def _warm_init(sock: socket.socket, base_nice: int) -> None:
     """Body of the warm init: wait for the spec and fds, then become the container's init."""
     try:
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # the spare gone before we were given work
+        linux.set_name("kubelite-init")
         try:  # (gone before the prctl: its end of the socket is closed, EOF)
             msg, fds = _recv(sock)
         except (EOFError, OSError):
@@ -102,6 +103,7 @@ def _spare_main(sock: socket.socket, base_nice: int) -> None:
     """Body of the spare: own session, a warm init, then wait for a ``create`` and become its shim."""
     from kubelet.runtime.ociruntime import shim
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # the fork server gone before we were given work
+    linux.set_name("kubelite-shim")
     os.setsid()
     os.setpriority(os.PRIO_PROCESS, 0, IDLE_NICE)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

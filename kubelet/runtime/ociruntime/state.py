@@ -13,7 +13,8 @@ from typing import Any
 
 
 START_FIFO = "start.fifo"
-STARTED = "started"  # written by `start` just before it releases the init
+STARTED_PREFIX = "started."  # `start` renames the fifo to started.<ns> just before it releases the init
+STARTED = "started"  # (a file holding the ns, from runtimes before the rename)
 
 
 def started_at(cdir: str, st: dict[str, Any]) -> int:
@@ -21,10 +22,16 @@ def started_at(cdir: str, st: dict[str, Any]) -> int:
     if st.get("started"):
         return int(st["started"])
     try:
-        with open(os.path.join(cdir, STARTED)) as f:
-            return int(f.read() or 0)
-    except (FileNotFoundError, ValueError):
-        return 0
+        with os.scandir(cdir) as it:
+            for e in it:
+                if e.name.startswith(STARTED_PREFIX):
+                    return int(e.name[len(STARTED_PREFIX):])
+                if e.name == STARTED:
+                    with open(e.path) as f:
+                        return int(f.read() or 0)
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        pass
+    return 0
 
 
 def container_dir(root: str, cid: str) -> str:
