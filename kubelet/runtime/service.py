@@ -1,8 +1,9 @@
 """``Runtime``: the node's RuntimeService (kubelet.cri) over sandboxes, snapshots, OCI bundles and the fork server.
 
-State lives under ``root`` (default ``/run/kubelite/runtime``): ``sandboxes/<id>/``, ``containers/<id>/``
-(``meta.json`` and the OCI ``bundle/``); ``oci/<id>/`` (what each shim records) and ``snapshots/`` under
-``scratch`` (``root`` itself on a tmpfs, else a directory of its own on ``/dev/shm``: see snapshots). A new
+State lives under ``root`` (default ``/run/kubelite/runtime``): ``sandboxes/<id>/``; what lives only as long
+as the host is up, under ``scratch`` (``root`` itself on a tmpfs, else a directory of its own on
+``/dev/shm``: see snapshots.scratch_root): ``containers/<id>/`` (``meta.json`` and the OCI ``bundle/``),
+``oci/<id>/`` (what each shim records) and ``snapshots/``. A new
 ``Runtime`` on the same root re-adopts everything: listings are read from disk, and a container that
 exited while no runtime ran still shows the exit code and reason its shim wrote. Use as
 ``async with Runtime(...) as rt:`` (starts the fork server and the events socket).
@@ -69,6 +70,7 @@ class Runtime:
         # the OCI runtime's state and the containers' upper dirs live only as long as the host is up: on a
         # tmpfs (snapshots.scratch_root), where they cost no disk journal
         self.scratch = scratch_root(self.root)
+        self.containers_dir = str(self.scratch / "containers")
         self.oci_root = str(self.scratch / "oci")
         self.snapshots = Snapshotter(self.scratch / "snapshots")
         # one fork server per runtime process: a `kubelite runtime` beside a running kubelet gets its own
@@ -89,8 +91,8 @@ class Runtime:
         self._reads = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="kubelite-runtime-read")
 
     async def __aenter__(self) -> "Runtime":
-        for d in ("sandboxes", "containers"):
-            os.makedirs(os.path.join(self.root, d), exist_ok=True)
+        os.makedirs(os.path.join(self.root, "sandboxes"), exist_ok=True)
+        os.makedirs(self.containers_dir, exist_ok=True)
         os.makedirs(self.oci_root, exist_ok=True)
         # the fork server starts on first use, in the event loop's thread: it dies with the thread that
         # forked it (PDEATHSIG), so never from a worker thread
@@ -215,7 +217,7 @@ class Runtime:
             raise cri.CreateContainerError(f"pod sandbox {sandbox_id} is not ready")
         image = resolve_image(self.image_store, config.image)
         cid = uuid.uuid4().hex
-        cdir = os.path.join(self.root, "containers", cid)
+        cdir = os.path.join(self.containers_dir, cid)
         bundle = os.path.join(cdir, "bundle")
         log_path = os.path.join(sandbox_config.log_directory, config.log_path) if config.log_path else ""
         cg = f"{meta['cgroup']}/{cid}"
@@ -280,7 +282,7 @@ class Runtime:
         """A container's meta.json (cached: it is written once, before the container exists for anyone)."""
         m = self._cmeta.get(cid)
         if m is None:
-            m = state.read_json(os.path.join(self.root, "containers", cid, "meta.json"))
+            m = state.read_json(os.path.join(self.containers_dir, cid, "meta.json"))
             if m is not None:
                 self._cmeta[cid] = m
         return m
@@ -318,7 +320,7 @@ class Runtime:
         await asyncio.to_thread(ops.wait, self.oci_root, container_id, 10)
 
     async def _umount_rootfs(self, cid: str) -> None:
-        await self.fs.call({"op": "umount", "target": os.path.join(self.root, "containers", cid, "bundle", "rootfs"),
+        await self.fs.call({"op": "umount", "target": os.path.join(self.containers_dir, cid, "bundle", "rootfs"),
                             "flags": MNT_DETACH})
 
     async def remove_container(self, container_id: str) -> None:
@@ -328,7 +330,7 @@ class Runtime:
         if m is not None and m.get("handler", "kubelite") != "kubelite":
             await self._umount_rootfs(container_id)
         self.snapshots.remove(container_id)
-        await asyncio.to_thread(shutil.rmtree, os.path.join(self.root, "containers", container_id), True)
+        await asyncio.to_thread(shutil.rmtree, os.path.join(self.containers_dir, container_id), True)
         if m is not None:
             self._publish(cri.ContainerEvent(container_id, m["sandbox"], "deleted", time.time_ns()))
 
@@ -362,7 +364,7 @@ class Runtime:
 
     def _list_containers(self, sandbox_id: str | None) -> list[cri.ContainerStatus]:
         out = []
-        ids = state.list_ids(os.path.join(self.root, "containers"))
+        ids = state.list_ids(self.containers_dir)
         for cid in set(self._cmeta.copy()) - set(ids):  # removed by another runtime process (the CLI)
             self._cmeta.pop(cid, None)
         for cid in ids:
@@ -376,7 +378,7 @@ class Runtime:
 
     # ----------------------------------------------------------------------------------- exec/stats
     def _process(self, cid: str, cmd: Sequence[str], tty: bool) -> dict[str, Any]:
-        spec = state.read_json(os.path.join(self.root, "containers", cid, "bundle", "config.json"))
+        spec = state.read_json(os.path.join(self.containers_dir, cid, "bundle", "config.json"))
         if spec is None:
             raise cri.NotFoundError(f"container {cid} not found")
         proc = dict(spec["process"])

@@ -65,8 +65,8 @@ def fs_type(path: str | Path) -> str:
 
 
 def scratch_root(runtime_root: str | Path) -> Path:
-    """Where a runtime keeps what is disposable or lives only as long as the host is up (snapshots, the OCI
-    runtime's state, as runc keeps its own in /run): ``runtime_root`` itself if that is on a tmpfs, else a
+    """Where a runtime keeps what is disposable or lives only as long as the host is up (snapshots, container
+    bundles and records, the OCI runtime's state, as runc keeps its own in /run): ``runtime_root`` itself if that is on a tmpfs, else a
     directory of its own (named after the root, so a restarted runtime finds it) on ``/dev/shm``, else (no
     tmpfs there either) ``runtime_root`` on its disk."""
     probe = Path(runtime_root)
@@ -85,7 +85,7 @@ def release_scratch(scratch: str | Path, runtime_root: str | Path) -> None:
     scratch = Path(scratch)
     if scratch == Path(runtime_root):
         return
-    for part in ("snapshots", "oci"):
+    for part in ("snapshots", "oci", "containers"):
         d = scratch / part
         try:
             names = os.listdir(d)
