@@ -25,10 +25,11 @@ class ForkServerClient:
 
     def start(self) -> None:
         """Start the server process (blocking, ~100 ms; call via ``asyncio.to_thread``)."""
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        for p in (self.path, f"{self.path}.create"):
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
         env = dict(os.environ)
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
         env["PYTHONPATH"] = root + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -50,16 +51,17 @@ class ForkServerClient:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        for p in (self.path, f"{self.path}.create"):
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
 
     def _connect(self, req: dict[str, Any], fds: list[int] | None = None) -> socket.socket:
         if self.proc is None or self.proc.poll() is not None:
             self.start()  # first use (listings never need the server), or it died: one more
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        s.connect(self.path)
+        s.connect(f"{self.path}.create" if req.get("op") == "create" else self.path)  # (forkserver.create_path)
         data = json.dumps(req).encode()
         if fds:
             socket.send_fds(s, [data], fds)

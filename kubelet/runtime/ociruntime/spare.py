@@ -7,10 +7,12 @@ that has unshared a PID namespace and forked a *warm init*, PID 1 of that namesp
 given a container. Both wait at the lowest CPU priority (they warm up in the gaps, not in the way of a
 container being made) and die with their parent while they wait (PDEATHSIG).
 
-``spawn`` (in the fork server) forks a spare; ``hand_over`` gives it a ``create`` request and the caller's
-connection and stdio; the spare then becomes that container's shim (``shim.create``), handing its warm init
-the spec with ``WarmInit.activate`` when the spec wants a new PID namespace and no user namespace (the
-common case); otherwise it discards the warm init and forks as before.
+``spawn`` (in the fork server) forks a spare, which then waits in ``accept`` on the fork server's ``create``
+socket itself (so a create reaches it with no hop through the fork server); on a connection it tells the
+fork server (which forks the next spare), reads the request and the caller's stdio and becomes that
+container's shim (``shim.create``), handing its warm init the spec with ``WarmInit.activate`` when the spec
+wants a new PID namespace and no user namespace (the common case); otherwise it discards the warm init and
+forks as before.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import array
 import json
 import os
+import select
 import signal
 import socket
 from typing import Any
@@ -75,13 +78,13 @@ def _warm_init(sock: socket.socket, base_nice: int) -> None:
     try:
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # the spare gone before we were given work
         linux.set_name("kubelite-init")
+        os.setpriority(os.PRIO_PROCESS, 0, base_nice)  # (before we block: a woken nice-19 task waits its turn)
         try:  # (gone before the prctl: its end of the socket is closed, EOF)
             msg, fds = _recv(sock)
         except (EOFError, OSError):
             os._exit(0)
         sock.close()
         linux.prctl(linux.PR_SET_PDEATHSIG, 0)  # a container outlives a lost shim, as a forked one does
-        os.setpriority(os.PRIO_PROCESS, 0, base_nice)
         spec = msg["spec"]
         in_fd, out_fd, err_fd, start_fd, sync_fd = fds
         os.dup2(in_fd, 0)
@@ -99,8 +102,11 @@ def _warm_init(sock: socket.socket, base_nice: int) -> None:
         os._exit(1)
 
 
-def _spare_main(sock: socket.socket, base_nice: int) -> None:
-    """Body of the spare: own session, a warm init, then wait for a ``create`` and become its shim."""
+def _spare_main(line: socket.socket, clst: socket.socket, base_nice: int) -> None:
+    """Body of the spare: own session, a warm init, then accept a ``create`` and become its shim.
+
+    ``line``: to the fork server (``w`` once we wait in accept, ``t`` once we took a connection);
+    ``clst``: the fork server's non-blocking ``create`` socket, shared: we poll, then try to accept."""
     from kubelet.runtime.ociruntime import shim
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # the fork server gone before we were given work
     linux.set_name("kubelite-shim")
@@ -113,47 +119,54 @@ def _spare_main(sock: socket.socket, base_nice: int) -> None:
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = os.fork()
     if pid == 0:
-        sock.close()
+        line.close()
+        clst.close()
         a.close()
         _warm_init(b, base_nice)
     b.close()
     warm = WarmInit(pid, a)
+    os.setpriority(os.PRIO_PROCESS, 0, base_nice)  # warm: wait (and wake) at the caller's priority
     try:
-        req, fds = _recv(sock)
+        line.send(b"w")
+        while True:
+            select.select([clst, line], [], [])  # (line: readable only at EOF, the fork server gone)
+            try:
+                conn, _ = clst.accept()
+                break
+            except BlockingIOError:  # the fork server (or nobody) took it
+                if select.select([line], [], [], 0)[0]:
+                    raise EOFError("fork server gone")
+        line.send(b"t")
+        line.close()
+        clst.close()
+        linux.prctl(linux.PR_SET_PDEATHSIG, 0)  # a shim outlives whoever started it
+        req, fds = _recv(conn)
     except (EOFError, OSError):
         warm.discard()
         os._exit(0)
-    sock.close()
-    linux.prctl(linux.PR_SET_PDEATHSIG, 0)  # a shim outlives whoever started it
-    os.setpriority(os.PRIO_PROCESS, 0, base_nice)
-    conn = socket.socket(fileno=fds[0])
     shim.create(req["root"], req["id"], req["bundle"], conn, req.get("log_path", ""), req.get("events", ""),
-                fds[1:] or None, req.get("cgroup"), warm=warm)
+                fds or None, req.get("cgroup"), warm=warm)
 
 
 class Spare:
-    """The fork server's handle on a spare: its pid and the socket it waits on."""
+    """The fork server's handle on a spare: its pid and its line (see ``_spare_main``)."""
 
     def __init__(self, pid: int, sock: socket.socket) -> None:
         self.pid, self.sock = pid, sock
 
-    def hand_over(self, req: dict[str, Any], conn: socket.socket, stdio: list[int]) -> None:
-        """Give the spare a ``create`` request; the caller still closes its own copies of the fds."""
-        _send(self.sock, req, [conn.fileno(), *stdio])
-        self.sock.close()
 
-
-def spawn(close_in_child: list[Any], base_nice: int) -> Spare:
-    """Fork a spare (from the fork server); ``close_in_child``: the server's own sockets and selector;
-    ``base_nice``: the priority the shim and init get back once given a container."""
+def spawn(close_in_child: list[Any], clst: socket.socket, base_nice: int) -> Spare:
+    """Fork a spare (from the fork server); ``close_in_child``: the server's own selector and sockets;
+    ``clst``: the ``create`` socket it will accept on; ``base_nice``: the priority it waits and works at."""
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = os.fork()
     if pid == 0:
         try:
             for obj in close_in_child:
-                obj.close()
+                if obj is not clst:
+                    obj.close()
             a.close()
-            _spare_main(b, base_nice)
+            _spare_main(b, clst, base_nice)
         finally:
             os._exit(1)
     b.close()
