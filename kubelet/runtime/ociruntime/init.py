@@ -304,6 +304,13 @@ def stage2(spec: dict[str, Any], sync: socket.socket) -> None:
             linux.sethostname(spec["hostname"])
         _lookup_executable(spec["process"])
         plan = prepare_process(spec["process"])
+        if spec.get("_reply_fd") is not None:
+            # answer the creator ourselves (one process hop fewer), once the shim has recorded us (its
+            # state.json: `start` reads it); then the shim hears we are ready
+            if not recv(sync).get("recorded"):
+                raise RuntimeError("the shim did not record the container")
+            with socket.socket(fileno=spec.pop("_reply_fd")) as creator:
+                creator.send(json.dumps({"pid": spec["_host_pid"]}).encode())
         send(sync, {"ready": True})
         if "mount" in nss:
             # detach the old root while the caller hears "created": an unmount waits for an (expedited) RCU

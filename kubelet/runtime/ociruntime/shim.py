@@ -155,6 +155,7 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
     cdir = state.container_dir(root, cid)
+    direct_reply = False
     procs: list[str] = []
     cg = ""
     pid = first = 0
@@ -189,9 +190,11 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
         if warm is not None and not (direct and not nss["pid"]):
             warm.discard()  # it waits in a new PID namespace: this spec wants another, or none of its own
             warm = None
-        if warm is not None:  # the init is there already: hand it the container
+        if warm is not None:  # the init is there already: hand it the container, and the creator's line
             first = warm.pid
-            warm.activate(spec, (in_fd, out_fd, err_fd), start_r, sync_child.fileno())
+            direct_reply = not (cgroup or {}).get("late") or bool(spec.get("_join"))
+            warm.activate(spec, (in_fd, out_fd, err_fd), start_r, sync_child.fileno(),
+                          reply.fileno() if direct_reply else -1)
         elif direct:  # our next child is the container's init: one fork fewer (the shim forks nothing else)
             if nss["pid"]:
                 fd = os.open(nss["pid"], os.O_RDONLY | os.O_CLOEXEC)
@@ -247,6 +250,8 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
                 ctl.listen(16)  # (callers wait in the backlog until we serve)
                 if not late:  # while the init works (else: once it is in all its cgroups)
                     state.write_json(os.path.join(cdir, "state.json"), st)
+                    if direct_reply:  # recorded: once ready, the init may answer the creator itself
+                        init.send(sync_parent, {"recorded": True})
             if ready and st:
                 break
             msg = init.recv(sync_parent)  # stage1's {"pid"} and stage2's {"ready"} race: wait for both
@@ -286,7 +291,8 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
             reply.send(json.dumps({"error": str(e)}).encode())
         finally:
             os._exit(1)
-    reply.send(json.dumps({"pid": pid}).encode())
+    if not direct_reply:  # (else the init did, the moment it was ready)
+        reply.send(json.dumps({"pid": pid}).encode())
     reply.close()
     _serve(cdir, cid, pid, pidfd, ctl, sync_parent, out_r, err_r, log_path, events, st)
 

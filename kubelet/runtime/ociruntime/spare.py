@@ -52,9 +52,11 @@ class WarmInit:
     def __init__(self, pid: int, sock: socket.socket) -> None:
         self.pid, self.sock = pid, sock
 
-    def activate(self, spec: dict[str, Any], stdio: tuple[int, int, int], start_fd: int, sync: int) -> None:
-        """Give it its container: it goes on as ``init.stage1`` would in a freshly forked child."""
-        _send(self.sock, {"spec": spec}, [*stdio, start_fd, sync])
+    def activate(self, spec: dict[str, Any], stdio: tuple[int, int, int], start_fd: int, sync: int,
+                 reply: int = -1) -> None:
+        """Give it its container: it goes on as ``init.stage1`` would in a freshly forked child. ``reply``:
+        the creator's connection, which the init answers itself once ready (see ``init.stage2``)."""
+        _send(self.sock, {"spec": spec, "pid": self.pid}, [*stdio, start_fd, sync] + ([reply] if reply >= 0 else []))
         self.sock.close()
 
     def discard(self) -> None:
@@ -86,7 +88,9 @@ def _warm_init(sock: socket.socket, base_nice: int) -> None:
         sock.close()
         linux.prctl(linux.PR_SET_PDEATHSIG, 0)  # a container outlives a lost shim, as a forked one does
         spec = msg["spec"]
-        in_fd, out_fd, err_fd, start_fd, sync_fd = fds
+        in_fd, out_fd, err_fd, start_fd, sync_fd = fds[:5]
+        if len(fds) > 5:  # we answer the creator ourselves once ready, in its wording: our pid on the host
+            spec["_reply_fd"], spec["_host_pid"] = fds[5], msg["pid"]
         os.dup2(in_fd, 0)
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
