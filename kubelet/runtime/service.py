@@ -249,6 +249,42 @@ class Runtime:
                 shutil.rmtree(cdir, True)
                 raise
 
+        req = {"op": "create", "root": self.oci_root, "id": cid, "bundle": bundle, "log_path": log_path,
+               "events": self.events_path, "cgroup": cgroupfs.files(cg)}
+
+        def write_and_create() -> tuple[socket.socket, BaseException | None]:
+            """Our own handler, in one worker thread: the files, the create request (a spare shim takes
+            it), then the cgroup while the init forks and mounts (it joins once the cgroup is there)."""
+            spec, _mounts = write_bundle()
+            try:
+                sock = self.fs.send(req)
+            except BaseException:
+                self.snapshots.remove(cid)
+                shutil.rmtree(cdir, True)
+                raise
+            try:
+                cgroupfs.create(cg, spec["linux"]["resources"])
+            except BaseException as e:  # the loop deletes the container once its create has answered
+                return sock, e
+            return sock, None
+
+        if handler == "kubelite":
+            try:
+                self.fs.ensure()
+                sock, made = await asyncio.to_thread(write_and_create)
+                try:
+                    await self.fs.answer(sock, "create")
+                except BaseException:
+                    await asyncio.to_thread(self._undo_create, cid, cg)
+                    raise
+                if made is not None:
+                    await asyncio.to_thread(ops.delete, self.oci_root, cid, True)
+                    await asyncio.to_thread(self._undo_create, cid, cg)
+                    raise made
+            except (oci.SpecError, ForkServerError, OSError, ValueError, CgroupError) as e:
+                raise cri.CreateContainerError(f"{config.metadata.name}: {e}") from e
+            self._publish(cri.ContainerEvent(cid, sandbox_id, "created", time.time_ns()))
+            return cid
         async with contextlib.AsyncExitStack() as undo:
             try:
                 spec, mounts = await asyncio.to_thread(write_bundle)
@@ -277,6 +313,14 @@ class Runtime:
                 raise cri.CreateContainerError(f"{config.metadata.name}: {e}") from e
         self._publish(cri.ContainerEvent(cid, sandbox_id, "created", time.time_ns()))
         return cid
+
+    def _undo_create(self, cid: str, cg: str) -> None:
+        """What a failed create of ours leaves: the cgroup, the snapshot, the bundle (blocking)."""
+        try:
+            cgroupfs.destroy(cg)
+        finally:
+            self.snapshots.remove(cid)
+            shutil.rmtree(os.path.join(self.containers_dir, cid), True)
 
     def _read_meta(self, cid: str) -> dict[str, Any] | None:
         """A container's meta.json (cached: it is written once, before the container exists for anyone)."""
@@ -326,13 +370,23 @@ class Runtime:
     async def remove_container(self, container_id: str) -> None:
         m = self._read_meta(container_id)
         self._cmeta.pop(container_id, None)
-        await asyncio.to_thread(ops.delete, self.oci_root, container_id, True)
+        cdir = os.path.join(self.containers_dir, container_id)
         if m is not None and m.get("handler", "kubelite") != "kubelite":
+            await asyncio.to_thread(ops.delete, self.oci_root, container_id, True)
             await self._umount_rootfs(container_id)
-        self.snapshots.remove(container_id)
-        await asyncio.to_thread(shutil.rmtree, os.path.join(self.containers_dir, container_id), True)
+            await asyncio.to_thread(self._remove_files, container_id, cdir)
+        else:  # one worker-thread hop for all of it
+            await asyncio.to_thread(self._delete_and_remove_files, container_id, cdir)
         if m is not None:
             self._publish(cri.ContainerEvent(container_id, m["sandbox"], "deleted", time.time_ns()))
+
+    def _remove_files(self, cid: str, cdir: str) -> None:
+        self.snapshots.remove(cid)
+        shutil.rmtree(cdir, True)
+
+    def _delete_and_remove_files(self, cid: str, cdir: str) -> None:
+        ops.delete(self.oci_root, cid, True)
+        self._remove_files(cid, cdir)
 
     def _status(self, meta: dict[str, Any]) -> cri.ContainerStatus:
         cfg = meta["config"]
