@@ -160,7 +160,10 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
     cg = ""
     pid = first = 0
     try:
-        os.makedirs(cdir)
+        try:
+            os.mkdir(cdir)
+        except FileNotFoundError:
+            os.makedirs(cdir)
         with open(os.path.join(bundle, "config.json"), "rb") as f:
             spec = json.load(f)
         spec["_bundle"] = os.path.abspath(bundle)

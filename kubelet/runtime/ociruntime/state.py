@@ -44,7 +44,7 @@ def write_json(path: str, data: dict[str, Any], sync: bool = False) -> None:
     """Atomically replace ``path`` (tmp + rename; with ``sync`` also fsync file and dir)."""
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
-        json.dump(data, f)
+        f.write(json.dumps(data))  # (one write: json.dump writes chunk by chunk)
         if sync:
             f.flush()
             os.fsync(f.fileno())
