@@ -219,8 +219,8 @@ def cycle_rate(nodes: int, pods: int = 2000) -> float:
     t = time.process_time()      # CPU time: robust against other processes on a loaded machine
     for i in range(pods):
         p = pod(f"p-{i}")
-        state = cache.cycle_state()
-        cache.assume_pod(p, fw.schedule(state, p, cache.node_list()).node)
+        state = cache.cycle_state(p)
+        cache.assume_pod(p, fw.schedule(state, p, cache.node_list()).node, state.get("PodInfo"))
     return pods / (time.process_time() - t)
 
 

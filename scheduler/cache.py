@@ -12,8 +12,8 @@ import logging
 import time
 from typing import Any, Callable
 
-from scheduler.framework.interface import (HAVE_ANTI_AFFINITY_KEY, NODES_WITH_TAINTS_KEY, UNSCHEDULABLE_NODES_KEY,
-                                           CycleState)
+from scheduler.framework.interface import (HAVE_ANTI_AFFINITY_KEY, NODES_WITH_TAINTS_KEY, POD_INFO_KEY,
+                                           UNSCHEDULABLE_NODES_KEY, CycleState)
 from scheduler.framework.nodeinfo import NodeInfo, PodInfo, pod_key
 
 logger = logging.getLogger(__name__)
@@ -85,10 +85,11 @@ class Cache:
         return self._nodes.get(name)
 
     # -- pods -----------------------------------------------------------------------------------------
-    def assume_pod(self, pod: dict[str, Any], node_name: str) -> None:
-        key = pod_key(pod)
-        self._place(PodInfo.of(pod), node_name)
-        self._assumed[key] = None
+    def assume_pod(self, pod: dict[str, Any], node_name: str, pod_info: PodInfo | None = None) -> None:
+        """Place ``pod`` on ``node_name`` before its binding is written (``pod_info``: the cycle's, if any)."""
+        pi = pod_info if pod_info is not None and pod_info.pod is pod else PodInfo.of(pod)
+        self._place(pi, node_name)
+        self._assumed[pi.key] = None
 
     def finish_binding(self, key: str) -> None:
         if key in self._assumed:
@@ -158,10 +159,13 @@ class Cache:
             self.forget_pod(k)
         return expired
 
-    def cycle_state(self) -> CycleState:
-        """A fresh CycleState carrying the cluster-wide facts plugins use to skip work (kube's Skip)."""
+    def cycle_state(self, pod: dict[str, Any] | None = None) -> CycleState:
+        """A fresh CycleState carrying the cluster-wide facts plugins use to skip work (kube's Skip),
+        and ``pod``'s PodInfo (its requests parsed once for every plugin and the assumption)."""
         state = CycleState()
         data = state._data
+        if pod is not None:
+            data[POD_INFO_KEY] = PodInfo.of(pod)
         data[HAVE_ANTI_AFFINITY_KEY] = self._anti > 0
         data[NODES_WITH_TAINTS_KEY] = self._tainted
         data[UNSCHEDULABLE_NODES_KEY] = self._unschedulable

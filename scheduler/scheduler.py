@@ -19,7 +19,7 @@ from kubelite.api.errors import ApiError, Conflict, NotFound
 from kubelite.api.resources import PODS
 from scheduler.cache import Cache
 from scheduler.framework import CycleState, FitError
-from scheduler.framework.interface import BindPlugin
+from scheduler.framework.interface import POD_INFO_KEY, BindPlugin
 from scheduler.framework.runtime import Framework
 from scheduler.metrics import SchedulerMetrics
 from scheduler.queue import QueuedPodInfo, SchedulingQueue
@@ -153,7 +153,7 @@ class Scheduler:
         profile_name = (pod.get("spec") or {}).get("schedulerName") or DEFAULT_SCHEDULER_NAME
         fw = self.profiles[profile_name]
         start = time.perf_counter()
-        state = self.cache.cycle_state()
+        state = self.cache.cycle_state(pod)
         try:
             result = fw.schedule(state, pod, self.cache.node_list())
         except FitError as err:
@@ -165,7 +165,7 @@ class Scheduler:
             self._observe("error", profile_name, start)
             self.queue.add_unschedulable(info, error=True)
             return self._report_failure(pod, str(exc), "SchedulerError")
-        self.cache.assume_pod(pod, result.node)
+        self.cache.assume_pod(pod, result.node, state.get(POD_INFO_KEY))
         st = fw.run_reserve(state, pod, result.node)
         if not st.is_success():
             self.cache.forget_pod(info.key)

@@ -25,6 +25,7 @@ MIN_NODE_SCORE = 0
 HAVE_ANTI_AFFINITY_KEY = "HavePodsWithRequiredAntiAffinity"   # bool: any pod with required anti-affinity
 NODES_WITH_TAINTS_KEY = "NodesWithTaints"                      # int: nodes carrying any taint
 UNSCHEDULABLE_NODES_KEY = "UnschedulableNodes"                 # int: nodes with spec.unschedulable
+POD_INFO_KEY = "PodInfo"            # the cycle's PodInfo (requests parsed once), written by Cache.cycle_state
 
 
 class Code(enum.IntEnum):

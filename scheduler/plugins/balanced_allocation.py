@@ -6,7 +6,7 @@ score = (1 − std(cpu fraction, memory fraction)) × 100, fractions including t
 from __future__ import annotations
 
 from scheduler.framework import MAX_NODE_SCORE, SUCCESS, CycleState, NodeInfo, Plugin, Status
-from scheduler.framework.interface import Pod
+from scheduler.framework.interface import POD_INFO_KEY, Pod
 from scheduler.framework.nodeinfo import memoized_scores
 from scheduler.framework.resources import non_zero_requests, pod_requests
 
@@ -17,7 +17,11 @@ class BalancedAllocation(Plugin):
     name = "NodeResourcesBalancedAllocation"
 
     def pre_score(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> Status:
-        state.write(STATE_KEY, non_zero_requests(pod, pod_requests(pod)))
+        pi = state.get(POD_INFO_KEY)
+        if pi is not None and pi.pod is pod:        # parsed once for the cycle
+            state.write(STATE_KEY, (pi.non_zero_cpu, pi.non_zero_mem))
+        else:
+            state.write(STATE_KEY, non_zero_requests(pod, pod_requests(pod)))
         return SUCCESS
 
     def score(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> tuple[int, Status]:

@@ -7,7 +7,7 @@ the share of cpu and memory left free after placing the pod, averaged (weights 1
 from __future__ import annotations
 
 from scheduler.framework import MAX_NODE_SCORE, SUCCESS, CycleState, NodeInfo, Plugin, Status
-from scheduler.framework.interface import Pod
+from scheduler.framework.interface import POD_INFO_KEY, Pod
 from scheduler.framework.nodeinfo import memoized_scores
 from scheduler.framework.resources import CPU, EPHEMERAL, MEMORY, Resource, non_zero_requests, pod_requests
 
@@ -23,6 +23,10 @@ class NodeResourcesFit(Plugin):
     name = "NodeResourcesFit"
 
     def pre_filter(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> Status:
+        pi = state.get(POD_INFO_KEY)
+        if pi is not None and pi.pod is pod:        # parsed once for the cycle
+            state.write(STATE_KEY, (pi.requests, (pi.non_zero_cpu, pi.non_zero_mem)))
+            return SUCCESS
         req = pod_requests(pod)
         state.write(STATE_KEY, (req, non_zero_requests(pod, req)))
         return SUCCESS

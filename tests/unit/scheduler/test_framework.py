@@ -233,3 +233,18 @@ def test_filter_wraps_around_the_node_list_and_visits_each_node_once():
     with pytest.raises(FitError):
         fw.schedule(CycleState(), make_pod("q", memory="16Gi"), nodes)
     assert len(seen) == 600 and len(set(seen[300:])) == 300
+
+
+def test_cycle_parses_the_pod_once_and_the_assumption_reuses_it():
+    cache = Cache()
+    cache.add_node(make_node("n1", cpu="1", memory="1Gi"))
+    pod = make_pod("p", cpu="600m")
+    state = cache.cycle_state(pod)
+    res = framework().schedule(state, pod, cache.node_list())
+    pi = state.get("PodInfo")
+    assert pi.requests.milli_cpu == 600 and state.get("PreFilterNodeResourcesFit")[0] is pi.requests
+    cache.assume_pod(pod, res.node, pi)
+    assert cache.get_node("n1").pods["default/p"] is pi and cache.get_node("n1").free_cpu == 400
+    other = make_pod("q", cpu="300m")
+    cache.assume_pod(other, "n1", pi)          # a PodInfo of another pod is not taken for this one
+    assert cache.get_node("n1").pods["default/q"].requests.milli_cpu == 300
