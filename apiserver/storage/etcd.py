@@ -1,10 +1,10 @@
-"""The etcd v3 :class:`~apiserver.storage.Store`, on etcd's generated gRPC stubs (``aetcd.rpc``, grpc.aio).
+"""The etcd v3 :class:`~apiserver.storage.Store`: etcd's protobuf messages (``aetcd.rpc``) over :mod:`.h2grpc`.
 
-See shared docs/etcd.md §4-5 for the client choice. The stubs are called directly, without aetcd's
-client wrappers (their per-call decorators and the callback/queue fan-out of its watcher cost a
-fifth of the apiserver's CPU per pod create):
+See shared docs/etcd.md §4-5 for the client choice (aetcd 1.0.0 on grpc.aio). Its messages are
+kept, the transport is :mod:`apiserver.storage.h2grpc`: grpc.aio's threads and hand-offs cost
+0.1-0.3 ms of CPU per call, most of the apiserver's CPU per pod create on 2 cores.
 
-* one gRPC channel with a 64 MiB receive cap (10k-object lists are > 4 MiB);
+* one HTTP/2 connection (re-opened on demand) to the current endpoint;
 * lists are paged ``Range`` calls (limit + pinned revision); grpc ``OUT_OF_RANGE`` means "compacted";
 * create = txn(version == 0), update/delete = txn(mod_revision == rv);
 * each watch is its own ``Watch`` stream (``prev_kv``); when it breaks it is re-created from the
@@ -19,17 +19,18 @@ import logging
 from typing import AsyncIterator, NoReturn
 from urllib.parse import urlsplit
 
-import grpc
 from aetcd import rpc
 
 from apiserver.storage import (CompactedError, KeyExistsError, KeyNotFoundError, KeyValue, ListResult,
                                RevisionMismatchError, UnavailableError, WatchEvent, prefix_end)
+from apiserver.storage.h2grpc import DEADLINE_EXCEEDED, OUT_OF_RANGE, UNAVAILABLE, Channel, RpcError
 
 logger = logging.getLogger(__name__)
 
-MAX_MESSAGE = 64 << 20
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0)
-_UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+_UNAVAILABLE = (UNAVAILABLE, DEADLINE_EXCEEDED)
+_RANGE, _TXN, _COMPACT = "/etcdserverpb.KV/Range", "/etcdserverpb.KV/Txn", "/etcdserverpb.KV/Compact"
+_WATCH = "/etcdserverpb.Watch/Watch"
 _EQUAL, _GREATER = rpc.Compare.EQUAL, rpc.Compare.GREATER
 _VERSION, _MOD = rpc.Compare.VERSION, rpc.Compare.MOD
 _PUT = rpc.Event.PUT
@@ -56,61 +57,46 @@ class EtcdStore:
         self._endpoints = [parse_endpoint(e) for e in endpoints]
         self._which = 0
         self._timeout = timeout
-        self._channel: grpc.aio.Channel | None = None
-        self._old_channels: list[grpc.aio.Channel] = []
-        self._kv_stub: rpc.KVStub | None = None
-        self._watch_stub: rpc.WatchStub | None = None
+        self._channel = Channel(*self._endpoints[0])
+        self._old_channels: list[Channel] = []
 
-    def _kv(self) -> rpc.KVStub:
-        if self._kv_stub is None:
-            self._open()
-        assert self._kv_stub is not None
-        return self._kv_stub
-
-    def _open(self) -> None:
-        """The channel to the current endpoint (grpc.aio channels belong to the running loop)."""
-        host, port = self._endpoints[self._which]
-        self._channel = grpc.aio.insecure_channel(f"{host}:{port}", options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)])
-        self._kv_stub = rpc.KVStub(self._channel)
-        self._watch_stub = rpc.WatchStub(self._channel)
-
-    def _failed(self, e: grpc.aio.AioRpcError) -> NoReturn:
-        """Turn a failed unary call into the storage error (another endpoint next time, if there is one)."""
-        if e.code() in _UNAVAILABLE:
-            if len(self._endpoints) > 1 and self._channel is not None:
+    def _failed(self, e: RpcError) -> NoReturn:
+        """Turn a failed call into the storage error (another endpoint next time, if there is one)."""
+        if e.code in _UNAVAILABLE:
+            if len(self._endpoints) > 1:
                 self._which = (self._which + 1) % len(self._endpoints)
-                self._old_channels.append(self._channel)       # closed by close(): calls may still use it
-                self._channel = self._kv_stub = self._watch_stub = None
-            what = "timed out" if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED else "unavailable"
-            raise UnavailableError(f"etcd {what}: {e.details()}") from e
+                self._old_channels.append(self._channel)      # closed by close(): calls may still use it
+                self._channel = Channel(*self._endpoints[self._which])
+            what = "timed out" if e.code == DEADLINE_EXCEEDED else "unavailable"
+            raise UnavailableError(f"etcd {what}: {e.message}") from e
         raise e
 
-    async def get(self, key: str) -> KeyValue | None:
+    async def _range(self, req: rpc.RangeRequest) -> rpc.RangeResponse:
         try:
-            resp = await self._kv().Range(rpc.RangeRequest(key=key.encode()), timeout=self._timeout)
-        except grpc.aio.AioRpcError as e:
+            return rpc.RangeResponse.FromString(await self._channel.unary(_RANGE, req.SerializeToString(),
+                                                                          self._timeout))
+        except RpcError as e:
+            if e.code == OUT_OF_RANGE:
+                raise CompactedError(req.revision, 0) from e
             self._failed(e)
+
+    async def get(self, key: str) -> KeyValue | None:
+        resp = await self._range(rpc.RangeRequest(key=key.encode()))
         return _kv(resp.kvs[0]) if resp.kvs else None
 
     async def list(self, prefix: str, *, start: str | None = None, limit: int = 0,
                    revision: int = 0) -> ListResult:
         begin = start if start is not None and start > prefix else prefix
-        try:
-            resp = await self._kv().Range(rpc.RangeRequest(key=begin.encode(), range_end=_range_end(prefix),
-                                                           limit=limit, revision=revision), timeout=self._timeout)
-        except grpc.aio.AioRpcError as e:
-            if e.code() == grpc.StatusCode.OUT_OF_RANGE:
-                raise CompactedError(revision, 0) from e
-            self._failed(e)
+        resp = await self._range(rpc.RangeRequest(key=begin.encode(), range_end=_range_end(prefix), limit=limit,
+                                                  revision=revision))
         return ListResult([_kv(kv) for kv in resp.kvs], resp.header.revision, resp.more)
 
     async def _txn(self, compare: rpc.Compare, success: list[rpc.RequestOp],
                    failure: list[rpc.RequestOp]) -> rpc.TxnResponse:
+        req = rpc.TxnRequest(compare=[compare], success=success, failure=failure)
         try:
-            return await self._kv().Txn(rpc.TxnRequest(compare=[compare], success=success, failure=failure),
-                                        timeout=self._timeout)
-        except grpc.aio.AioRpcError as e:
+            return rpc.TxnResponse.FromString(await self._channel.unary(_TXN, req.SerializeToString(), self._timeout))
+        except RpcError as e:
             self._failed(e)
 
     @staticmethod
@@ -155,17 +141,16 @@ class EtcdStore:
         next_rev = start_revision
         failures = 0
         while True:
-            if self._watch_stub is None:
-                self._open()
-            assert self._watch_stub is not None
-            call = self._watch_stub.Watch()
+            call = None
             try:
-                await call.write(rpc.WatchRequest(create_request=rpc.WatchCreateRequest(
-                    key=key, range_end=range_end, start_revision=next_rev, prev_kv=True)))
+                call = await self._channel.open(_WATCH)
+                call.send(rpc.WatchRequest(create_request=rpc.WatchCreateRequest(
+                    key=key, range_end=range_end, start_revision=next_rev, prev_kv=True)).SerializeToString())
                 while True:
-                    resp = await call.read()
-                    if resp is grpc.aio.EOF:
+                    data = await call.recv()
+                    if data is None:
                         raise ConnectionError("the watch stream ended")
+                    resp = rpc.WatchResponse.FromString(data)
                     if resp.compact_revision:
                         raise CompactedError(next_rev, resp.compact_revision)
                     if resp.canceled:
@@ -181,33 +166,30 @@ class EtcdStore:
                         else:
                             yield WatchEvent("DELETE", kv.key.decode("utf-8", "surrogateescape"), None, prev, rev)
                         next_rev = rev + 1
-            except (grpc.aio.AioRpcError, ConnectionError) as e:
+            except (RpcError, ConnectionError) as e:
                 failures += 1
                 delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS)) - 1]
-                why = f"{e.code().name}: {e.details()}" if isinstance(e, grpc.aio.AioRpcError) else str(e)
+                why = str(e)
                 logger.warning("watch %s broke (%s); resuming from revision %s in %.2fs", prefix, why, next_rev, delay)
                 await asyncio.sleep(delay)
             finally:
-                call.cancel()
+                if call is not None:
+                    call.cancel()
 
     async def current_revision(self) -> int:
-        try:
-            resp = await self._kv().Range(rpc.RangeRequest(key=b"\0", limit=1, count_only=True), timeout=self._timeout)
-        except grpc.aio.AioRpcError as e:
-            self._failed(e)
+        resp = await self._range(rpc.RangeRequest(key=b"\0", limit=1, count_only=True))
         return resp.header.revision
 
     async def compact(self, revision: int) -> None:
         try:
-            await self._kv().Compact(rpc.CompactionRequest(revision=revision), timeout=self._timeout)
-        except grpc.aio.AioRpcError as e:
-            if e.code() == grpc.StatusCode.OUT_OF_RANGE and "compacted" in (e.details() or ""):
+            await self._channel.unary(_COMPACT, rpc.CompactionRequest(revision=revision).SerializeToString(),
+                                      self._timeout)
+        except RpcError as e:
+            if e.code == OUT_OF_RANGE and "compacted" in e.message:
                 return
             self._failed(e)
 
     async def close(self) -> None:
-        channels = [c for c in (self._channel, *self._old_channels) if c is not None]
-        self._channel = self._kv_stub = self._watch_stub = None
-        self._old_channels = []
-        for c in channels:
+        for c in (self._channel, *self._old_channels):
             await c.close()
+        self._old_channels = []
