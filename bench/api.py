@@ -5,8 +5,10 @@
 Measures, through the apiserver (HTTP, JSON, strategies, validation, watch cache): pod create
 sequential and with 64 in flight, get with ``--pods`` pods stored, list of all of them, and
 watch delivery to ``--watchers`` watchers; beside raw etcd put/range of 1 KiB values with the
-same aetcd client. Raw puts and pod creates are interleaved (sequential: raw, lean, aiohttp;
-then the same with 64 in flight) so that each ratio compares runs under the same machine load.
+two clients: aetcd 1.0.0 (grpc.aio; the issue's baseline) and the apiserver's own etcd client
+(``apiserver.storage.h2grpc``, a lean gRPC/HTTP2 client on the asyncio loop). Raw puts and pod
+creates are interleaved (sequential: raw aetcd, raw h2grpc, lean, aiohttp; then the same with 64 in
+flight) so that each ratio compares runs under the same machine load.
 
 Two HTTP clients drive the creates: a lean keep-alive HTTP/1.1 client (:class:`LeanConnection`:
 one asyncio Protocol per connection, requests encoded before the clock starts, Content-Length
@@ -37,6 +39,7 @@ import aiohttp  # noqa: E402
 import orjson  # noqa: E402
 from aetcd import rpc  # noqa: E402
 
+from apiserver.storage.h2grpc import Channel  # noqa: E402
 from tests.support import cluster  # noqa: E402
 
 PODS = "/api/v1/namespaces/default/pods"
@@ -210,10 +213,20 @@ async def run_interleaved(etcd_url: str, api_url: str, n_seq: int, n_conc: int,
             await lean_warm(conns[0], f"warm-l-{i:04d}")
             await aio_warm(s, f"warm-a-{i:04d}")
             await c.put(f"/bench-raw/w/{i}".encode(), value)
+        h2 = Channel(host, int(port))
+
+        async def h2_put(key: bytes) -> None:
+            rpc.PutResponse.FromString(await h2.unary("/etcdserverpb.KV/Put",
+                                                      rpc.PutRequest(key=key, value=value).SerializeToString(), 10))
+        for i in range(50):
+            await h2_put(f"/bench-raw/w/h{i}".encode())
         for mode, n, conc in (("seq", n_seq, 1), ("conc", n_conc, CONC)):
             m = CpuMeter({"etcd": pids["etcd"], "client": me})
             out[f"put_{mode}"] = await timed(n, conc, lambda i, w: c.put(f"/bench-raw/{mode}/{i:08d}".encode(), value))
             out[f"cpu_put_{mode}"] = m.per_op(n)
+            m = CpuMeter({"etcd": pids["etcd"], "client": me})
+            out[f"h2put_{mode}"] = await timed(n, conc, lambda i, w: h2_put(f"/bench-raw/h{mode}/{i:08d}".encode()))
+            out[f"cpu_h2put_{mode}"] = m.per_op(n)
             m = CpuMeter({"apiserver": pids["apiserver"], "etcd": pids["etcd"], "client": me})
             out[f"lean_{mode}"] = await timed(n, conc, lambda i, w: lean(f"l{mode}", i, w))
             out[f"cpu_lean_{mode}"] = m.per_op(n)
@@ -226,6 +239,7 @@ async def run_interleaved(etcd_url: str, api_url: str, n_seq: int, n_conc: int,
         async def range_all(_: int, __: int) -> None:
             await c.kvstub.Range(rpc.RangeRequest(key=b"/bench-raw/conc/", range_end=b"/bench-raw/conc0"))
         out["range"] = await timed(5, 1, range_all)
+        await h2.close()
     for cn in conns:
         cn.close()
     return out
@@ -364,11 +378,13 @@ async def main() -> None:
             w = await run_interleaved(etcd.url, server.url, a.seq, a.conc, pids)
             have = 2 * (a.seq + a.conc) + 100
             api = await api_reads(server.url, a.pods, have, [f"lconc-{i:06d}" for i in range(a.conc)], a.watchers)
-    print("\nraw etcd (aetcd 1.0.0, same etcd):")
-    row("put sequential", *w["put_seq"])
-    row(f"put {CONC} concurrent", *w["put_conc"])
-    row("get one key", *w["raw_get"])
-    row(f"range {a.conc} keys", *w["range"])
+    print("\nraw etcd (same etcd; aetcd 1.0.0 = grpc.aio, h2grpc = the apiserver's own etcd client):")
+    row("put sequential (aetcd)", *w["put_seq"])
+    row("put sequential (h2grpc)", *w["h2put_seq"])
+    row(f"put {CONC} concurrent (aetcd)", *w["put_conc"])
+    row(f"put {CONC} concurrent (h2grpc)", *w["h2put_conc"])
+    row("get one key (aetcd)", *w["raw_get"])
+    row(f"range {a.conc} keys (aetcd)", *w["range"])
     print(f"\napiserver (HTTP/JSON; --workers {a.api_workers}), run interleaved with the raw puts above:")
     row("pod create sequential (lean client)", *w["lean_seq"])
     row("pod create sequential (aiohttp client)", *w["aio_seq"])
@@ -383,29 +399,38 @@ async def main() -> None:
     print(f"\n  machine load average (1 min): {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end "
           f"(other work on these {cores} cores skews every figure)")
     print("\nCPU per op (load-independent; client = this process):")
-    print(cpu_line(f"raw put {CONC} concurrent", w["cpu_put_conc"]))
+    print(cpu_line(f"raw put {CONC} conc, aetcd", w["cpu_put_conc"]))
+    print(cpu_line(f"raw put {CONC} conc, h2grpc", w["cpu_h2put_conc"]))
     print(cpu_line(f"create {CONC} conc, lean client", w["cpu_lean_conc"]))
     print(cpu_line(f"create {CONC} conc, aiohttp", w["cpu_aio_conc"]))
-    print(cpu_line("raw put sequential", w["cpu_put_seq"]))
+    print(cpu_line("raw put sequential, aetcd", w["cpu_put_seq"]))
+    print(cpu_line("raw put sequential, h2grpc", w["cpu_h2put_seq"]))
     print(cpu_line("create sequential, lean", w["cpu_lean_seq"]))
-    seq_ratio = w["lean_seq"][0] / w["put_seq"][0]
-    conc_ratio = w["lean_conc"][0] / w["put_conc"][0]
     print("\nratios and goals (lean client; aiohttp client in brackets):")
-    print(f"  create/put throughput: sequential {seq_ratio:.2f}x [{w['aio_seq'][0] / w['put_seq'][0]:.2f}x], "
-          f"concurrent {conc_ratio:.2f}x [{w['aio_conc'][0] / w['put_conc'][0]:.2f}x]   (goal >= 0.5x)")
+    for base, label in (("put", "aetcd (the issue's baseline)"), ("h2put", "h2grpc (the apiserver's own client)")):
+        seq_ratio = w["lean_seq"][0] / w[f"{base}_seq"][0]
+        conc_ratio = w["lean_conc"][0] / w[f"{base}_conc"][0]
+        print(f"  create/put with {label:<36}: sequential {seq_ratio:.2f}x "
+              f"[{w['aio_seq'][0] / w[f'{base}_seq'][0]:.2f}x], concurrent {conc_ratio:.2f}x "
+              f"[{w['aio_conc'][0] / w[f'{base}_conc'][0]:.2f}x]   (goal >= 0.5x)")
     print(f"  p99 create ({CONC} concurrent) {ms(pct(w['lean_conc'][1], 99))} ms "
           f"[{ms(pct(w['aio_conc'][1], 99)).strip()}] (goal <= 50), "
           f"p99 get {ms(pct(api['get_lean'][1], 99))} ms [{ms(pct(api['get'][1], 99)).strip()}] (goal <= 10), "
           f"p99 watch delivery {ms(pct(api['watch'][1], 99))} ms (goal <= 50)")
     if a.api_workers == 1:
-        need = 0.5 * w["put_conc"][0]
         per_create = sum(w["cpu_lean_conc"].values())
         ceiling = cores / per_create
-        print(f"\n  2-core arithmetic: 0.5x of raw put = {need:.0f} creates/s needs <= {cores / need * 1e3:.3f} ms of CPU per "
-              f"create on {cores} cores (all processes); a create costs {per_create * 1e3:.3f} ms "
-              f"(apiserver {w['cpu_lean_conc']['apiserver'] * 1e3:.3f}), so even with the cores to ourselves the "
-              f"ceiling is {ceiling:.0f}/s = {ceiling / w['put_conc'][0]:.2f}x of raw put "
-              f"(one apiserver process uses at most one core: {1 / w['cpu_lean_conc']['apiserver']:.0f}/s)")
+        one_core = 1 / w["cpu_lean_conc"]["apiserver"]
+        print(f"\n  {cores}-core arithmetic (concurrent): a create costs {per_create * 1e3:.3f} ms of CPU in all processes "
+              f"(apiserver {w['cpu_lean_conc']['apiserver'] * 1e3:.3f}); with the {cores} cores to ourselves that caps "
+              f"creates at {ceiling:.0f}/s, and one apiserver process (one core) at {one_core:.0f}/s")
+        for base, label in (("put", "aetcd"), ("h2grpc", "h2grpc")):
+            key = "put" if base == "put" else "h2put"
+            need = 0.5 * w[f"{key}_conc"][0]
+            print(f"    0.5x of raw put ({label}, {w[f'{key}_conc'][0]:.0f}/s) = {need:.0f} creates/s needs <= "
+                  f"{cores / need * 1e3:.3f} ms of CPU per create in all processes and <= {1e3 / need:.3f} ms in the "
+                  f"apiserver's one core: {'within' if min(ceiling, one_core) >= need else 'beyond'} reach "
+                  f"(cap {min(ceiling, one_core) / w[f'{key}_conc'][0]:.2f}x)")
 
 
 if __name__ == "__main__":
