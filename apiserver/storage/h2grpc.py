@@ -35,6 +35,7 @@ RECV_WINDOW = 1 << 30            # our window, per stream and for the connection
 OUR_MAX_FRAME = 1 << 20
 LAST_STREAM_ID = (1 << 31) - 1
 SWEEP_INTERVAL = 0.5
+ACK_DELAY = 0.005                # longest a PING ack waits for a write to ride along with
 
 
 class RpcError(Exception):
@@ -127,6 +128,8 @@ class Connection(asyncio.Protocol):
         self.hblock = bytearray()      # a header block continued in CONTINUATION frames
         self.hend = False              # ... whose HEADERS frame ended the stream
         self.out: list[bytes] = []     # frames to write at the end of this turn of the loop
+        self.flush_soon = False        # a _flush is scheduled for this turn
+        self.flush_timer: asyncio.TimerHandle | None = None     # ... or for ACK_DELAY from now
 
     # --- connection events ----------------------------------------------------------------------
 
@@ -140,8 +143,9 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.sweeper is not None:
-            self.sweeper.cancel()
+        for timer in (self.sweeper, self.flush_timer):
+            if timer is not None:
+                timer.cancel()
         why = f"connection to etcd lost: {exc}" if exc else "connection to etcd closed"
         for s in list(self.streams.values()):
             s.finish(UNAVAILABLE, why)
@@ -186,7 +190,7 @@ class Connection(asyncio.Protocol):
                 self._on_window_update(sid, int.from_bytes(payload[:4], "big") & 0x7FFFFFFF)
             elif kind == PING:
                 if not flags & ACK:
-                    self._write(frame(PING, ACK, 0, payload))
+                    self._write_later(frame(PING, ACK, 0, payload))
             elif kind == RST_STREAM:
                 s = self.streams.get(sid)
                 if s is not None:
@@ -321,12 +325,27 @@ class Connection(asyncio.Protocol):
         """Queue ``data``; everything queued in one turn of the loop leaves in one ``write`` (64 calls
         in flight are then one segment for etcd to read, not 64)."""
         self.out.append(data)
-        if len(self.out) == 1:
+        if not self.flush_soon:
+            self.flush_soon = True
             asyncio.get_running_loop().call_soon(self._flush)
 
+    def _write_later(self, data: bytes) -> None:
+        """Queue ``data`` to leave with the next write, or after :data:`ACK_DELAY` at the latest.
+
+        For PING acks: etcd's server pings after each burst of DATA it receives (grpc-go's BDP
+        estimator); acking in a write of its own would add a syscall to every call made one at a time.
+        """
+        self.out.append(data)
+        if not self.flush_soon and self.flush_timer is None:
+            self.flush_timer = asyncio.get_running_loop().call_later(ACK_DELAY, self._flush)
+
     def _flush(self) -> None:
+        self.flush_soon = False
+        if self.flush_timer is not None:
+            self.flush_timer.cancel()
+            self.flush_timer = None
         out, self.out = self.out, []
-        if self.transport is not None and not self.transport.is_closing():
+        if out and self.transport is not None and not self.transport.is_closing():
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def open_stream(self, path_block: bytes, deadline: float = 0.0, message: bytes | None = None,
