@@ -20,6 +20,8 @@ from apiserver.storage.h2conn import (CANCELLED, CONTINUATION, DATA, DEADLINE_EX
                                       UNAVAILABLE, UNKNOWN, WINDOW_UPDATE, Connection, RpcError, Stream, frame,
                                       request_headers)
 
+CONNECT_TIMEOUT = 5.0
+
 __all__ = ["CANCELLED", "CONTINUATION", "DATA", "DEADLINE_EXCEEDED", "END_HEADERS", "END_STREAM", "GOAWAY", "HEADERS",
            "INTERNAL", "OK", "OUT_OF_RANGE", "PING", "PREFACE", "RST_STREAM", "SETTINGS", "UNAVAILABLE", "UNKNOWN",
            "WINDOW_UPDATE", "BidiStream", "Channel", "Connection", "RpcError", "frame"]
@@ -53,7 +55,8 @@ class Channel:
         fut = self._connecting = loop.create_future()
         self._old = [o for o in (*self._old, c) if o is not None and o.streams]   # still serving watches
         try:
-            _, c = await loop.create_connection(lambda: Connection(self.authority), self.host, self.port)
+            async with asyncio.timeout(CONNECT_TIMEOUT):     # TimeoutError is an OSError
+                _, c = await loop.create_connection(lambda: Connection(self.authority), self.host, self.port)
         except BaseException as e:
             err = RpcError(UNAVAILABLE, f"cannot connect to etcd at {self.authority}: {e!r}")
             fut.set_exception(err)
