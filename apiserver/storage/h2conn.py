@@ -76,7 +76,7 @@ class Stream:
     """One HTTP/2 stream: its received gRPC messages, final status, windows and waiter."""
 
     __slots__ = ("id", "buf", "messages", "waiter", "done", "status", "message", "send_window", "unacked",
-                 "deadline")
+                 "deadline", "refused")
 
     def __init__(self, stream_id: int, send_window: int) -> None:
         self.id = stream_id
@@ -89,6 +89,7 @@ class Stream:
         self.send_window = send_window
         self.unacked = 0
         self.deadline = 0.0
+        self.refused = False           # the peer says it never processed this stream: safe to send again
 
     def wake(self) -> None:
         w = self.waiter
@@ -191,6 +192,7 @@ class Connection(asyncio.Protocol):
                 s = self.streams.get(sid)
                 if s is not None:
                     code = int.from_bytes(payload[:4], "big")
+                    s.refused = code == 7      # REFUSED_STREAM
                     self._end(s, UNAVAILABLE if code == 7 else INTERNAL, f"stream reset by etcd (HTTP/2 error {code})")
             elif kind == GOAWAY:
                 self._on_goaway(int.from_bytes(payload[:4], "big") & 0x7FFFFFFF, payload[8:])
@@ -311,7 +313,9 @@ class Connection(asyncio.Protocol):
         self.closed = True
         why = f"etcd closed the connection (GOAWAY {debug[:200].decode(errors='replace')!r})"
         for sid in [sid for sid in self.streams if sid > last_id]:
-            self.streams.pop(sid).finish(UNAVAILABLE, why)
+            s = self.streams.pop(sid)
+            s.refused = True
+            s.finish(UNAVAILABLE, why)
         if not self.streams:
             self.close()
 

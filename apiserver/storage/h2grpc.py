@@ -71,18 +71,26 @@ class Channel:
         return c
 
     async def unary(self, path: str, request: bytes, timeout: float | None) -> bytes:
-        """One unary call: the serialized reply, or :class:`RpcError`."""
-        c = self.conn
-        if c is None or c.closed:
-            c = await self.connection()
-        s = c.open_stream(self.block(path), time.monotonic() + timeout if timeout else 0.0, request, True)
-        while not s.done:
-            s.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await s.waiter
-            except asyncio.CancelledError:
-                c.reset(s, CANCELLED, "cancelled")
-                raise
+        """One unary call: the serialized reply, or :class:`RpcError`.
+
+        A call the server refused unprocessed (GOAWAY below its stream id, REFUSED_STREAM) is sent
+        once more on a new connection, as grpc-core's transparent retry does.
+        """
+        deadline = time.monotonic() + timeout if timeout else 0.0
+        for attempt in range(2):
+            c = self.conn
+            if c is None or c.closed:
+                c = await self.connection()
+            s = c.open_stream(self.block(path), deadline, request, True)
+            while not s.done:
+                s.waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await s.waiter
+                except asyncio.CancelledError:
+                    c.reset(s, CANCELLED, "cancelled")
+                    raise
+            if s.status == OK or not (s.refused and attempt == 0):
+                break
         if s.status != OK:
             raise RpcError(s.status, s.message)
         if not s.messages:
