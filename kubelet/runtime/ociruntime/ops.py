@@ -18,6 +18,7 @@ from typing import Any
 
 from kubelet.runtime import linux
 from kubelet.runtime.ociruntime import init, shim, state
+from kubelet.runtime.ociruntime.process import apply_process
 
 
 class OciError(Exception):
@@ -204,7 +205,7 @@ def exec_in(root: str, cid: str, process: dict[str, Any], stdio: list[int]) -> i
                 os.setsid()
                 fcntl.ioctl(0, termios.TIOCSCTTY, 0)
             try:
-                init.apply_process(process)
+                apply_process(process)
                 env = dict(e.split("=", 1) for e in process.get("env", []) if "=" in e)
                 env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
                 os.execvpe(process["args"][0], process["args"], env)

@@ -1,12 +1,13 @@
 """The per-container shim: the container's parent, in its own session, outliving whoever started it.
 
-``create`` (called in a freshly forked process) makes the container's cgroup, forks the container
-through ``init.stage1``/``stage2``, writes ``state.json``, answers the creator on ``reply`` and then
-serves until the container has exited: the control socket ``shim.sock`` (``start``, ``kill <sig>``,
-``wait``), the container's stdout/stderr into the CRI log file (``<RFC3339Nano> stdout|stderr F|P
-line``), and at exit the exit code, reason (Completed | Error | OOMKilled, from the memory cgroup's
-``oom_kill`` counter) and finish time into ``exit.json`` (fsynced, renamed), then a datagram on the
-runtime's events socket. Single-threaded: one ``selectors`` loop.
+``create`` (in a spare forked ahead by the fork server, or in a freshly forked process) hands the spec to
+its warm init (or forks the container through ``init.stage1``/``stage2``), makes the cgroup itself only on
+the OCI CLI path (else the caller does, beside it), writes ``state.json``, and lets the init answer the
+creator once ready (or answers itself); then it serves until the container has exited: the control socket
+``shim.sock`` (``kill <sig>``, ``wait``; ``start`` is a byte in the init's fifo), the container's
+stdout/stderr into the CRI log file (``crilog``), and at exit the exit code, reason (Completed | Error |
+OOMKilled, from the memory cgroup's ``oom_kill`` counter) and finish time into ``exit.json`` (renamed into
+place, not fsynced), then a datagram on the runtime's events socket. Single-threaded: one ``selectors`` loop.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import selectors
 import signal
 import socket
 import time
-from typing import Any, BinaryIO
+from typing import Any
 
 from kubelet.runtime import linux
 from kubelet.runtime.ociruntime import init, state
+from kubelet.runtime.ociruntime.crilog import CriLog
 from kubelet.runtime.ociruntime.spare import WarmInit
 
-PARTIAL_MAX = 16 * 1024  # a line longer than this is written as P chunks
 HANDLER_ANNOTATION = "org.kubelite.handler"
 EXTERNAL = ("runc", "crun")
 
@@ -79,44 +80,6 @@ def _external(handler: str, root: str, cid: str, spec: dict[str, Any], sync: soc
             init.send(sync, {"error": f"{handler}: {type(e).__name__}: {e}"})
         finally:
             os._exit(127)
-
-
-def rfc3339nano(ns: int) -> str:
-    secs, frac = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
-
-
-class CriLog:
-    """Writes a stream into the CRI log format, splitting full (F) and partial (P) lines."""
-
-    def __init__(self, f: BinaryIO | None, stream: str) -> None:
-        self.f, self.stream, self.buf = f, stream.encode(), b""
-
-    def feed(self, data: bytes) -> None:
-        self.buf += data
-        out = []
-        while True:
-            i = self.buf.find(b"\n")
-            if i < 0:
-                break
-            out.append((b"F", self.buf[:i]))
-            self.buf = self.buf[i + 1:]
-        while len(self.buf) >= PARTIAL_MAX:
-            out.append((b"P", self.buf[:PARTIAL_MAX]))
-            self.buf = self.buf[PARTIAL_MAX:]
-        self._write(out)
-
-    def close(self) -> None:
-        if self.buf:
-            self._write([(b"F", self.buf)])
-            self.buf = b""
-
-    def _write(self, items: list[tuple[bytes, bytes]]) -> None:
-        if not items or self.f is None:
-            return
-        ts = rfc3339nano(time.time_ns()).encode()
-        self.f.write(b"".join(ts + b" " + self.stream + b" " + tag + b" " + line + b"\n" for tag, line in items))
-        self.f.flush()
 
 
 def _attach(procs: list[str], pid: int, timeout: float = 5.0) -> None:

@@ -85,14 +85,14 @@ _SAMPLE_PROCESS = {"user": {"uid": 0, "gid": 0, "additionalGids": [0]}, "args": 
 def _rehearse() -> None:
     """While waiting (nice 19): run what the init will run, on inputs that change nothing, so that the
     copy-on-write faults of its first run (code caches, refcounts, allocator pools) are taken now."""
-    from kubelet.runtime.ociruntime import init
+    from kubelet.runtime.ociruntime import init, process
     nowhere = "/nonexistent-kubelite-rehearsal"
     spec = {"process": _SAMPLE_PROCESS, "mounts": [{"destination": "/proc", "type": "proc", "source": "proc",
                                                    "options": ["nosuid", "noexec", "nodev"]}]}
     json.loads(json.dumps(spec))
     init.parse_options(["nosuid", "strictatime", "mode=755", "size=65536k", "rbind", "rprivate", "ro"])
     init.secure_join(nowhere, "/dev/pts")
-    init.prepare_process(_SAMPLE_PROCESS)
+    process.prepare_process(_SAMPLE_PROCESS)
     for call in (lambda: init._lookup_executable({"args": [f"{nowhere}/x"]}),
                  lambda: linux.mount(None, nowhere, None, linux.MS_PRIVATE),
                  lambda: linux.umount2(nowhere, linux.MNT_DETACH),
