@@ -337,11 +337,23 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
     # atomic (tmp + rename) but not fsynced: it must survive our crash, not the kernel's, and a kernel
     # crash ends the container anyway (fsync on a busy disk costs 10+ ms per container)
     state.write_json(os.path.join(cdir, "exit.json"), ex)
+    out = json.dumps(ex).encode()
+
+    def answer(conns: list[socket.socket]) -> None:
+        for w in conns:
+            try:
+                w.sendall(out)
+            except OSError:
+                pass
+            w.close()
+
+    answer(waiters)  # first those already waiting (the record is on disk): then the rest of the clean-up
     try:
         os.unlink(os.path.join(cdir, "shim.sock"))
     except FileNotFoundError:
         pass
     ctl.setblocking(False)
+    late: list[socket.socket] = []
     while True:  # late callers still in the backlog: waiters get the record, others a refusal
         try:
             conn, _ = ctl.accept()
@@ -354,7 +366,7 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
         except OSError:
             cmd = []
         if cmd and cmd[0] == "wait":
-            waiters.append(conn)
+            late.append(conn)
         else:
             try:
                 conn.sendall(b'{"error": "container not running"}')
@@ -362,13 +374,7 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
                 pass
             conn.close()
     ctl.close()
-    out = json.dumps(ex).encode()
-    for w in waiters:
-        try:
-            w.sendall(out)
-        except OSError:
-            pass
-        w.close()
+    answer(late)
     if events:
         try:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
