@@ -32,7 +32,8 @@ from kubelet.runtime.ociruntime import ops, shim, spare
 
 def _recv(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     fds = array.array("i")
-    msg, anc, _flags, _addr = conn.recvmsg(1 << 20, socket.CMSG_SPACE(16 * fds.itemsize))
+    msg, anc, _flags, _addr = conn.recvmsg(1 << 20, socket.CMSG_SPACE(16 * fds.itemsize),
+                                           socket.MSG_CMSG_CLOEXEC)  # (nothing received leaks into an exec)
     for level, kind, data in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])

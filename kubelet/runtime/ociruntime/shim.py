@@ -217,7 +217,10 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
                 if not late:  # while the init works (else: once it is in all its cgroups)
                     state.write_json(os.path.join(cdir, "state.json"), st)
                     if direct_reply:  # recorded: once ready, the init may answer the creator itself
-                        init.send(sync_parent, {"recorded": True})
+                        try:
+                            init.send(sync_parent, {"recorded": True})
+                        except OSError:
+                            pass  # it failed meanwhile: its error is what we read next
             if ready and st:
                 break
             msg = init.recv(sync_parent)  # stage1's {"pid"} and stage2's {"ready"} race: wait for both

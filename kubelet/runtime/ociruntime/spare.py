@@ -21,8 +21,10 @@ import array
 import json
 import os
 import select
+import selectors
 import signal
 import socket
+import time
 from typing import Any
 
 from kubelet.runtime import linux
@@ -32,7 +34,9 @@ IDLE_NICE = 19
 
 def _recv(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
     fds = array.array("i")
-    msg, anc, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(16 * fds.itemsize))
+    # close-on-exec (as every fd we open ourselves): nothing received may leak into a container
+    msg, anc, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(16 * fds.itemsize),
+                                           socket.MSG_CMSG_CLOEXEC)
     for level, kind, data in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
@@ -117,6 +121,19 @@ def _rehearse_shim() -> None:
     b.close()
     state.proc_starttime(os.getpid())
     state.read_oom_kills("/nonexistent-kubelite-rehearsal")
+    # and what it runs while the container lives and once it has exited
+    from kubelet.runtime.ociruntime.crilog import CriLog
+    r, w = os.pipe()
+    sel = selectors.DefaultSelector()
+    sel.register(r, selectors.EVENT_READ, "log")
+    os.write(w, b"x\n")
+    for _key, _ in sel.select(timeout=0):
+        CriLog(None, "stdout").feed(os.read(r, 64))
+    sel.close()
+    os.close(r)
+    os.close(w)
+    json.dumps({"exit_code": 0, "reason": "Completed", "finished": time.time_ns(), "message": ""}).encode()
+    state.started_at("/nonexistent-kubelite-rehearsal", {})
     try:
         state.container_dir("/nonexistent-kubelite-rehearsal", "x")
         os.stat("/nonexistent-kubelite-rehearsal")
