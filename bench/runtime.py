@@ -11,8 +11,11 @@ memory 64 MiB + CPU quota 50 ms/100 ms, its own cgroupsPath):
                       path the fork server exists to avoid)
   kubelite-cri        the whole RuntimeService: create_container (overlay snapshot, generated spec) + start
                       + wait for exit + remove_container, in a ready pod sandbox
+Also how many creates a pre-forked spare shim took (the rest were forked on demand), per fork server.
 Then the memory a running pod costs beside its containers: our pause + shim (PSS and RSS) vs conmon
-(the shim CRI-O/podman use, running runc) for one `sleep` container.
+(the shim CRI-O/podman use, running runc) for one `sleep` container. The state roots of all three runtimes
+in the kubelite-oci/runc/crun rows are in the same temp dir (a disk here); the RuntimeService keeps its
+own on a tmpfs (kubelet.runtime.snapshots.scratch_root).
 
 Runs as root, inside a private mount namespace where a tmpfs hides the hybrid cgroup2 mount (crun 1.8
 refuses hybrid cgroups otherwise; see ../shared/bench/runtime_peers.sh). Usage: python bench/runtime.py [ROUNDS]
