@@ -186,9 +186,10 @@ class InstrumentedStore:
         return rest.split("/", 1)[0] or "unknown"
 
     def _observe(self, op: str, key: str, start: float) -> None:
-        t = self._type(key)
-        self.metrics.etcd_duration.labels(op, t).observe(time.perf_counter() - start)
-        self.metrics.etcd_requests.labels(op, t).inc()
+        m = self.metrics
+        labels = (op, self._type(key))
+        m.child(m.etcd_duration, labels).observe(time.perf_counter() - start)
+        m.child(m.etcd_requests, labels).inc()
 
     async def get(self, key: str) -> KeyValue | None:
         start = time.perf_counter()

@@ -5,8 +5,18 @@
 Measures, through the apiserver (HTTP, JSON, strategies, validation, watch cache): pod create
 sequential and with 64 in flight, get with ``--pods`` pods stored, list of all of them, and
 watch delivery to ``--watchers`` watchers; beside raw etcd put/range of 1 KiB values with the
-same aetcd client. Prints p50/p99 and the ratios against the goals (create ≥ 0.5× raw put
-throughput, p99 create ≤ 50 ms, p99 get ≤ 10 ms, watch delivery p99 ≤ 50 ms).
+two clients: aetcd 1.0.0 (grpc.aio; the issue's baseline) and the apiserver's own etcd client
+(``apiserver.storage.h2grpc``, a lean gRPC/HTTP2 client on the asyncio loop). Raw puts and pod
+creates are interleaved (sequential: raw aetcd, raw h2grpc, lean, aiohttp; then the same with 64 in
+flight) so that each ratio compares runs under the same machine load.
+
+Two HTTP clients drive the creates: a lean keep-alive HTTP/1.1 client (:class:`LeanConnection`:
+one asyncio Protocol per connection, requests encoded before the clock starts, Content-Length
+parsing only — what a Go load generator costs) and aiohttp's client (several times the CPU per
+request, on the same 2 cores as the server). The ratios use the lean client; aiohttp's are
+printed beside them. Prints p50/p99, the ratios against the goals (create ≥ 0.5× raw put
+throughput, p99 create ≤ 50 ms, p99 get ≤ 10 ms, watch delivery p99 ≤ 50 ms), and the CPU
+arithmetic that bounds the concurrent ratio on this machine.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ import asyncio
 import gc
 import os
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,6 +40,7 @@ import aiohttp  # noqa: E402
 import orjson  # noqa: E402
 from aetcd import rpc  # noqa: E402
 
+from apiserver.storage.h2grpc import Channel  # noqa: E402
 from tests.support import cluster  # noqa: E402
 
 PODS = "/api/v1/namespaces/default/pods"
@@ -64,71 +76,236 @@ def pod(name: str) -> dict[str, Any]:
                      "restartPolicy": "Always", "terminationGracePeriodSeconds": 5}}
 
 
-async def timed(n: int, conc: int, op: Callable[[int], Awaitable[None]]) -> tuple[float, list[float]]:
-    """Run ``op(i)`` for i < n with ``conc`` in flight; returns (ops/s, latencies)."""
+class LeanConnection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, one request at a time: pre-encoded requests, responses
+    read by Content-Length (the apiserver answers non-watch requests with one)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.head_end = -1
+        self.need = 0
+        self.status = 0
+
+    @classmethod
+    async def open(cls, url: str) -> "LeanConnection":
+        host, port = url.rsplit("//", 1)[1].split(":")
+        _, proto = await asyncio.get_running_loop().create_connection(cls, host, int(port))
+        return proto
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc or ConnectionError("connection closed by the server"))
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        if self.head_end < 0:
+            i = buf.find(b"\r\n\r\n")
+            if i < 0:
+                return
+            head = bytes(buf[:i]).lower()
+            self.status = int(head[9:12])
+            j = head.find(b"\r\ncontent-length:")
+            if j < 0:
+                raise RuntimeError(f"response without Content-Length: {head[:200]!r}")
+            k = head.find(b"\r\n", j + 2)
+            self.need = int(head[j + 17:k if k > 0 else None])
+            self.head_end = i + 4
+        if len(buf) - self.head_end >= self.need:
+            body = bytes(buf[self.head_end:self.head_end + self.need])
+            del buf[:self.head_end + self.need]
+            self.head_end = -1
+            w, self.waiter = self.waiter, None
+            if w is not None and not w.done():
+                w.set_result((self.status, body))
+
+    async def request(self, data: bytes) -> tuple[int, bytes]:
+        assert self.transport is not None and self.waiter is None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        return await self.waiter
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+# a User-Agent as client-go sends one: the apiserver records its prefix as the field manager
+# (managedFields), as it does for aiohttp's "Python/3.12 aiohttp/..." and for kubectl
+LEAN_UA = "kubelite-bench/v0.0.0 (linux/amd64) kubernetes/$Format"
+
+
+def lean_post(path: str, body: bytes) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {LEAN_UA}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def lean_get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {LEAN_UA}\r\nAccept: application/json\r\n\r\n".encode()
+
+
+async def timed(n: int, conc: int, op: Callable[[int, int], Awaitable[None]]) -> tuple[float, list[float]]:
+    """Run ``op(i, worker)`` for i < n with ``conc`` workers in flight; returns (ops/s, latencies)."""
     lat: list[float] = []
     it = iter(range(n))
 
-    async def worker() -> None:
+    async def worker(w: int) -> None:
         for i in it:
             t0 = time.perf_counter()
-            await op(i)
+            await op(i, w)
             lat.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     async with asyncio.TaskGroup() as tg:
-        for _ in range(conc):
-            tg.create_task(worker())
+        for w in range(conc):
+            tg.create_task(worker(w))
     return n / (time.perf_counter() - t0), lat
 
 
 def row(label: str, rate: float | None, lat: list[float]) -> None:
     r = f"{rate:9.0f}/s" if rate is not None else " " * 11
-    print(f"  {label:<44} {r}   p50 {ms(pct(lat, 50))} ms   p99 {ms(pct(lat, 99))} ms")
+    print(f"  {label:<48} {r}   p50 {ms(pct(lat, 50))} ms   p99 {ms(pct(lat, 99))} ms")
 
 
-async def raw_etcd(url: str, n_seq: int, n_conc: int, etcd_pid: int) -> dict[str, Any]:
-    host, port = url.rsplit("//", 1)[1].split(":")
+class CpuMeter:
+    """CPU seconds per op of several processes over one measured run."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.t0 = {k: cpu_seconds(p) for k, p in pids.items()}
+
+    def per_op(self, n: int) -> dict[str, float]:
+        return {k: (cpu_seconds(p) - self.t0[k]) / n for k, p in self.pids.items()}
+
+
+async def run_interleaved(etcd_url: str, api_url: str, n_seq: int, n_conc: int,
+                          pids: dict[str, int], rounds: int) -> dict[str, Any]:
+    """Raw puts and pod creates (lean and aiohttp clients), interleaved so each ratio sees the same load."""
+    host, port = etcd_url.rsplit("//", 1)[1].split(":")
     value = b"v" * 1024
     out: dict[str, Any] = {}
-    async with aetcd.Client(host, int(port), options={"grpc.max_receive_message_length": 64 << 20}) as c:
-        out["put_seq"] = await timed(n_seq, 1, lambda i: c.put(f"/bench-raw/s/{i:08d}".encode(), value))
-        e0, c0 = cpu_seconds(etcd_pid), cpu_seconds(os.getpid())
-        out["put_conc"] = await timed(n_conc, CONC, lambda i: c.put(f"/bench-raw/c/{i:08d}".encode(), value))
-        out["cpu_put"] = ((cpu_seconds(etcd_pid) - e0) / n_conc, (cpu_seconds(os.getpid()) - c0) / n_conc)
-        keys = [f"/bench-raw/c/{i:08d}".encode() for i in range(n_conc)]
-        out["get"] = await timed(1000, 1, lambda i: c.get(random.choice(keys)))
+    me = os.getpid()
+    conns = [await LeanConnection.open(api_url) for _ in range(CONC)]
+    bodies = {tag: [lean_post(PODS, orjson.dumps(pod(f"{tag}-{i:06d}"))) for i in range(n)]
+              for tag, n in (("lseq", n_seq), ("lconc", n_conc))}
+    json_bodies = {tag: [orjson.dumps(pod(f"{tag}-{i:06d}")) for i in range(n)]
+                   for tag, n in (("aseq", n_seq), ("aconc", n_conc))}
+    conn = aiohttp.TCPConnector(limit=CONC + 8)
+    async with aetcd.Client(host, int(port), options={"grpc.max_receive_message_length": 64 << 20}) as c, \
+            aiohttp.ClientSession(api_url, connector=conn, timeout=aiohttp.ClientTimeout(total=600)) as s:
+        headers = {"Content-Type": "application/json"}
 
-        async def range_all(_: int) -> None:
-            await c.kvstub.Range(rpc.RangeRequest(key=b"/bench-raw/c/", range_end=b"/bench-raw/c0"))
+        async def lean(tag: str, i: int, w: int) -> None:
+            status, body = await conns[w].request(bodies[tag][i])
+            if status != 201:
+                raise RuntimeError(f"create {tag}-{i}: {status} {body[:300]!r}")
+
+        async def aio(tag: str, i: int, w: int) -> None:
+            async with s.post(PODS, data=json_bodies[tag][i], headers=headers) as r:
+                if r.status != 201:
+                    raise RuntimeError(f"create {tag}-{i}: {r.status} {await r.text()}")
+                await r.read()
+
+        for i in range(50):                               # warm both clients and the server's paths
+            await lean_warm(conns[0], f"warm-l-{i:04d}")
+            await aio_warm(s, f"warm-a-{i:04d}")
+            await c.put(f"/bench-raw/w/{i}".encode(), value)
+        h2 = Channel(host, int(port))
+
+        async def h2_put(key: bytes) -> None:
+            rpc.PutResponse.FromString(await h2.unary("/etcdserverpb.KV/Put",
+                                                      rpc.PutRequest(key=key, value=value).SerializeToString(), 10))
+        for i in range(50):
+            await h2_put(f"/bench-raw/w/h{i}".encode())
+        rates: dict[str, list[float]] = {}
+        lats: dict[str, list[float]] = {}
+        cpu: dict[str, dict[str, float]] = {}
+
+        async def measure(kind: str, n: int, conc: int, op: Callable[[int, int], Awaitable[None]],
+                          who: tuple[str, ...]) -> None:
+            m = CpuMeter({k: v for k, v in (*pids.items(), ("client", me)) if k in who})
+            rate, lat = await timed(n, conc, op)
+            rates.setdefault(kind, []).append(rate)
+            lats.setdefault(kind, []).extend(lat)
+            total = cpu.setdefault(kind, {k: 0.0 for k in who})
+            for k, v in m.per_op(n).items():
+                total[k] += v * n / (n_seq if kind.endswith("seq") else n_conc)
+        for r in range(rounds):                            # interleaved: each round sees one machine load
+            for mode, n_all, conc in (("seq", n_seq, 1), ("conc", n_conc, CONC)):
+                n = n_all // rounds
+                base = r * n
+                await measure(f"put_{mode}", n, conc,
+                              lambda i, w: c.put(f"/bench-raw/{mode}/{base + i:08d}".encode(), value), ("etcd", "client"))
+                await measure(f"h2put_{mode}", n, conc,
+                              lambda i, w: h2_put(f"/bench-raw/h{mode}/{base + i:08d}".encode()), ("etcd", "client"))
+                await measure(f"lean_{mode}", n, conc, lambda i, w: lean(f"l{mode}", base + i, w),
+                              ("apiserver", "etcd", "client"))
+                await measure(f"aio_{mode}", n, conc, lambda i, w: aio(f"a{mode}", base + i, w),
+                              ("apiserver", "etcd", "client"))
+        for kind in rates:
+            out[kind] = (statistics.median(rates[kind]), lats[kind])
+            out[f"rounds_{kind}"] = rates[kind]
+            out[f"cpu_{kind}"] = cpu[kind]
+        keys = [f"/bench-raw/conc/{i:08d}".encode() for i in range(n_conc // rounds * rounds)]
+        out["raw_get"] = await timed(1000, 1, lambda i, w: c.get(random.choice(keys)))
+
+        async def range_all(_: int, __: int) -> None:
+            await c.kvstub.Range(rpc.RangeRequest(key=b"/bench-raw/conc/", range_end=b"/bench-raw/conc0"))
         out["range"] = await timed(5, 1, range_all)
+        await h2.close()
+    for cn in conns:
+        cn.close()
     return out
 
 
-async def api_bench(url: str, total_pods: int, n_seq: int, n_conc: int, watchers: int,
-                    pids: tuple[int, int]) -> dict[str, Any]:
+async def lean_warm(conn: LeanConnection, name: str) -> None:
+    status, body = await conn.request(lean_post(PODS, orjson.dumps(pod(name))))
+    if status != 201:
+        raise RuntimeError(f"create {name}: {status} {body[:300]!r}")
+
+
+async def aio_warm(s: aiohttp.ClientSession, name: str) -> None:
+    async with s.post(PODS, data=orjson.dumps(pod(name)), headers={"Content-Type": "application/json"}) as r:
+        if r.status != 201:
+            raise RuntimeError(f"create {name}: {r.status} {await r.text()}")
+        await r.read()
+
+
+async def api_reads(url: str, total_pods: int, have: int, names: list[str], watchers: int) -> dict[str, Any]:
+    """Fill up to ``total_pods``, then get (lean and aiohttp), list, Table list and watch delivery."""
     out: dict[str, Any] = {}
+    conns = [await LeanConnection.open(url) for _ in range(CONC)]
+    if total_pods > have:
+        fill = [lean_post(PODS, orjson.dumps(pod(f"fill-{i:06d}"))) for i in range(total_pods - have)]
+
+        async def create_fill(i: int, w: int) -> None:
+            status, body = await conns[w].request(fill[i])
+            if status != 201:
+                raise RuntimeError(f"create fill-{i}: {status} {body[:300]!r}")
+        await timed(len(fill), CONC, create_fill)
+    gets = [lean_get(f"{PODS}/{n}") for n in names]
+
+    async def lean_get_one(_: int, __: int) -> None:
+        status, _body = await conns[0].request(random.choice(gets))
+        assert status == 200
+    out["get_lean"] = await timed(1000, 1, lean_get_one)
+    for cn in conns:
+        cn.close()
     conn = aiohttp.TCPConnector(limit=CONC + watchers + 8)
     async with aiohttp.ClientSession(url, connector=conn, timeout=aiohttp.ClientTimeout(total=600)) as s:
         headers = {"Content-Type": "application/json"}
-        bodies = {}
 
         async def create(name: str) -> None:
-            body = bodies.pop(name, None) or orjson.dumps(pod(name))
-            async with s.post(PODS, data=body, headers=headers) as r:
+            async with s.post(PODS, data=orjson.dumps(pod(name)), headers=headers) as r:
                 if r.status != 201:
                     raise RuntimeError(f"create {name}: {r.status} {await r.text()}")
                 await r.read()
 
-        out["create_seq"] = await timed(n_seq, 1, lambda i: create(f"seq-{i:06d}"))
-        a0, e0 = cpu_seconds(pids[0]), cpu_seconds(pids[1])
-        out["create_conc"] = await timed(n_conc, CONC, lambda i: create(f"conc-{i:06d}"))
-        out["cpu_create"] = ((cpu_seconds(pids[0]) - a0) / n_conc, (cpu_seconds(pids[1]) - e0) / n_conc)
-        have = n_seq + n_conc
-        if total_pods > have:
-            await timed(total_pods - have, CONC, lambda i: create(f"fill-{i:06d}"))
-        names = [f"conc-{i:06d}" for i in range(n_conc)]
-
-        async def get(_: int) -> None:
+        async def get(_: int, __: int) -> None:
             async with s.get(f"{PODS}/{random.choice(names)}") as r:
                 assert r.status == 200
                 await r.read()
@@ -136,7 +313,7 @@ async def api_bench(url: str, total_pods: int, n_seq: int, n_conc: int, watchers
 
         last: list[bytes] = []
 
-        async def list_all(_: int) -> None:
+        async def list_all(_: int, __: int) -> None:
             async with s.get(PODS) as r:
                 last[:] = [await r.read()]
                 assert r.status == 200
@@ -145,7 +322,7 @@ async def api_bench(url: str, total_pods: int, n_seq: int, n_conc: int, watchers
         out["list_items"] = len(orjson.loads(last[0])["items"])
         out["list_decode"] = time.perf_counter() - t0
 
-        async def list_table(_: int) -> None:
+        async def list_table(_: int, __: int) -> None:
             async with s.get(PODS, params={"limit": "500"},
                              headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}) as r:
                 await r.read()
@@ -156,7 +333,7 @@ async def api_bench(url: str, total_pods: int, n_seq: int, n_conc: int, watchers
             rv = orjson.loads(await r.read())["metadata"]["resourceVersion"]
         n_events = 200
         acked: dict[str, float] = {}
-        delays: list[float] = []
+        delays: list[tuple[str, float]] = []
         ready = 0
         all_ready = asyncio.Event()
 
@@ -172,7 +349,7 @@ async def api_bench(url: str, total_pods: int, n_seq: int, n_conc: int, watchers
                     t = time.perf_counter()
                     name = ev["object"]["metadata"]["name"]
                     if name.startswith("watch-"):
-                        delays.append((name, t))  # type: ignore[arg-type]
+                        delays.append((name, t))
                         seen += 1
                         if seen == n_events:
                             return
@@ -187,9 +364,14 @@ async def api_bench(url: str, total_pods: int, n_seq: int, n_conc: int, watchers
                 acked[name] = t0
                 await asyncio.sleep(0.005)
             await asyncio.wait_for(asyncio.gather(*tasks), 120)
-        out["watch"] = (None, [max(0.0, t - acked[name]) for name, t in delays])  # type: ignore[misc]
+        out["watch"] = (None, [max(0.0, t - acked[name]) for name, t in delays])
         out["watch_n"] = len(delays)
     return out
+
+
+def cpu_line(label: str, cpu: dict[str, float]) -> str:
+    parts = " + ".join(f"{k} {v * 1e3:.3f}" for k, v in cpu.items())
+    return f"  {label:<30} {parts} = {sum(cpu.values()) * 1e3:.3f} ms CPU/op"
 
 
 async def main() -> None:
@@ -198,46 +380,79 @@ async def main() -> None:
     ap.add_argument("--seq", type=int, default=1000)
     ap.add_argument("--conc", type=int, default=4000)
     ap.add_argument("--watchers", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of puts and creates (median rate)")
     ap.add_argument("--api-workers", type=int, default=1, help="apiserver --workers (processes sharing the port)")
     a = ap.parse_args()
     load0 = os.getloadavg()[0]
+    cores = os.cpu_count() or 1
     with cluster.etcd_server() as etcd:
         print(f"etcd {cluster.ETCD_BIN} on {etcd.url} (data on /dev/shm, --unsafe-no-fsync); 1 KiB values; "
-              f"{CONC} in flight for concurrent runs; {os.cpu_count()} cores shared by all processes")
+              f"{CONC} in flight for concurrent runs; {cores} cores shared by all processes")
         assert etcd.proc is not None
-        raw = await raw_etcd(etcd.url, a.seq, a.conc, etcd.proc.pid)
         with cluster.apiserver(etcd.url, prefix="/bench-registry",
                                extra_args=["--workers", str(a.api_workers)]) as server:
             assert server.proc is not None
-            api = await api_bench(server.url, a.pods, a.seq, a.conc, a.watchers, (server.proc.pid, etcd.proc.pid))
-    print("\nraw etcd (aetcd 1.0.0, same etcd):")
-    row("put sequential", *raw["put_seq"])
-    row(f"put {CONC} concurrent", *raw["put_conc"])
-    row("get one key", *raw["get"])
-    row(f"range {a.conc} keys", *raw["range"])
-    print(f"\napiserver (HTTP/JSON, aiohttp client; --workers {a.api_workers}):")
-    row("pod create sequential", *api["create_seq"])
-    row(f"pod create {CONC} concurrent", *api["create_conc"])
-    row(f"pod get ({a.pods} pods stored)", *api["get"])
+            pids = {"apiserver": server.proc.pid, "etcd": etcd.proc.pid}
+            w = await run_interleaved(etcd.url, server.url, a.seq, a.conc, pids, a.rounds)
+            made_conc = a.conc // a.rounds * a.rounds
+            have = 2 * (a.seq // a.rounds * a.rounds + made_conc) + 100
+            api = await api_reads(server.url, a.pods, have, [f"lconc-{i:06d}" for i in range(made_conc)], a.watchers)
+    print(f"\nraw etcd (same etcd; aetcd 1.0.0 = grpc.aio, h2grpc = the apiserver's own etcd client; rates: median of "
+          f"{a.rounds} rounds):")
+    row("put sequential (aetcd)", *w["put_seq"])
+    row("put sequential (h2grpc)", *w["h2put_seq"])
+    row(f"put {CONC} concurrent (aetcd)", *w["put_conc"])
+    row(f"put {CONC} concurrent (h2grpc)", *w["h2put_conc"])
+    row("get one key (aetcd)", *w["raw_get"])
+    row(f"range {a.conc} keys (aetcd)", *w["range"])
+    print(f"\napiserver (HTTP/JSON; --workers {a.api_workers}), run interleaved with the raw puts above "
+          f"(rates: median of {a.rounds} rounds):")
+    row("pod create sequential (lean client)", *w["lean_seq"])
+    row("pod create sequential (aiohttp client)", *w["aio_seq"])
+    row(f"pod create {CONC} concurrent (lean client)", *w["lean_conc"])
+    row(f"pod create {CONC} concurrent (aiohttp client)", *w["aio_conc"])
+    row(f"pod get ({a.pods} pods stored; lean client)", *api["get_lean"])
+    row(f"pod get ({a.pods} pods stored; aiohttp client)", *api["get"])
     row(f"pod list all ({api['list_items']} pods, JSON)", *api["list"])
-    print(f"  {'(client-side orjson decode of that list)':<44} {' ' * 11}   {ms(api['list_decode'])} ms")
+    print(f"  {'(client-side orjson decode of that list)':<48} {' ' * 11}   {ms(api['list_decode'])} ms")
     row("pod list limit=500 as Table", *api["list_table500"])
     row(f"watch delivery to {a.watchers} watchers ({api['watch_n']} ev)", None, api["watch"][1])
     print(f"\n  machine load average (1 min): {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end "
-          f"(other work on these {os.cpu_count()} cores skews every figure)")
-    if a.api_workers == 1:
-        cpu_api, cpu_etcd = api["cpu_create"]
-        print(f"  CPU per op (load-independent): pod create = apiserver {cpu_api * 1e3:.2f} ms + etcd "
-              f"{cpu_etcd * 1e3:.2f} ms; raw put = etcd {raw['cpu_put'][0] * 1e3:.2f} ms + aetcd client "
-              f"{raw['cpu_put'][1] * 1e3:.2f} ms  => one apiserver core sustains ~{1 / cpu_api:.0f} creates/s")
-    seq_ratio = api["create_seq"][0] / raw["put_seq"][0]
-    conc_ratio = api["create_conc"][0] / raw["put_conc"][0]
-    print("\nratios and goals:")
-    print(f"  create/put throughput: sequential {seq_ratio:.2f}x, concurrent {conc_ratio:.2f}x   (goal >= 0.5x)")
-    print(f"  p99 create (concurrent) {ms(pct(api['create_conc'][1], 99))} ms (goal <= 50), "
-          f"p99 get {ms(pct(api['get'][1], 99))} ms (goal <= 10), "
+          f"(other work on these {cores} cores skews every figure)")
+    print("\nCPU per op (load-independent; client = this process):")
+    print(cpu_line(f"raw put {CONC} conc, aetcd", w["cpu_put_conc"]))
+    print(cpu_line(f"raw put {CONC} conc, h2grpc", w["cpu_h2put_conc"]))
+    print(cpu_line(f"create {CONC} conc, lean client", w["cpu_lean_conc"]))
+    print(cpu_line(f"create {CONC} conc, aiohttp", w["cpu_aio_conc"]))
+    print(cpu_line("raw put sequential, aetcd", w["cpu_put_seq"]))
+    print(cpu_line("raw put sequential, h2grpc", w["cpu_h2put_seq"]))
+    print(cpu_line("create sequential, lean", w["cpu_lean_seq"]))
+    print("\nratios and goals (lean client; aiohttp client in brackets):")
+    def ratio(client: str, base: str, mode: str) -> str:
+        per_round = [a / b for a, b in zip(w[f"rounds_{client}_{mode}"], w[f"rounds_{base}_{mode}"])]
+        return f"{statistics.median(per_round):.2f}x ({min(per_round):.2f}-{max(per_round):.2f})"
+    print(f"  (median of {a.rounds} interleaved rounds, range in brackets)")
+    for base, label in (("put", "aetcd (the issue's baseline)"), ("h2put", "h2grpc (the apiserver's own client)")):
+        print(f"  create/put with {label:<36}: sequential {ratio('lean', base, 'seq')} "
+              f"[{ratio('aio', base, 'seq')}], concurrent {ratio('lean', base, 'conc')} "
+              f"[{ratio('aio', base, 'conc')}]   (goal >= 0.5x)")
+    print(f"  p99 create ({CONC} concurrent) {ms(pct(w['lean_conc'][1], 99))} ms "
+          f"[{ms(pct(w['aio_conc'][1], 99)).strip()}] (goal <= 50), "
+          f"p99 get {ms(pct(api['get_lean'][1], 99))} ms [{ms(pct(api['get'][1], 99)).strip()}] (goal <= 10), "
           f"p99 watch delivery {ms(pct(api['watch'][1], 99))} ms (goal <= 50)")
-
+    if a.api_workers == 1:
+        per_create = sum(w["cpu_lean_conc"].values())
+        api_cpu = w["cpu_lean_conc"]["apiserver"]
+        create_cap = min(cores / per_create, 1 / api_cpu)     # one apiserver process runs on one core at a time
+        print(f"\n  {cores}-core arithmetic (CPU per op, which load does not change much; 64 in flight is CPU-bound):")
+        print(f"    a create costs {per_create * 1e3:.3f} ms of CPU (apiserver {api_cpu * 1e3:.3f}): with the {cores} cores "
+              f"to ourselves at most min({cores}/{per_create * 1e3:.3f} ms, 1/{api_cpu * 1e3:.3f} ms) = {create_cap:.0f}/s")
+        for key, label in (("put", "aetcd"), ("h2put", "h2grpc")):
+            put_cpu = sum(w[f"cpu_{key}_conc"].values())
+            put_cap = cores / put_cpu
+            print(f"    raw put ({label}) costs {put_cpu * 1e3:.3f} ms: at most {put_cap:.0f}/s; so the concurrent ratio "
+                  f"is capped at {create_cap / put_cap:.2f}x; 0.5x needs a create <= {2 * put_cpu * 1e3:.3f} ms of CPU "
+                  f"in all and <= {2 * put_cpu / cores * 1e3:.3f} ms in the apiserver")
 
 
 if __name__ == "__main__":

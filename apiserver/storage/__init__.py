@@ -3,7 +3,7 @@
 The apiserver sees one small :class:`Store` Protocol over a flat key space of ``str`` keys and
 ``bytes`` values with etcd's revision semantics: every write bumps one global revision, a key's
 ``mod_revision`` is the object's resourceVersion, writes are conditional on it, history can be
-watched from any revision not yet compacted. ``etcd.EtcdStore`` (aetcd) and
+watched from any revision not yet compacted. ``etcd.EtcdStore`` (etcd's gRPC stubs) and
 ``memory.MemoryStore`` implement it.
 
 Errors::

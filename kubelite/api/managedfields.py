@@ -11,6 +11,7 @@ fields an ordinary write (``Update``) changed. Pure functions on plain dicts.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,8 +26,16 @@ KUBECTL_MANAGER = "kubectl"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
+_clock: tuple[int, str] = (0, "")
+
+
 def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+    """RFC 3339 UTC, second precision (formatted once per second: every write records it)."""
+    global _clock
+    second = int(time.time())
+    if second != _clock[0]:
+        _clock = (second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _clock[1]
 
 
 def _entries(obj: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""The etcd storage module against a real etcd: txn semantics, paging, compaction, watch resume."""
+"""The etcd storage module against a real etcd: txn semantics, paging, compaction, watch resume,
+and the HTTP/2 transport's framing and flow control with values and replies larger than its windows."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import AsyncIterator
 
 import pytest
 
-from apiserver.storage import (CompactedError, KeyExistsError, KeyNotFoundError, RevisionMismatchError, WatchEvent)
+from apiserver.storage import (CompactedError, KeyExistsError, KeyNotFoundError, RevisionMismatchError,
+                               UnavailableError, WatchEvent)
 from apiserver.storage.etcd import EtcdStore
 from tests.support import cluster
 
@@ -59,6 +61,30 @@ async def test_paged_list_at_pinned_revision_and_compaction(store: EtcdStore) ->
     with pytest.raises(CompactedError):
         async for _ in store.watch(p, pinned):
             pass
+
+
+async def test_large_values_and_replies_cross_frames_and_windows(store: EtcdStore) -> None:
+    """A 1 MiB value (> etcd's 16 KiB frames and 64 KiB initial window: sent in flow-controlled
+    pieces), 64 concurrent 20 KiB writes, and one 3 MiB range reply (many DATA frames)."""
+    p = prefix()
+    big = bytes(range(256)) * 4096
+    rev = await store.create(p + "big", big)
+    got = await store.get(p + "big")
+    assert got is not None and got.value == big and got.mod_revision == rev
+    values = {f"{p}v{i:03d}": (b"%03d" % i) * 7000 for i in range(64)}
+    revs = await asyncio.gather(*(store.create(k, v) for k, v in values.items()))
+    assert len(set(revs)) == 64                                 # every create its own revision
+    page = await store.list(p)
+    assert {kv.key: kv.value for kv in page.kvs} == {p + "big": big, **values} and not page.more
+
+
+async def test_unreachable_etcd_is_unavailable() -> None:
+    store = EtcdStore([f"http://127.0.0.1:{cluster.free_port()}"], timeout=2.0)
+    try:
+        with pytest.raises(UnavailableError):
+            await store.get("/x")
+    finally:
+        await store.close()
 
 
 async def test_watch_resumes_across_an_etcd_restart(caplog: pytest.LogCaptureFixture) -> None:

@@ -32,7 +32,8 @@ from kubelet.runtime.ociruntime import ops, shim, spare
 
 def _recv(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     fds = array.array("i")
-    msg, anc, _flags, _addr = conn.recvmsg(1 << 20, socket.CMSG_SPACE(16 * fds.itemsize))
+    msg, anc, _flags, _addr = conn.recvmsg(1 << 20, socket.CMSG_SPACE(16 * fds.itemsize),
+                                           socket.MSG_CMSG_CLOEXEC)  # (nothing received leaks into an exec)
     for level, kind, data in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
@@ -114,6 +115,8 @@ def serve(path: str) -> None:
                     _state["waiting"] = False
                 if not note:  # it died before it took a create: count it
                     _state["spare_deaths"] += 1
+                else:
+                    _state["spare_creates"] += 1
                 _set_spare(None)
             elif kind == "child":  # a child we forked exited: reap, answer its waiter if any
                 pidfd, pid, conn = obj, key.data[2], key.data[3]
@@ -146,9 +149,11 @@ def _handle(req: dict[str, Any], fds: list[int], conn: socket.socket, sel: selec
             servers: list[Any], pause: Any) -> None:
     op = req.get("op")
     try:
-        if op == "ping":
-            _reply(conn, {"ok": True, "pid": os.getpid()})
+        if op == "ping":  # (with how many creates a spare took, and how many we forked for)
+            _reply(conn, {"ok": True, "pid": os.getpid(), "spare_creates": _state["spare_creates"],
+                          "forked_creates": _state["forked_creates"]})
         elif op == "create":  # no spare was waiting (a burst, or spares cannot work here): fork one now
+            _state["forked_creates"] += 1
             pid = os.fork()
             if pid == 0:
                 _close_servers(servers)
@@ -198,7 +203,7 @@ def _handle(req: dict[str, Any], fds: list[int], conn: socket.socket, sel: selec
 
 
 _spare: spare.Spare | None = None
-_state = {"spare_deaths": 0, "waiting": False}
+_state = {"spare_deaths": 0, "waiting": False, "spare_creates": 0, "forked_creates": 0}
 
 
 def _close_servers(servers: list[Any]) -> None:

@@ -1,11 +1,13 @@
-"""The container's own setup, run in the processes the shim forks: namespaces, rootfs, pivot_root, exec.
+"""The container's own setup, run in the processes the shim forks (or its warm init): namespaces, rootfs,
+pivot_root, exec.
 
-``stage1`` runs in the first child (host PID namespace): join the cgroup, enter or create the user
-namespace, join namespaces by path, unshare the new ones, and fork the container's init (PID 1 of a new
-PID namespace), whose pid it reports. ``stage2`` runs in that init: make ``/`` private, mount the rootfs
-and the spec's mounts, create device nodes, pivot_root, detach the old root, mask paths, report ready,
-wait for *start*, drop privileges and exec. Errors travel to the shim as one JSON message on the sync
-socket; nothing here returns normally.
+``stage1`` runs in the first child: enter or create the user namespace, join namespaces by path, unshare
+the new ones, and (unless it already is PID 1 of the new PID namespace) fork the container's init, whose
+pid it reports. ``stage2`` runs in that init: make ``/`` private, mount the rootfs and the spec's mounts,
+create device nodes, join its cgroup (``join_cgroup``, cgroup v1: then the cgroup namespace), pivot_root,
+mask paths, work out the process (``process``), report ready (or answer the creator itself), detach the
+old root, wait for *start*, drop privileges and exec. Errors travel to the shim as one JSON message on the
+sync socket; nothing here returns normally.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from __future__ import annotations
 import errno
 import json
 import os
-import resource
 import socket
 import stat
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 from kubelet.runtime import linux
+from kubelet.runtime.ociruntime.process import Plan, apply_plan, prepare_process
 from kubelet.runtime.linux import (MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC,
                                    MS_REMOUNT, MS_SHARED, MS_SLAVE)
 
@@ -328,10 +330,6 @@ def stage2(spec: dict[str, Any], sync: socket.socket) -> None:
             os._exit(127)
 
 
-RLIMITS = {name: getattr(resource, name.replace("RLIMIT_", "RLIMIT_")) for name in dir(resource)
-           if name.startswith("RLIMIT_")}
-
-
 def _lookup_executable(proc: dict[str, Any]) -> None:
     """Fail at create, as runc does, when the command cannot be found in the container's PATH."""
     arg0 = proc["args"][0]
@@ -362,81 +360,6 @@ def set_oom_score_adj(proc: dict[str, Any]) -> None:
         with open("/proc/self/oom_score_adj") as f:
             if int(want) >= int(f.read().strip() or 0):
                 raise
-
-
-def _permitted_now() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("CapPrm:"):
-                return int(line.split()[1], 16)
-    return 0
-
-
-class Plan(NamedTuple):
-    """An OCI ``process`` worked out before *start*, so that after it only syscalls remain."""
-
-    rlimits: tuple[tuple[int, int, int], ...]
-    bounding: int | None            # capabilities kept in the bounding set (None: leave it)
-    groups: tuple[int, ...]
-    uid: int
-    gid: int
-    keepcaps: bool
-    caps: tuple[int, int, int] | None  # effective, permitted, inheritable
-    no_new_privs: bool
-    cwd: str
-    args: tuple[str, ...]
-    env: dict[str, str]
-    last_cap: int
-
-
-def prepare_process(proc: dict[str, Any]) -> Plan:
-    """Parse ``proc`` (masks, env, the capabilities we hold) once; ``apply_plan`` then only makes syscalls."""
-    caps = proc.get("capabilities")
-    user = proc.get("user", {})
-    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
-    masks = None
-    keepcaps = uid != 0 and bool(caps and caps.get("ambient"))
-    if caps is not None:
-        # a privileged container gets all the caps we have, not more (some VMs hold back a few); what we
-        # will still have once setresuid to a non-root uid without KEEPCAPS has cleared them
-        have = _permitted_now() if uid == 0 or keepcaps else 0
-        root = uid == 0 or bool(caps.get("ambient"))
-        masks = (linux.cap_mask(caps.get("effective", [])) & have if root else 0,
-                 linux.cap_mask(caps.get("permitted", [])) & have if root else 0,
-                 linux.cap_mask(caps.get("inheritable", [])) & have)
-    env = dict(e.split("=", 1) for e in proc.get("env", []) if "=" in e)
-    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    return Plan(rlimits=tuple((RLIMITS[rl["type"]], rl["soft"], rl["hard"]) for rl in proc.get("rlimits", [])),
-                bounding=linux.cap_mask(caps.get("bounding", [])) if caps is not None else None,
-                groups=tuple(int(g) for g in user.get("additionalGids", [])), uid=uid, gid=gid,
-                keepcaps=keepcaps, caps=masks,
-                no_new_privs=bool(proc.get("noNewPrivileges")), cwd=proc.get("cwd") or "/",
-                args=tuple(proc["args"]), env=env, last_cap=linux.last_cap() if caps is not None else 0)
-
-
-def apply_plan(plan: Plan) -> None:
-    """rlimits, bounding set, groups, uid/gid, capabilities, no_new_privs and cwd, in that order."""
-    for kind, soft, hard in plan.rlimits:
-        resource.setrlimit(kind, (soft, hard))
-    if plan.bounding is not None:
-        for cap in range(plan.last_cap + 1):
-            if not plan.bounding & (1 << cap):
-                linux.prctl(linux.PR_CAPBSET_DROP, cap)
-    os.setgroups(plan.groups)
-    if plan.keepcaps:
-        linux.prctl(linux.PR_SET_KEEPCAPS, 1)
-    os.setresgid(plan.gid, plan.gid, plan.gid)
-    os.setresuid(plan.uid, plan.uid, plan.uid)
-    if plan.caps is not None:
-        linux.capset(*plan.caps)
-    if plan.no_new_privs:
-        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-    os.chdir(plan.cwd)
-
-
-def apply_process(proc: dict[str, Any]) -> None:
-    """rlimits, no_new_privs, capabilities, user and cwd of an OCI ``process`` (for init and exec alike)."""
-    apply_plan(prepare_process(proc))
 
 
 def _exec(plan: Plan, sync: socket.socket) -> None:

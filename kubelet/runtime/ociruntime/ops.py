@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import select
 import signal
 import socket
 import termios
@@ -18,6 +19,7 @@ from typing import Any
 
 from kubelet.runtime import linux
 from kubelet.runtime.ociruntime import init, shim, state
+from kubelet.runtime.ociruntime.process import apply_process
 
 
 class OciError(Exception):
@@ -66,8 +68,9 @@ def create(root: str, cid: str, bundle: str, log_path: str = "", events: str = "
     return int(msg["pid"])
 
 
-def start(root: str, cid: str) -> None:
-    """Release the created container's init to exec its process (one byte into its start fifo)."""
+def start(root: str, cid: str, timeout: float = 10.0) -> None:
+    """Release the created container's init to exec its process (one byte into its start fifo); returns
+    once it has (or has failed to: the exit record then says why), or after ``timeout`` s regardless."""
     st = state.status(root, cid)
     if st is None:
         raise OciError(f"container {cid} does not exist")
@@ -87,6 +90,11 @@ def start(root: str, cid: str) -> None:
         except FileNotFoundError:
             raise OciError(f"container {cid} is not created (started meanwhile)") from None
         os.write(fd, b"s")
+        # return once the process runs: the init holds the fifo's only other end (close-on-exec), and a
+        # fifo's writer sees POLLERR when no reader is left (it exec'd, or failed to and exited)
+        p = select.poll()
+        p.register(fd, 0)
+        p.poll(timeout * 1000)
     finally:
         os.close(fd)
 
@@ -204,7 +212,7 @@ def exec_in(root: str, cid: str, process: dict[str, Any], stdio: list[int]) -> i
                 os.setsid()
                 fcntl.ioctl(0, termios.TIOCSCTTY, 0)
             try:
-                init.apply_process(process)
+                apply_process(process)
                 env = dict(e.split("=", 1) for e in process.get("env", []) if "=" in e)
                 env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
                 os.execvpe(process["args"][0], process["args"], env)

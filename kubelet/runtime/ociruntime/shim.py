@@ -1,12 +1,13 @@
 """The per-container shim: the container's parent, in its own session, outliving whoever started it.
 
-``create`` (called in a freshly forked process) makes the container's cgroup, forks the container
-through ``init.stage1``/``stage2``, writes ``state.json``, answers the creator on ``reply`` and then
-serves until the container has exited: the control socket ``shim.sock`` (``start``, ``kill <sig>``,
-``wait``), the container's stdout/stderr into the CRI log file (``<RFC3339Nano> stdout|stderr F|P
-line``), and at exit the exit code, reason (Completed | Error | OOMKilled, from the memory cgroup's
-``oom_kill`` counter) and finish time into ``exit.json`` (fsynced, renamed), then a datagram on the
-runtime's events socket. Single-threaded: one ``selectors`` loop.
+``create`` (in a spare forked ahead by the fork server, or in a freshly forked process) hands the spec to
+its warm init (or forks the container through ``init.stage1``/``stage2``), makes the cgroup itself only on
+the OCI CLI path (else the caller does, beside it), writes ``state.json``, and lets the init answer the
+creator once ready (or answers itself); then it serves until the container has exited: the control socket
+``shim.sock`` (``kill <sig>``, ``wait``; ``start`` is a byte in the init's fifo), the container's
+stdout/stderr into the CRI log file (``crilog``), and at exit the exit code, reason (Completed | Error |
+OOMKilled, from the memory cgroup's ``oom_kill`` counter) and finish time into ``exit.json`` (renamed into
+place, not fsynced), then a datagram on the runtime's events socket. Single-threaded: one ``selectors`` loop.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import selectors
 import signal
 import socket
 import time
-from typing import Any, BinaryIO
+from typing import Any
 
 from kubelet.runtime import linux
 from kubelet.runtime.ociruntime import init, state
+from kubelet.runtime.ociruntime.crilog import CriLog
 from kubelet.runtime.ociruntime.spare import WarmInit
 
-PARTIAL_MAX = 16 * 1024  # a line longer than this is written as P chunks
 HANDLER_ANNOTATION = "org.kubelite.handler"
 EXTERNAL = ("runc", "crun")
 
@@ -79,44 +80,6 @@ def _external(handler: str, root: str, cid: str, spec: dict[str, Any], sync: soc
             init.send(sync, {"error": f"{handler}: {type(e).__name__}: {e}"})
         finally:
             os._exit(127)
-
-
-def rfc3339nano(ns: int) -> str:
-    secs, frac = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
-
-
-class CriLog:
-    """Writes a stream into the CRI log format, splitting full (F) and partial (P) lines."""
-
-    def __init__(self, f: BinaryIO | None, stream: str) -> None:
-        self.f, self.stream, self.buf = f, stream.encode(), b""
-
-    def feed(self, data: bytes) -> None:
-        self.buf += data
-        out = []
-        while True:
-            i = self.buf.find(b"\n")
-            if i < 0:
-                break
-            out.append((b"F", self.buf[:i]))
-            self.buf = self.buf[i + 1:]
-        while len(self.buf) >= PARTIAL_MAX:
-            out.append((b"P", self.buf[:PARTIAL_MAX]))
-            self.buf = self.buf[PARTIAL_MAX:]
-        self._write(out)
-
-    def close(self) -> None:
-        if self.buf:
-            self._write([(b"F", self.buf)])
-            self.buf = b""
-
-    def _write(self, items: list[tuple[bytes, bytes]]) -> None:
-        if not items or self.f is None:
-            return
-        ts = rfc3339nano(time.time_ns()).encode()
-        self.f.write(b"".join(ts + b" " + self.stream + b" " + tag + b" " + line + b"\n" for tag, line in items))
-        self.f.flush()
 
 
 def _attach(procs: list[str], pid: int, timeout: float = 5.0) -> None:
@@ -254,7 +217,10 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
                 if not late:  # while the init works (else: once it is in all its cgroups)
                     state.write_json(os.path.join(cdir, "state.json"), st)
                     if direct_reply:  # recorded: once ready, the init may answer the creator itself
-                        init.send(sync_parent, {"recorded": True})
+                        try:
+                            init.send(sync_parent, {"recorded": True})
+                        except OSError:
+                            pass  # it failed meanwhile: its error is what we read next
             if ready and st:
                 break
             msg = init.recv(sync_parent)  # stage1's {"pid"} and stage2's {"ready"} race: wait for both
@@ -374,11 +340,23 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
     # atomic (tmp + rename) but not fsynced: it must survive our crash, not the kernel's, and a kernel
     # crash ends the container anyway (fsync on a busy disk costs 10+ ms per container)
     state.write_json(os.path.join(cdir, "exit.json"), ex)
+    out = json.dumps(ex).encode()
+
+    def answer(conns: list[socket.socket]) -> None:
+        for w in conns:
+            try:
+                w.sendall(out)
+            except OSError:
+                pass
+            w.close()
+
+    answer(waiters)  # first those already waiting (the record is on disk): then the rest of the clean-up
     try:
         os.unlink(os.path.join(cdir, "shim.sock"))
     except FileNotFoundError:
         pass
     ctl.setblocking(False)
+    late: list[socket.socket] = []
     while True:  # late callers still in the backlog: waiters get the record, others a refusal
         try:
             conn, _ = ctl.accept()
@@ -391,7 +369,7 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
         except OSError:
             cmd = []
         if cmd and cmd[0] == "wait":
-            waiters.append(conn)
+            late.append(conn)
         else:
             try:
                 conn.sendall(b'{"error": "container not running"}')
@@ -399,13 +377,7 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
                 pass
             conn.close()
     ctl.close()
-    out = json.dumps(ex).encode()
-    for w in waiters:
-        try:
-            w.sendall(out)
-        except OSError:
-            pass
-        w.close()
+    answer(late)
     if events:
         try:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

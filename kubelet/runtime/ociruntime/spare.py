@@ -21,8 +21,10 @@ import array
 import json
 import os
 import select
+import selectors
 import signal
 import socket
+import time
 from typing import Any
 
 from kubelet.runtime import linux
@@ -32,7 +34,9 @@ IDLE_NICE = 19
 
 def _recv(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
     fds = array.array("i")
-    msg, anc, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(16 * fds.itemsize))
+    # close-on-exec (as every fd we open ourselves): nothing received may leak into a container
+    msg, anc, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(16 * fds.itemsize),
+                                           socket.MSG_CMSG_CLOEXEC)
     for level, kind, data in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
@@ -85,14 +89,14 @@ _SAMPLE_PROCESS = {"user": {"uid": 0, "gid": 0, "additionalGids": [0]}, "args": 
 def _rehearse() -> None:
     """While waiting (nice 19): run what the init will run, on inputs that change nothing, so that the
     copy-on-write faults of its first run (code caches, refcounts, allocator pools) are taken now."""
-    from kubelet.runtime.ociruntime import init
+    from kubelet.runtime.ociruntime import init, process
     nowhere = "/nonexistent-kubelite-rehearsal"
     spec = {"process": _SAMPLE_PROCESS, "mounts": [{"destination": "/proc", "type": "proc", "source": "proc",
                                                    "options": ["nosuid", "noexec", "nodev"]}]}
     json.loads(json.dumps(spec))
     init.parse_options(["nosuid", "strictatime", "mode=755", "size=65536k", "rbind", "rprivate", "ro"])
     init.secure_join(nowhere, "/dev/pts")
-    init.prepare_process(_SAMPLE_PROCESS)
+    process.prepare_process(_SAMPLE_PROCESS)
     for call in (lambda: init._lookup_executable({"args": [f"{nowhere}/x"]}),
                  lambda: linux.mount(None, nowhere, None, linux.MS_PRIVATE),
                  lambda: linux.umount2(nowhere, linux.MNT_DETACH),
@@ -117,6 +121,19 @@ def _rehearse_shim() -> None:
     b.close()
     state.proc_starttime(os.getpid())
     state.read_oom_kills("/nonexistent-kubelite-rehearsal")
+    # and what it runs while the container lives and once it has exited
+    from kubelet.runtime.ociruntime.crilog import CriLog
+    r, w = os.pipe()
+    sel = selectors.DefaultSelector()
+    sel.register(r, selectors.EVENT_READ, "log")
+    os.write(w, b"x\n")
+    for _key, _ in sel.select(timeout=0):
+        CriLog(None, "stdout").feed(os.read(r, 64))
+    sel.close()
+    os.close(r)
+    os.close(w)
+    json.dumps({"exit_code": 0, "reason": "Completed", "finished": time.time_ns(), "message": ""}).encode()
+    state.started_at("/nonexistent-kubelite-rehearsal", {})
     try:
         state.container_dir("/nonexistent-kubelite-rehearsal", "x")
         os.stat("/nonexistent-kubelite-rehearsal")

@@ -11,7 +11,7 @@ import pytest
 
 from kubelet import cri
 from kubelet.runtime import oci, podspec
-from kubelet.runtime.ociruntime import init, shim
+from kubelet.runtime.ociruntime import crilog, init
 from kubelet.runtime import snapshots
 from kubelet.runtime.snapshots import SnapshotError, Snapshotter
 
@@ -29,19 +29,19 @@ def _lines(buf: io.BytesIO) -> list[tuple[str, str, str]]:
 
 def test_cri_log_full_and_partial_lines() -> None:
     buf = io.BytesIO()
-    log = shim.CriLog(buf, "stdout")  # type: ignore[arg-type]
+    log = crilog.CriLog(buf, "stdout")  # type: ignore[arg-type]
     log.feed(b"one\ntw")
     log.feed(b"o\nthree")
-    log.feed(b"x" * (shim.PARTIAL_MAX + 5))
+    log.feed(b"x" * (crilog.PARTIAL_MAX + 5))
     log.close()
     got = _lines(buf)
     assert got[:2] == [("stdout", "F", "one"), ("stdout", "F", "two")]
     assert got[2][1] == "P" and got[2][2].startswith("three")
-    assert got[-1][1] == "F" and "".join(t for _s, _tag, t in got[2:]) == "three" + "x" * (shim.PARTIAL_MAX + 5)
+    assert got[-1][1] == "F" and "".join(t for _s, _tag, t in got[2:]) == "three" + "x" * (crilog.PARTIAL_MAX + 5)
 
 
 def test_rfc3339nano() -> None:
-    assert shim.rfc3339nano(1_475_713_029_669_794_202) == "2016-10-06T00:17:09.669794202Z"
+    assert crilog.rfc3339nano(1_475_713_029_669_794_202) == "2016-10-06T00:17:09.669794202Z"
 
 
 def test_parse_options_and_secure_join(tmp_path: Path) -> None:
