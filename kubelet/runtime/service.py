@@ -2,8 +2,9 @@
 
 State lives under ``root`` (default ``/run/kubelite/runtime``): ``sandboxes/<id>/``; what lives only as long
 as the host is up, under ``scratch`` (``root`` itself on a tmpfs, else a directory of its own on
-``/dev/shm``: see snapshots.scratch_root): ``containers/<id>/`` (``meta.json`` and the OCI ``bundle/``),
-``oci/<id>/`` (what each shim records) and ``snapshots/``. A new
+``/dev/shm``: see snapshots.scratch_root): ``containers/<id>/`` (``meta.json`` and the OCI ``bundle/``) and
+``oci/<id>/`` (what each shim records); the containers' upper dirs in ``root/snapshots/`` (ephemeral
+storage on the node's disk, not memory). A new
 ``Runtime`` on the same root re-adopts everything: listings are read from disk, and a container that
 exited while no runtime ran still shows the exit code and reason its shim wrote. Use as
 ``async with Runtime(...) as rt:`` (starts the fork server and the events socket).
@@ -22,6 +23,7 @@ import socket
 import time
 import uuid
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
 from kubelet import cri
@@ -67,12 +69,13 @@ class Runtime:
         self.cgroup_root = cgroup_root if cgroup_root is not None else f"kubelite/{node_name}"
         self.image_store = image_store
         self.network = network
-        # the OCI runtime's state and the containers' upper dirs live only as long as the host is up: on a
-        # tmpfs (snapshots.scratch_root), where they cost no disk journal
+        # bundles and the OCI runtime's state live only as long as the host is up: on a tmpfs
+        # (snapshots.scratch_root), where they cost no disk journal; what containers write to their rootfs
+        # stays on the disk (volatile overlay uppers), not in memory charged to their limits
         self.scratch = scratch_root(self.root)
         self.containers_dir = str(self.scratch / "containers")
         self.oci_root = str(self.scratch / "oci")
-        self.snapshots = Snapshotter(self.scratch / "snapshots")
+        self.snapshots = Snapshotter(Path(self.root) / "snapshots")
         # one fork server per runtime process: a `kubelite runtime` beside a running kubelet gets its own
         self.fs = ForkServerClient(os.path.join(self.root, f"forkserver-{os.getpid()}.sock"))
         self.events_path = os.path.join(self.root, "events.sock")
