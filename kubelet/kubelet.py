@@ -220,6 +220,8 @@ class Kubelet:
     # ------------------------------------------------------------------ the sync of one pod
     async def sync(self, uid: str) -> float | None:
         pod = self.pods.get(uid)
+        if pod is not None:
+            self.timing.setdefault(uid, {"seen": time.time()}).setdefault("sync", time.time())
         rp = await self.rm.runtime_pod(uid)
         if pod is None:
             return await self._remove(uid, rp)
@@ -240,6 +242,8 @@ class Kubelet:
             times.setdefault("sandbox", result.sandbox_ready_at)
         if result.started_at:
             times.setdefault("started", result.started_at)
+        for k, v in result.marks.items():
+            times.setdefault(k, v)
         for type_, reason, message in result.events:
             self._event(pod, type_, reason, message)
         for name in result.started:

@@ -38,6 +38,7 @@ class SyncResult:
     started: list[str] = field(default_factory=list)
     sandbox_ready_at: float = 0.0                                      # wall-clock, when created here
     started_at: float = 0.0                                            # wall-clock, last container started
+    marks: dict[str, float] = field(default_factory=dict)              # step → wall-clock when it began/ended here
 
 
 def grace_period(pod: Mapping[str, Any]) -> int:
@@ -177,6 +178,7 @@ class RuntimeManager:
             annotations = {TMPFS_ANNOTATION: "[" + ",".join(tmpfs) + "]"} if tmpfs else {}
             cfg = sandbox_config(pod, self.node_name, str(self.log_dir), actions.attempt, annotations)
             await asyncio.to_thread(Path(cfg.log_directory).mkdir, parents=True, exist_ok=True)
+            result.marks.setdefault("sandboxCall", time.time())
             try:
                 sandbox_id = await self.runtime.run_pod_sandbox(cfg, runtime_handler)
             except CriError as exc:
@@ -233,6 +235,7 @@ class RuntimeManager:
         sandbox_cfg = sandbox_config(pod, self.node_name, str(self.log_dir), sb.metadata.attempt)
         if previous is not None:
             self.backoff.next(backoff_key(pod, c), now)
+        result.marks.setdefault("createCall", time.time())
         try:
             cid = await self.runtime.create_container(sb.id, cfg, sandbox_cfg)
         except CriError as exc:
@@ -240,6 +243,7 @@ class RuntimeManager:
             result.events.append(("Warning", "Failed", f"Error: {exc}"))
             return
         result.events.append(("Normal", "Created", f"Created container: {name}"))
+        result.marks.setdefault("created", time.time())
         try:
             await self.runtime.start_container(cid)
         except CriError as exc:
