@@ -100,10 +100,6 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
                             "cgroup": f"/{cgroup_root.strip('/')}/{cfg.cgroup_parent.strip('/')}",
                             "labels": labels}
     async with contextlib.AsyncExitStack() as undo:
-        os.makedirs(d)
-        undo.push_async_callback(asyncio.to_thread, shutil.rmtree, d, True)
-        shm = os.path.join(d, "shm")
-        os.makedirs(shm)
         kinds = []
         if not cfg.host_network:
             kinds.append("network")
@@ -117,9 +113,13 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
         if not cfg.host_users:
             meta["userns_base"] = base = allocate_userns(root)
             maps = {"uid_map": f"0 {base} {USERNS_SIZE}\n", "gid_map": f"0 {base} {USERNS_SIZE}\n"}
-        # the pod cgroup (a worker thread) while the fork server forks the pause process
+        pins = {k: os.path.join(d, "ns", {"network": "net"}.get(k, k)) for k in kinds + (["user"] if maps else [])}
+        # in one worker thread (file creation can take a millisecond each on a busy filesystem: never on the
+        # event loop): the directory, its files and the namespace pins' mount points, and the pod cgroup;
+        # meanwhile the fork server forks the pause process
         pod_res = oci.linux_resources(cfg.resources) if cfg.resources else {}
-        steps: list[Any] = [asyncio.to_thread(_pod_cgroup, meta["cgroup"], pod_res)]
+        undo.push_async_callback(asyncio.to_thread, shutil.rmtree, d, True)
+        steps: list[Any] = [asyncio.to_thread(_prepare, d, cfg, list(pins.values()), meta["cgroup"], pod_res)]
         if kinds or maps:
             steps.append(fs.call({"op": "sandbox", "dir": d, "hostname": cfg.hostname, "namespaces": kinds,
                                   "maps": maps}))
@@ -128,28 +128,24 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
             meta["own_cgroup"] = results[0]
             if meta["own_cgroup"]:
                 undo.push_async_callback(asyncio.to_thread, cgroupfs.destroy, meta["cgroup"])
-        pins: list[dict[str, Any]] = []
         if len(results) > 1 and not isinstance(results[1], BaseException):
             meta["pid"] = results[1]["pid"]
             undo.push_async_callback(_release, fs, meta)
-            meta["starttime"] = state.proc_starttime(meta["pid"])
-            nsdir = os.path.join(d, "ns")
-            os.makedirs(nsdir)
-            for k in kinds + (["user"] if maps else []):
-                name = {"network": "net"}.get(k, k)
-                target = os.path.join(nsdir, name)
-                open(target, "x").close()
-                pins.append({"source": f"/proc/{meta['pid']}/ns/{name}", "target": target, "flags": MS_BIND})
-                meta["ns"][k] = target
         for r in results:
             if isinstance(r, BaseException):
                 raise r
+        if meta["pid"]:
+            meta["starttime"] = state.proc_starttime(meta["pid"])
+            meta["ns"] = pins
         # /dev/shm and the namespace pins in one fork-server round trip, while the pod's veth is made
         # (through /proc/<pid>/ns/net: the pin is not needed for that)
+        shm = os.path.join(d, "shm")
         undo.push_async_callback(fs.call, {"op": "umount", "target": shm, "flags": MNT_DETACH})
         steps = [fs.call({"op": "mounts", "mounts": [
             {"source": "kubelite-shm", "target": shm, "fstype": "tmpfs", "flags": MS_NOSUID | MS_NODEV | MS_NOEXEC,
-             "data": "mode=1777,size=65536k"}, *pins]})]
+             "data": "mode=1777,size=65536k"},
+            *({"source": f"/proc/{meta['pid']}/ns/{os.path.basename(t)}", "target": t, "flags": MS_BIND}
+              for t in pins.values())]})]
         if net is not None and "network" in kinds:
             undo.push_async_callback(asyncio.to_thread, net.teardown_pod, sid)
             steps.append(asyncio.to_thread(_setup_pod, net, sid, f"/proc/{meta['pid']}/ns/net"))
@@ -159,14 +155,31 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
                 raise r
         if len(results) > 1:
             meta["ip"] = results[1].ip
-        for name, content in (("hosts", hosts_content(cfg, meta["ip"])), ("resolv.conf", resolv_content(cfg)),
-                              ("hostname", cfg.hostname + "\n")):
-            with open(os.path.join(d, name), "w") as f:
-                f.write(content)
         meta["state"] = cri.PodSandboxState.READY.value
-        state.write_json(os.path.join(d, "meta.json"), meta)
+        await asyncio.to_thread(_finish, d, cfg, meta)
         undo.pop_all()
     return meta
+
+
+def _prepare(d: str, cfg: cri.PodSandboxConfig, pins: list[str], cgroup: str, resources: dict[str, Any]) -> bool:
+    """The sandbox's directory with ``shm/``, ``resolv.conf``, ``hostname`` and the pins' (empty) files, then
+    the pod cgroup (:func:`_pod_cgroup`'s answer)."""
+    os.makedirs(os.path.join(d, "shm"))
+    if pins:
+        os.makedirs(os.path.join(d, "ns"))
+        for target in pins:
+            open(target, "x").close()
+    for name, content in (("resolv.conf", resolv_content(cfg)), ("hostname", cfg.hostname + "\n")):
+        with open(os.path.join(d, name), "w") as f:
+            f.write(content)
+    return _pod_cgroup(cgroup, resources)
+
+
+def _finish(d: str, cfg: cri.PodSandboxConfig, meta: dict[str, Any]) -> None:
+    """``hosts`` (it holds the pod's IP) and the record that makes the sandbox exist for listings."""
+    with open(os.path.join(d, "hosts"), "w") as f:
+        f.write(hosts_content(cfg, meta["ip"]))
+    state.write_json(os.path.join(d, "meta.json"), meta)
 
 
 def _pod_cgroup(path: str, resources: dict[str, Any]) -> bool:
