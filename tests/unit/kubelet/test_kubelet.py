@@ -304,3 +304,50 @@ async def test_host_network_pod_uses_node_ip(tmp_path: Path) -> None:
         assert ("IP", "192.168.0.9") in next(iter(h.runtime.configs.values())).envs
         assert h.kubelet._running(h.kubelet.pods["uid-hn"], await h.kubelet.rm.runtime_pod("uid-hn"))["c"][1] == \
             "192.168.0.9"
+
+
+class _SlowSandboxes(FakeRuntime):
+    """Sandboxes wait for ``release``; records how many were being made at once, and in which order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.making = 0
+        self.peak = 0
+        self.order: list[str] = []
+
+    async def run_pod_sandbox(self, config: Any, runtime_handler: str = "") -> str:
+        self.making += 1
+        self.peak = max(self.peak, self.making)
+        self.order.append(config.metadata.name)
+        try:
+            await self.release.wait()
+            return await super().run_pod_sandbox(config, runtime_handler)
+        finally:
+            self.making -= 1
+
+
+async def test_a_burst_of_pods_starts_a_few_at_a_time_in_arrival_order(tmp_path: Path) -> None:
+    rt = _SlowSandboxes()
+    h = Harness(tmp_path, runtime=rt)
+    async with running(h):
+        for i in range(8):
+            h.add(make_pod(f"p{i}"))
+        await wait_for(lambda: rt.making == 3)
+        await asyncio.sleep(0.05)
+        assert rt.making == 3 and sorted(rt.order) == ["p0", "p1", "p2"]   # the first three to arrive
+        rt.release.set()
+        await wait_for(lambda: all(h.last_status(f"p{i}").get("phase") == "Running" for i in range(8)))
+    assert rt.peak == 3 and sorted(rt.order) == [f"p{i}" for i in range(8)]
+
+
+async def test_a_pod_whose_image_needs_a_pull_does_not_wait_for_the_start_gate(tmp_path: Path) -> None:
+    rt = _SlowSandboxes()
+    h = Harness(tmp_path, runtime=rt)
+    async with running(h):
+        for i in range(3):
+            h.add(make_pod(f"p{i}"))
+        await wait_for(lambda: rt.making == 3)
+        h.add(make_pod("pull", {"name": "c", "image": "busybox:1.36", "imagePullPolicy": "Always"}))
+        await wait_for(lambda: rt.making == 4)
+        rt.release.set()
