@@ -3,47 +3,26 @@
 Kubernetes' rules (``pkg/apis/core/v1/helper/qos``, ``pkg/kubelet/cm``): a pod is Guaranteed when
 every container has cpu and memory limits equal to its requests, BestEffort when no container asks
 for anything, Burstable otherwise. Requests default to limits. cpu.shares = milli×1024/1000 (min 2),
-quota from the cpu limit with a 100 ms period, memory limit in bytes. No I/O here.
+quota from the cpu limit with a 100 ms period, memory limit in bytes, OOM score from the QoS class.
+The only I/O: the host's memory size, read once, which the Burstable OOM score is relative to.
 """
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal
+import functools
 from fractions import Fraction
 from typing import Any, Mapping
 
 from kubelet.cri import LinuxResources
+from kubelite.api.quantity import parse_value as parse_quantity
 
 Pod = Mapping[str, Any]
 
 CPU_PERIOD_US = 100_000
 MIN_SHARES = 2
 MAX_SHARES = 262_144
-
-_SUFFIX: dict[str, Fraction] = {
-    "": Fraction(1), "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000),
-    "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12),
-    "P": Fraction(10**15), "E": Fraction(10**18),
-    "Ki": Fraction(2**10), "Mi": Fraction(2**20), "Gi": Fraction(2**30), "Ti": Fraction(2**40),
-    "Pi": Fraction(2**50), "Ei": Fraction(2**60),
-}
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)(?:([eE][+-]?[0-9]+)|(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?)$")
-
-
-def parse_quantity(value: str | int | float) -> Fraction:
-    """``"100m"`` → 1/10, ``"64Mi"`` → 67108864, exactly. Raises ``ValueError`` on a malformed quantity."""
-    if isinstance(value, (int, float)):
-        return Fraction(Decimal(str(value)))
-    m = _QUANTITY.match(value.strip())
-    if not m:
-        raise ValueError(f"quantities must match the regular expression "
-                         f"'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {value!r}")
-    number = Fraction(Decimal(m.group(1)))
-    if m.group(2):
-        return number * Fraction(10) ** int(m.group(2)[1:])
-    return number * _SUFFIX[m.group(3) or ""]
-
+GUARANTEED_OOM_SCORE_ADJ = -997
+BESTEFFORT_OOM_SCORE_ADJ = 1000
 
 def _parsed(values: Mapping[str, Any] | None) -> dict[str, Fraction]:
     out: dict[str, Fraction] = {}
@@ -144,11 +123,35 @@ def container_resources(container: Mapping[str, Any], pod: Pod | None = None) ->
     if cpu_lim is not None and cpu_lim > 0:
         period = CPU_PERIOD_US
         quota = max(1000, int(cpu_lim * 1000) * CPU_PERIOD_US // 1000)
-    oom = 1000 if pod is not None and qos_class(pod) == "BestEffort" else 0
-    if pod is not None and qos_class(pod) == "Guaranteed":
-        oom = -997
+    oom = oom_score_adj(pod, requests.get("memory", Fraction(0))) if pod is not None else 0
     return LinuxResources(cpu_period=period, cpu_quota=quota, cpu_shares=shares,
                           memory_limit_in_bytes=int(mem_lim) if mem_lim else 0, oom_score_adj=oom)
+
+
+def oom_score_adj(pod: Pod, memory_request: Fraction, memory_capacity: int = 0) -> int:
+    """Kubernetes' ``GetContainerOOMScoreAdjust``: -997 Guaranteed, 1000 BestEffort, and for Burstable
+    ``1000 - 1000 × request / capacity`` kept within 3..999 (the more memory asked for, the later killed)."""
+    qos = qos_class(pod)
+    if qos == "Guaranteed":
+        return GUARANTEED_OOM_SCORE_ADJ
+    if qos == "BestEffort":
+        return BESTEFFORT_OOM_SCORE_ADJ
+    capacity = memory_capacity or machine_memory()
+    adj = 1000 - (1000 * int(memory_request)) // capacity if capacity else BESTEFFORT_OOM_SCORE_ADJ
+    return max(1000 + GUARANTEED_OOM_SCORE_ADJ, min(BESTEFFORT_OOM_SCORE_ADJ - 1, adj))
+
+
+@functools.cache
+def machine_memory() -> int:
+    """The host's MemTotal in bytes (cAdvisor's MemoryCapacity), read once."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def resource_value(container: Mapping[str, Any], resource: str, divisor: str | None = None,

@@ -17,7 +17,7 @@ from apiserver.objects import Objects
 from apiserver.registry import fieldvalidation
 from apiserver.storage import Store
 from apiserver.watchcache import WatchCache
-from kubelite.api import codec, errors
+from kubelite.api import codec, errors, protobuf
 
 logger = logging.getLogger(__name__)
 
@@ -90,11 +90,11 @@ def status_response(err: errors.ApiError) -> web.Response:
 
 
 PROTOBUF = "application/vnd.kubernetes.protobuf"
-# kubectl's typed commands (create deployment|configmap|secret|namespace|job, ...) always send protobuf
-# and client-go has no fallback to JSON for it; say what works instead.
-PROTOBUF_HINT = ("; this server does not support application/vnd.kubernetes.protobuf bodies, which kubectl's "
-                 "`create deployment|configmap|secret|namespace` send: write the object with "
-                 "`kubectl create ... --dry-run=client -o yaml` and pass it to `kubectl create -f -` or `kubectl apply -f -`")
+# kubectl's typed commands (create deployment|configmap|secret|namespace, ...) always send protobuf, which
+# is decoded for the kinds served here; say what works for anything else.
+PROTOBUF_HINT = ("; this server decodes application/vnd.kubernetes.protobuf bodies only for the kinds it serves: "
+                 "write the object with `kubectl create ... --dry-run=client -o yaml` and pass it to "
+                 "`kubectl apply -f -`")
 
 
 def media_type(request: web.Request) -> str:
@@ -141,9 +141,16 @@ def parse_document(raw: bytes, ctype: str) -> Any:
         raise errors.BadRequest(f"the body of the request could not be decoded as JSON: {e}") from None
 
 
-async def read_object(request: web.Request) -> tuple[dict[str, Any], bytes]:
-    """The request body as an API object (JSON or YAML); returns ``(object, raw bytes)``."""
-    raw, ctype = await read_raw(request, BODY_TYPES)
+async def read_object(request: web.Request) -> tuple[dict[str, Any], bytes | None]:
+    """The request body as an API object (JSON, YAML or Kubernetes protobuf); returns ``(object, raw
+    bytes)``, the raw bytes None for protobuf (they hold no JSON whose duplicate keys could be checked)."""
+    raw, ctype = await read_raw(request, (*BODY_TYPES, PROTOBUF))
+    if ctype == PROTOBUF:
+        try:
+            return protobuf.decode(raw), None
+        except protobuf.ProtobufError as e:
+            raise errors.UnsupportedMediaType(f"the body of the request could not be decoded as "
+                                              f"{PROTOBUF}: {e}{PROTOBUF_HINT}") from None
     obj = parse_document(raw, ctype)
     if not isinstance(obj, dict):
         raise errors.BadRequest("the body of the request must be a JSON object")

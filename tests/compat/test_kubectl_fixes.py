@@ -1,5 +1,5 @@
 """The real kubectl against a real apiserver: warnings, field ownership without ``fieldManager``,
-client-side → server-side apply migration and the protobuf 415 message."""
+client-side → server-side apply migration and the typed create commands, which send protobuf."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ KUBECTL = os.environ.get("KUBELITE_KUBECTL", shutil.which("kubectl") or "/usr/bi
 if not Path(KUBECTL).exists():  # pragma: no cover - machines without kubectl
     pytest.skip("kubectl is not installed", allow_module_level=True)
 
-from tests.compat.test_kubectl_semantics import Run, _make_runner  # noqa: E402
+from tests.compat.test_kubectl_semantics import PINNED_DIR, Run, _make_runner  # noqa: E402
 
 CM = """\
 apiVersion: v1
@@ -83,12 +83,27 @@ def test_scale_then_server_side_apply_conflicts(kubectl: Run, tmp_path: Path) ->
     assert proc.returncode == 1 and 'conflict with "kubectl"' in proc.stderr and ".spec.replicas" in proc.stderr, proc.stderr
 
 
-def test_protobuf_create_says_what_to_do(kubectl: Run) -> None:
-    # kubectl's typed create commands send protobuf (no JSON fallback in client-go): the 415 must say
-    # so and name the working route, which must then work
-    proc = kubectl("create", "configmap", "pb1", "--from-literal=a=b", check=False)
-    assert proc.returncode == 1
-    assert "does not support application/vnd.kubernetes.protobuf" in proc.stderr and "kubectl apply -f -" in proc.stderr, proc.stderr
-    manifest = kubectl("create", "configmap", "pb1", "--from-literal=a=b", "--dry-run=client", "-o", "yaml").stdout
-    assert "configmap/pb1 created" in kubectl("create", "-f", "-", stdin=manifest).stdout
-    assert _get(kubectl, "cm", "pb1")["data"] == {"a": "b"}
+@pytest.mark.parametrize("minor", [27, 30, 33])
+def test_typed_create_commands_send_protobuf_and_work(apiserver_url: str, tmp_path: Path, minor: int) -> None:
+    # kubectl's typed create commands send Kubernetes protobuf (no JSON fallback in client-go); oldest,
+    # middle and newest pinned binary, as the messages grew fields between them
+    kubectl = _make_runner(apiserver_url, tmp_path, str(PINNED_DIR / f"kubectl.1.{minor}"))
+    ns = f"pb{minor}"
+    assert f"namespace/{ns} created" in kubectl("create", "namespace", ns).stdout
+    assert _get(kubectl, "ns", ns)["status"]["phase"] == "Active"
+    kubectl("create", "configmap", "cm1", "-n", ns, "--from-literal=a=b", "--from-literal=empty=")
+    assert _get(kubectl, "cm", "cm1", "-n", ns)["data"] == {"a": "b", "empty": ""}
+    kubectl("create", "secret", "generic", "s1", "-n", ns, "--from-literal=k=v")
+    secret = _get(kubectl, "secret", "s1", "-n", ns)
+    assert (secret["data"], secret["type"]) == ({"k": "dg=="}, "Opaque"), secret
+    kubectl("create", "deployment", "web", "-n", ns, "--image=busybox:1.35", "--replicas=0", "--port=80",
+            "--", "sleep", "3600")
+    deploy = _get(kubectl, "deploy", "web", "-n", ns)
+    assert deploy["spec"]["replicas"] == 0, deploy["spec"]          # a pointer's zero is a value, not "unset"
+    assert deploy["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+    container = deploy["spec"]["template"]["spec"]["containers"][0]
+    assert (container["image"], container["command"], container["ports"][0]["containerPort"]) == \
+        ("busybox:1.35", ["sleep", "3600"], 80), container
+    assert deploy["spec"]["strategy"]["type"] == "RollingUpdate"    # defaulted as for a JSON body
+    proc = kubectl("create", "deployment", "web", "-n", ns, "--image=busybox:1.35", check=False)
+    assert proc.returncode == 1 and "already exists" in proc.stderr, proc.stderr

@@ -126,10 +126,8 @@ def test_top_events_and_inspect(cluster: UpCluster) -> None:
     events = cluster.kubectl("get", "events").stdout
     for reason in ("Scheduled", "Started", "SuccessfulCreate", "ScalingReplicaSet", "Killing"):
         assert reason in events, events
-    extra = cluster.data_dir / "extra.yaml"        # `kubectl create configmap|secret` send protobuf: not served
-    extra.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: acc-cm}\ndata: {k: v}\n---\n"
-                     "apiVersion: v1\nkind: Secret\nmetadata: {name: acc-secret}\nstringData: {k: v}\n")
-    cluster.kubectl("create", "-f", str(extra))
+    cluster.kubectl("create", "configmap", "acc-cm", "--from-literal=k=v")      # typed creates: protobuf bodies
+    cluster.kubectl("create", "secret", "generic", "acc-secret", "--from-literal=k=v")
     for kind, name, ns in (("namespace", "default", ""), ("configmap", "acc-cm", "default"),
                            ("secret", "acc-secret", "default"), ("lease", cluster.node, "kube-node-lease")):
         out = cluster.kubectl("describe", kind, name, *(["-n", ns] if ns else [])).stdout

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import os
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
 from kubelet.containerconfig import container_config, security_context
 from kubelet.envvars import ContainerConfigError, Sources, expand, make_environment
-from kubelet.qos import container_resources, parse_quantity, pod_cgroup_parent, pod_resources, qos_class
+from kubelet.qos import (container_resources, machine_memory, oom_score_adj, parse_quantity, pod_cgroup_parent,
+                         pod_resources, qos_class)
 from kubelet.volumes import atomic_write, container_mounts, setup_volumes
 
 pytestmark = pytest.mark.unit
@@ -94,6 +96,21 @@ def test_linux_resources() -> None:
     assert (r.cpu_shares, r.cpu_quota, r.cpu_period, r.memory_limit_in_bytes) == (256, 50000, 100000, 128 * 2**20)
     r = container_resources({})
     assert (r.cpu_shares, r.cpu_quota, r.memory_limit_in_bytes) == (2, 0, 0)
+
+
+def test_oom_score_adj_follows_kubernetes_policy() -> None:
+    """GetContainerOOMScoreAdjust: -997 / 1000 by class; Burstable 1000 - 1000 x request / capacity in 3..999."""
+    g = {"limits": {"cpu": "1", "memory": "1Gi"}}
+    b = {"requests": {"memory": "1Gi"}}
+    gib = Fraction(2**30)
+    assert oom_score_adj(_res_pod(g), gib, 4 * 2**30) == -997
+    assert oom_score_adj(_res_pod({}), Fraction(0), 4 * 2**30) == 1000
+    assert oom_score_adj(_res_pod(b), gib, 4 * 2**30) == 750
+    assert oom_score_adj(_res_pod(b), Fraction(0), 4 * 2**30) == 999       # asks for no memory: never 1000
+    assert oom_score_adj(_res_pod(b), 8 * gib, 4 * 2**30) == 3             # asks for more than the host has
+    burstable = _res_pod(b)
+    want = max(3, min(999, 1000 - (1000 * 2**30) // machine_memory()))     # relative to this host's MemTotal
+    assert container_resources(burstable["spec"]["containers"][0], burstable).oom_score_adj == want
 
 
 def test_pod_level_resources_as_resource_config_for_pod() -> None:
