@@ -84,6 +84,7 @@ class RuntimeManager:
         # first starts of pods (sandbox, then containers) a few at a time, in arrival order: with a burst on a
         # few cores, all at once share the CPU and all finish late; one after another, most finish early
         self._starts = asyncio.Semaphore(start_concurrency)
+        self.starting = 0                                    # pods in or waiting for their first start
 
     # ---------------------------------------------------------------- reading the runtime
     async def runtime_pods(self) -> dict[str, RuntimePod]:
@@ -167,8 +168,12 @@ class RuntimeManager:
 
         if not actions.create_sandbox or not await self._images_present(pod, actions):
             return await self._start(pod, rp, actions, sources, pull_secrets, runtime_handler, result)
-        async with self._starts:          # (an image pull, seconds long, must not hold up the others)
-            return await self._start(pod, rp, actions, sources, pull_secrets, runtime_handler, result)
+        self.starting += 1
+        try:
+            async with self._starts:      # (an image pull, seconds long, must not hold up the others)
+                return await self._start(pod, rp, actions, sources, pull_secrets, runtime_handler, result)
+        finally:
+            self.starting -= 1
 
     async def _images_present(self, pod: Mapping[str, Any], actions: PodActions) -> bool:
         """Every image the containers about to start need is on the node and needs no pull."""

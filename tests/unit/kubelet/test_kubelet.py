@@ -351,3 +351,33 @@ async def test_a_pod_whose_image_needs_a_pull_does_not_wait_for_the_start_gate(t
         h.add(make_pod("pull", {"name": "c", "image": "busybox:1.36", "imagePullPolicy": "Always"}))
         await wait_for(lambda: rt.making == 4)
         rt.release.set()
+
+
+async def test_events_wait_while_pods_start_then_come_in_order(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import kubelet.kubelet as kubelet_mod
+    rt = _SlowSandboxes()
+    h = Harness(tmp_path, runtime=rt)
+    rec = ListRecorder()
+    h.kubelet.recorder = rec
+    async with running(h):
+        h.add(make_pod("slow"))
+        await wait_for(lambda: rt.making == 1)
+        h.add(make_pod("norc", runtimeClassName="missing"))         # an event while "slow" is starting
+        await asyncio.sleep(0.3)
+        assert rec.events == []
+        rt.release.set()
+        await wait_for(lambda: h.last_status("slow").get("phase") == "Running")
+        await wait_for(lambda: len(rec.events) >= 4)
+        assert rec.events[0][:3] == ("norc", "Warning", "FailedCreatePodSandBox")
+        assert [r for n, _, r, _ in rec.events if n == "slow"][:3] == ["Pulled", "Created", "Started"]
+        # a start that takes long holds events EVENT_HOLD at most
+        monkeypatch.setattr(kubelet_mod, "EVENT_HOLD", 0.2)
+        rt.release.clear()
+        h.add(make_pod("slow2"))
+        await wait_for(lambda: rt.making == 1)
+        n = len(rec.events)
+        h.add(make_pod("norc2", runtimeClassName="missing"))
+        await wait_for(lambda: len(rec.events) > n, timeout=2)
+        assert rt.making == 1 and rec.events[n][0] == "norc2"
+        rt.release.set()
