@@ -11,10 +11,10 @@ Goals (issue 5): p50 ≤ 100 ms, p99 ≤ 300 ms; first restart p99 ≤ 300 ms. K
 With ``--cpu`` each run also prints the CPU seconds per pod of etcd, the apiserver, the kubelet process (and
 the kernel's share of it) and the runtime's processes (fork server, shims, pause, containers), beside the
 whole machine's; ``--detail`` prints each step's p50/max from the kubelet's /debug/pods times. ``--root``
-puts the node's directories elsewhere (e.g. a tmpfs, to see what the root filesystem costs).
+puts the node's directories elsewhere (default /var/lib/kubelite, as the kubelet's own default; see --help).
 
     sudo python bench/podstart.py [--sequential 20] [--burst 30] [--restarts 10] [--handlers kubelite,crun,runc]
-                                  [--cpu] [--detail] [--root /tmp]
+                                  [--cpu] [--detail] [--root /var/lib/kubelite]
 """
 
 from __future__ import annotations
@@ -170,6 +170,18 @@ async def debug_pods(kubelet_url: str) -> dict[str, dict[str, Any]]:
             return {p["name"]: p for p in (await r.json())["pods"]}
 
 
+async def counters(kubelet_url: str) -> dict[str, float]:
+    """The kubelet's pod syncs and the API writes it made (pod status patches, events), from /metrics."""
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{kubelet_url}/metrics") as r:
+            text = await r.text()
+    out = {"syncs": 0.0}
+    for line in text.splitlines():
+        if line.startswith("kubelet_pod_worker_duration_seconds_count"):
+            out["syncs"] = float(line.split()[-1])
+    return out
+
+
 async def start_pods(client: Client, w: Watcher, names: list[str], node: str, rc: str | None, burst: bool,
                      timeout: float = 60) -> dict[str, float]:
     created: dict[str, tuple[float, float]] = {}
@@ -280,6 +292,7 @@ async def main_async(args: argparse.Namespace, api_url: str, kcfg: str, node: st
                 if not names:
                     continue
                 meter.start()
+                before = await counters(kubelet_url)
                 try:
                     lat = await start_pods(client, w, names, node, rc, burst=burst, timeout=60)
                 except (TimeoutError, ExceptionGroup) as exc:
@@ -290,6 +303,8 @@ async def main_async(args: argparse.Namespace, api_url: str, kcfg: str, node: st
                     await delete_all(client, kubelet_url, [n for n in names])
                     break
                 cpu = meter.stop()
+                await asyncio.sleep(1.5)   # the syncs that follow the start (PLEG, runtime events)
+                after = await counters(kubelet_url)
                 dbg = await debug_pods(kubelet_url)
                 created = {n: lat.pop(f"@{n}") for n in names}
                 report(f"{label} {'burst' if burst else 'sequential'}", lat, dbg, created, args.detail)
@@ -297,6 +312,9 @@ async def main_async(args: argparse.Namespace, api_url: str, kcfg: str, node: st
                     print(f"{'':28} load {os.getloadavg()[0]:.2f}")
                 if args.cpu:
                     print(cpu_line(cpu, len(names)))
+                if args.detail:
+                    print(f"{'':28} pod syncs per pod (to 1.5 s after the last Running): "
+                          f"{(after['syncs'] - before['syncs']) / len(names):.1f}")
                 await delete_all(client, kubelet_url, names)
         if args.restarts:
             r = await restarts(client, w, kubelet_url, node, args.restarts)
@@ -314,13 +332,18 @@ def main() -> int:
     ap.add_argument("--handlers", default="kubelite,crun,runc", help="runtime handlers to measure, in order")
     ap.add_argument("--cpu", action="store_true", help="also print CPU per pod of etcd, apiserver, kubelet, runtime")
     ap.add_argument("--detail", action="store_true", help="also print each step's p50/max (kubelet's /debug/pods)")
-    ap.add_argument("--root", default="/tmp", help="where the node's directories go (a temporary dir in it)")
+    ap.add_argument("--root", default="/var/lib/kubelite",
+                    help="where the node's directories go (a temporary dir in it); default: where the kubelet keeps "
+                         "them (/var/lib/kubelite/kubelet/<node>). On this journal-less ext4, /tmp's block group is "
+                         "full of recently deleted inodes (every test's churn): a file made there costs ~1.7 ms "
+                         "instead of 0.03 ms, some 20 of them per pod")
     ap.add_argument("--pod-cidr", default="10.244.250.0/24", help="the bench node's pod CIDR (pods get IPs)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/podstart: needs root (real containers)", file=sys.stderr)
         return 2
-    base = Path(tempfile.mkdtemp(prefix="klb", dir=args.root))
+    os.makedirs(args.root, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="kubelite-bench-", dir=args.root))
     node = f"bench{os.getpid()}"
     from kubelet.runtime.images import ImageStore, ensure_base_images
     ensure_base_images(ImageStore(base / "images"))
