@@ -4,7 +4,8 @@
 pause process' namespaces), ``hosts``, ``resolv.conf``, ``hostname`` and ``shm`` (a tmpfs named
 ``kubelite-shm``), asks node networking for the pod's veth and IP, and records everything in
 ``meta.json``. ``stop`` kills the pause process and releases the network; ``remove`` also unmounts and
-deletes. Each step is undone if a later one fails: a failed create leaves nothing behind.
+hands the directory to ``sandboxes.free/`` for the next sandbox (``dirpool``). Each step is undone if a
+later one fails: a failed create leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from kubelet import cri
 from kubelet.runtime import network, oci
+from kubelet.runtime.dirpool import DirPool
 from kubelet.runtime.linux import MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID
 from kubelet.runtime.ociruntime import cgroupfs, state
 from kubelet.runtime.ociruntime.client import ForkServerClient
@@ -161,14 +163,20 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
     return meta
 
 
+def free_dirs(root: str) -> DirPool:
+    """Removed sandboxes' directories, kept for the next ones (see ``dirpool``)."""
+    return DirPool(os.path.join(root, "sandboxes.free"))
+
+
 def _prepare(d: str, cfg: cri.PodSandboxConfig, pins: list[str], cgroup: str, resources: dict[str, Any]) -> bool:
-    """The sandbox's directory with ``shm/``, ``resolv.conf``, ``hostname`` and the pins' (empty) files, then
-    the pod cgroup (:func:`_pod_cgroup`'s answer)."""
-    os.makedirs(os.path.join(d, "shm"))
+    """The sandbox's directory (a recycled one when there is one) with ``shm/``, ``resolv.conf``, ``hostname``
+    and the pins' (empty) files, then the pod cgroup (:func:`_pod_cgroup`'s answer)."""
+    reused = free_dirs(os.path.dirname(os.path.dirname(d))).take(d)
+    os.makedirs(os.path.join(d, "shm"), exist_ok=reused)
     if pins:
-        os.makedirs(os.path.join(d, "ns"))
+        os.makedirs(os.path.join(d, "ns"), exist_ok=True)
         for target in pins:
-            open(target, "x").close()
+            open(target, "a").close()
     for name, content in (("resolv.conf", resolv_content(cfg)), ("hostname", cfg.hostname + "\n")):
         with open(os.path.join(d, name), "w") as f:
             f.write(content)
@@ -218,7 +226,8 @@ async def remove(fs: ForkServerClient, meta: dict[str, Any], net: network.NodeNe
     await fs.call({"op": "umount", "target": os.path.join(meta["dir"], "shm"), "flags": MNT_DETACH})
     if meta.get("own_cgroup"):
         await asyncio.to_thread(cgroupfs.destroy, meta["cgroup"], 5.0, True)
-    await asyncio.to_thread(shutil.rmtree, meta["dir"], True)
+    root = os.path.dirname(os.path.dirname(meta["dir"]))
+    await asyncio.to_thread(free_dirs(root).give, meta["dir"])
 
 
 def status(meta: dict[str, Any]) -> cri.PodSandboxStatus:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -26,6 +27,7 @@ from kubelet import cri
 from kubelite.api.errors import KubeliteError
 from kubelet.runtime import exec as exec_mod
 from kubelet.runtime import oci, sandbox
+from kubelet.runtime.dirpool import DirPool
 from kubelet.runtime.images_adapter import resolve_image
 from kubelet.runtime.ociruntime import cgroupfs, ops, state
 from kubelet.runtime.cgroups import CgroupError
@@ -80,6 +82,7 @@ class Runtime:
         self._net_lock = asyncio.Lock()
         self._net_ensured = -ENSURE_EVERY
         self._cmeta: dict[str, dict[str, Any]] = {}  # container meta.json: written once at create
+        self._free_containers = DirPool(os.path.join(self.root, "containers.free"))  # removed ones' dirs, reused
         # a few sandboxes at a time: in a burst, all at once would finish all late (two cores shared by
         # thirty), a few at a time overlap the kernel's waits (veth, RCU) and finish the first pods first
         self._sandbox_slots = asyncio.Semaphore(max(2, os.cpu_count() or 2))
@@ -109,6 +112,8 @@ class Runtime:
         self.fs.stop()
         self._reads.shutdown(wait=False)
         await asyncio.to_thread(self.snapshots.purge_trash)
+        await asyncio.to_thread(self._free_containers.purge)
+        await asyncio.to_thread(sandbox.free_dirs(self.root).purge)
 
     # ------------------------------------------------------------------------------------- events
     def _publish(self, ev: cri.ContainerEvent) -> None:
@@ -224,7 +229,8 @@ class Runtime:
         def write_bundle() -> tuple[dict[str, Any], list[Any]]:
             """The files (snapshot dirs, config.json, meta.json), in a worker thread; removed again on failure."""
             try:
-                os.makedirs(os.path.join(bundle, "rootfs"))
+                reused = self._free_containers.take(cdir)
+                os.makedirs(os.path.join(bundle, "rootfs"), exist_ok=reused)
                 mounts = self.snapshots.prepare(cid, image.layer_paths)
                 if meta.get("userns_base"):  # the container's root owns its writable layer
                     os.chown(self.snapshots.upper(cid), meta["userns_base"], meta["userns_base"])
@@ -235,7 +241,10 @@ class Runtime:
                                     [m.to_oci("/") for m in mounts] if handler == "kubelite" else [])
                 if handler != "kubelite":
                     spec["annotations"][HANDLER_ANNOTATION] = handler
-                state.write_json(os.path.join(bundle, "config.json"), spec)
+                # in place (a recycled directory's file is rewritten, no new inode): meta.json, written
+                # atomically last, is what makes the container exist
+                with open(os.path.join(bundle, "config.json"), "w") as f:
+                    f.write(json.dumps(spec))
                 if log_path:
                     os.makedirs(os.path.dirname(log_path), exist_ok=True)
                 record = {"id": cid, "sandbox": sandbox_id, "config": asdict(config), "created_at": time.time_ns(),
@@ -328,7 +337,7 @@ class Runtime:
         if m is not None and m.get("handler", "kubelite") != "kubelite":
             await self._umount_rootfs(container_id)
         self.snapshots.remove(container_id)
-        await asyncio.to_thread(shutil.rmtree, os.path.join(self.root, "containers", container_id), True)
+        await asyncio.to_thread(self._free_containers.give, os.path.join(self.root, "containers", container_id))
         if m is not None:
             self._publish(cri.ContainerEvent(container_id, m["sandbox"], "deleted", time.time_ns()))
 
