@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from kubelet.volumes import TMPFS_ANNOTATION, container_mounts, pod_dir, remove_
 logger = logging.getLogger(__name__)
 DEFAULT_GRACE = 30
 MIN_GRACE = 2
-START_CONCURRENCY = 3
+START_CONCURRENCY = (os.cpu_count() or 2) + 1     # first pod starts at once (one more than cores: overlap the waits)
 
 
 @dataclass

@@ -328,28 +328,31 @@ class _SlowSandboxes(FakeRuntime):
 
 
 async def test_a_burst_of_pods_starts_a_few_at_a_time_in_arrival_order(tmp_path: Path) -> None:
+    from kubelet.kuberuntime import START_CONCURRENCY as gate
     rt = _SlowSandboxes()
     h = Harness(tmp_path, runtime=rt)
+    n = gate + 5
     async with running(h):
-        for i in range(8):
-            h.add(make_pod(f"p{i}"))
-        await wait_for(lambda: rt.making == 3)
+        for i in range(n):
+            h.add(make_pod(f"p{i:02d}"))
+        await wait_for(lambda: rt.making == gate)
         await asyncio.sleep(0.05)
-        assert rt.making == 3 and sorted(rt.order) == ["p0", "p1", "p2"]   # the first three to arrive
+        assert rt.making == gate and sorted(rt.order) == [f"p{i:02d}" for i in range(gate)]   # the first to arrive
         rt.release.set()
-        await wait_for(lambda: all(h.last_status(f"p{i}").get("phase") == "Running" for i in range(8)))
-    assert rt.peak == 3 and sorted(rt.order) == [f"p{i}" for i in range(8)]
+        await wait_for(lambda: all(h.last_status(f"p{i:02d}").get("phase") == "Running" for i in range(n)))
+    assert rt.peak == gate and sorted(rt.order) == [f"p{i:02d}" for i in range(n)]
 
 
 async def test_a_pod_whose_image_needs_a_pull_does_not_wait_for_the_start_gate(tmp_path: Path) -> None:
+    from kubelet.kuberuntime import START_CONCURRENCY as gate
     rt = _SlowSandboxes()
     h = Harness(tmp_path, runtime=rt)
     async with running(h):
-        for i in range(3):
+        for i in range(gate):
             h.add(make_pod(f"p{i}"))
-        await wait_for(lambda: rt.making == 3)
+        await wait_for(lambda: rt.making == gate)
         h.add(make_pod("pull", {"name": "c", "image": "busybox:1.36", "imagePullPolicy": "Always"}))
-        await wait_for(lambda: rt.making == 4)
+        await wait_for(lambda: rt.making == gate + 1)
         rt.release.set()
 
 
