@@ -117,6 +117,11 @@ class RuntimeManager:
         sandbox of its pods; the first full listing finds those of an earlier run), containers in one listing."""
         if self._sandbox_ids is None:
             await self.runtime_pods()
+        if uid not in (self._sandbox_ids or {}):
+            # nothing of it in any listing (each records every uid it saw, PLEG's every second through
+            # housekeeping) and no sandbox made for it: a new pod, whose first sync need not read the state
+            # of every container on the node (a burst of 30 did that 30 times)
+            return RuntimePod.of(uid, [], [])
         sandboxes = []
         for sid in list((self._sandbox_ids or {}).get(uid, ())):
             try:
