@@ -1,9 +1,13 @@
-"""The apiserver's connections to kubelets: ``nodes/<n>/proxy/<path>``, ``pods/<p>/log`` and ``pods/<p>/exec``.
+"""The apiserver's connections to kubelets: ``nodes/<n>/proxy/<path>``, ``pods/<p>/log``, ``pods/<p>/exec`` and
+``pods/<p>/portforward``.
 
 The kubelet's address is the Node's ``InternalIP`` (else ``Hostname``) and port
 ``status.daemonEndpoints.kubeletEndpoint.Port``, as kube-apiserver finds it. Responses stream through
 unchanged (logs with ``follow``, metrics pages); exec is a WebSocket relayed frame by frame, with the
-subprotocol the kubelet chose (``v5.channel.k8s.io``). A kubelet that cannot be reached is a 503 Status.
+subprotocol the kubelet chose (``v5.channel.k8s.io``; ``SPDY/3.1+portforward.k8s.io`` for port-forward,
+whose SPDY frames pass through unread). An SPDY/3.1 upgrade (exec from kubectl < 1.30, port-forward from
+kubectl < 1.31) is passed on to the kubelet as an upgrade too, and after its 101 the two connections are
+spliced byte for byte (:mod:`kubelite.httpupgrade`); a refusal comes back as the kubelet's Status. A kubelet that cannot be reached is a 503 Status.
 A bearer token for kubelets off loopback comes from ``$KUBELITE_KUBELET_TOKEN_FILE``.
 """
 
@@ -13,12 +17,14 @@ import asyncio
 import logging
 import os
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
 from apiserver.handlers.common import json_response, state
+from kubelite import httpupgrade
 from kubelite.api import errors
 from kubelite.api.resources import NODES, PODS
 
@@ -55,8 +61,12 @@ def _token_headers() -> dict[str, str]:
 
 
 async def _node_base(request: web.Request, node_name: str) -> str:
+    return _base(*await _node_address(request, node_name))
+
+
+async def _node_address(request: web.Request, node_name: str) -> tuple[str, int]:
     node = await state(request).objects.get(NODES, None, node_name)
-    return _base(*kubelet_address(node))
+    return kubelet_address(node)
 
 
 async def _session(app: web.Application) -> Any:
@@ -141,12 +151,69 @@ async def pod_exec(request: web.Request) -> web.StreamResponse:
     phase = (pod.get("status") or {}).get("phase")
     if phase in ("Succeeded", "Failed"):
         raise errors.BadRequest(f"cannot exec into a container in a completed pod; current phase is {phase}")
-    base = await _node_base(request, node)
-    url = f"{base}/exec/{m['ns']}/{m['name']}/{container}"
+    addr = await _node_address(request, node)
+    path = f"/exec/{m['ns']}/{m['name']}/{container}"
     query = [(k, v) for k, v in request.query.items() if k != "container"]
+    if _is_spdy(request):
+        return await _relay_upgrade(request, addr, path, query)
     if request.headers.get("Upgrade", "").lower() != "websocket":
-        return await _forward(request, url, query)
-    return await _relay_ws(request, url, query)
+        return await _forward(request, _base(*addr) + path, query)
+    return await _relay_ws(request, _base(*addr) + path, query)
+
+
+async def pod_portforward(request: web.Request) -> web.StreamResponse:
+    """``pods/{name}/portforward`` → the kubelet's ``/portForward/{ns}/{pod}`` (the WebSocket tunnel relayed
+    message by message)."""
+    m = request.match_info
+    pod = await state(request).objects.get(PODS, m["ns"], m["name"])
+    node = (pod.get("spec") or {}).get("nodeName")
+    if not node:
+        raise errors.BadRequest(f'pod {m["name"]} does not have a host assigned')
+    addr = await _node_address(request, node)
+    path = f"/portForward/{m['ns']}/{m['name']}"
+    if _is_spdy(request):
+        return await _relay_upgrade(request, addr, path, list(request.query.items()))
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        return await _forward(request, _base(*addr) + path, list(request.query.items()))
+    return await _relay_ws(request, _base(*addr) + path, list(request.query.items()))
+
+
+def _is_spdy(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower().startswith("spdy/")
+
+
+async def _relay_upgrade(request: web.Request, addr: tuple[str, int], path: str, query: list[tuple[str, str]]
+                         ) -> web.StreamResponse:
+    """Pass an SPDY upgrade on to the kubelet; after its 101, splice the two connections."""
+    headers = [(k, v) for k, v in request.headers.items()
+               if k.lower() not in ("host", "content-length", "transfer-encoding", "authorization")]
+    headers += list(_token_headers().items())
+    target = path + (f"?{urlencode(query)}" if query else "")
+    try:
+        _, got, upstream = await httpupgrade.dial(*addr, request.method, target, headers)
+    except (OSError, asyncio.TimeoutError) as e:
+        raise errors.ServiceUnavailable(f"error trying to reach the kubelet at {addr[0]}:{addr[1]}: {e}") from e
+    if isinstance(upstream, httpupgrade.Refusal):
+        return web.Response(status=upstream.status, body=upstream.body,
+                            content_type=upstream.headers.get("content-type", "application/json").split(";")[0])
+    try:
+        switch = {k: got[k.lower()][0] for k in ("Upgrade", "X-Stream-Protocol-Version") if k.lower() in got}
+        resp, client = await httpupgrade.accept(request, switch)
+
+        async def pipe(src: httpupgrade.RawConnection, dst: httpupgrade.RawConnection) -> None:
+            while data := await src.read():
+                await dst.write(data)
+        legs = [asyncio.ensure_future(pipe(client, upstream)), asyncio.ensure_future(pipe(upstream, client))]
+        try:
+            await asyncio.wait(legs, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for leg in legs:
+                leg.cancel()
+            await asyncio.gather(*legs, return_exceptions=True)
+            client.close()
+        return resp
+    finally:
+        upstream.close()
 
 
 async def _relay_ws(request: web.Request, url: str, query: list[tuple[str, str]]) -> web.StreamResponse:
@@ -155,7 +222,7 @@ async def _relay_ws(request: web.Request, url: str, query: list[tuple[str, str]]
     try:
         upstream = await session.ws_connect(url.replace("http://", "ws://", 1), params=query,
                                             protocols=offered or EXEC_PROTOCOLS, headers=_token_headers(),
-                                            autoping=True, heartbeat=None)
+                                            autoping=True, heartbeat=None, max_msg_size=0)
     except aiohttp.WSServerHandshakeError as e:
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                               "message": e.message or "upgrade refused by the kubelet", "reason": "BadRequest",
@@ -163,7 +230,8 @@ async def _relay_ws(request: web.Request, url: str, query: list[tuple[str, str]]
     except aiohttp.ClientConnectionError as e:
         raise errors.ServiceUnavailable(f"error trying to reach the kubelet: {e}") from e
     async with upstream:
-        ws = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (), autoping=True)
+        ws = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (), autoping=True,
+                                   max_msg_size=0)
         await ws.prepare(request)
         async with asyncio.TaskGroup() as tg:
             down = tg.create_task(_pump(upstream, ws))
@@ -197,3 +265,5 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/v1/namespaces/{ns}/pods/{name}/log", pod_log)
     r.add_get("/api/v1/namespaces/{ns}/pods/{name}/exec", pod_exec)
     r.add_post("/api/v1/namespaces/{ns}/pods/{name}/exec", pod_exec)
+    r.add_get("/api/v1/namespaces/{ns}/pods/{name}/portforward", pod_portforward)
+    r.add_post("/api/v1/namespaces/{ns}/pods/{name}/portforward", pod_portforward)

@@ -16,6 +16,7 @@ Then the memory a running pod costs beside its containers: our pause + shim (PSS
 
 Runs as root, inside a private mount namespace where a tmpfs hides the hybrid cgroup2 mount (crun 1.8
 refuses hybrid cgroups otherwise; see ../shared/bench/runtime_peers.sh). Usage: python bench/runtime.py [ROUNDS]
+[--only=PEER,PEER...] (e.g. ``--only=kubelite-oci,crun`` for a quick A/B while working; no memory table then).
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ async def memory(work: Path, spec: dict, rt: Runtime, rootfs: Path) -> None:
     print(f"| conmon (C; runc container, no pause) | {c_pss} | {c_rss} |")
 
 
-async def main(rounds: int) -> None:
+async def main(rounds: int, only: set[str]) -> None:
     work = Path(tempfile.mkdtemp(prefix="kubelite-bench-runtime-"))
     try:
         rootfs, spec = make_world(work)
@@ -192,7 +193,8 @@ async def main(rounds: int) -> None:
                                           f"c{uuid.uuid4().hex[:8]}"]),
                 "kubelite-oci-cli": lambda: run_proc(cli + [f"k{uuid.uuid4().hex[:8]}"]),
             }
-            res: dict[str, list[float]] = {n: [] for n in ("kubelite-oci", "kubelite-cri", *peers)}
+            res: dict[str, list[float]] = {n: [] for n in ("kubelite-oci", "kubelite-cri", *peers)
+                                           if not only or n in only}
             rng = random.Random(1)
             for r in range(rounds + 3):
                 order = list(res)
@@ -208,8 +210,8 @@ async def main(rounds: int) -> None:
                     if r >= 3:
                         res[n].append(dt)
             fs.stop()
-            crun = statistics.median(res["crun"])
-            runc = statistics.median(res["runc"])
+            crun = statistics.median(res["crun"]) if "crun" in res else float("nan")
+            runc = statistics.median(res["runc"]) if "runc" in res else float("nan")
             print(f"## bench/runtime - {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}, {os.cpu_count()} CPUs, "
                   f"load {os.getloadavg()[0]:.1f}, {rounds} interleaved rounds\n")
             print("create + start + wait + delete of /bin/true (busybox rootfs, 64 MiB + 0.5 CPU limits)\n")
@@ -218,10 +220,13 @@ async def main(rounds: int) -> None:
                 q = statistics.quantiles(xs, n=10)
                 med = statistics.median(xs)
                 print(f"| {n} | {med:.1f} | {q[0]:.1f} | {q[-1]:.1f} | {med / crun:.2f} | {med / runc:.2f} |")
-            print(f"\ngoal: kubelite-oci ≤ 0.75 × crun → {'met' if statistics.median(res['kubelite-oci']) <= 0.75 * crun else 'NOT met'}")
+            if "kubelite-oci" in res:
+                ours = statistics.median(res["kubelite-oci"])
+                print(f"\ngoal: kubelite-oci ≤ 0.75 × crun → {'met' if ours <= 0.75 * crun else 'NOT met'}")
             await rt.stop_pod_sandbox(sid)
             await rt.remove_pod_sandbox(sid)
-            await memory(work, spec, rt, rootfs)
+            if not only:
+                await memory(work, spec, rt, rootfs)
     finally:
         for h in os.listdir("/sys/fs/cgroup"):
             d = f"/sys/fs/cgroup/{h}/{CG}"
@@ -236,4 +241,6 @@ if __name__ == "__main__":
                               sys.executable, *sys.argv])
     if subprocess.run(["stat", "-fc", "%T", "/sys/fs/cgroup/unified"], capture_output=True, text=True).stdout.strip() == "cgroup2fs":
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "kubelite-bench-hide", "/sys/fs/cgroup/unified"], check=True)
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 60))
+    args = [a for a in sys.argv[1:] if not a.startswith("--only=")]
+    picked = {p for a in sys.argv[1:] if a.startswith("--only=") for p in a[len("--only="):].split(",") if p}
+    asyncio.run(main(int(args[0]) if args else 60, picked))

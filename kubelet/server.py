@@ -3,6 +3,7 @@
 Routes (what the apiserver proxies ``pods/log``, ``pods/exec`` and ``nodes/<n>/proxy/<path>`` to):
 ``GET /containerLogs/{ns}/{pod}/{container}`` (follow, tailLines, sinceSeconds, timestamps, previous,
 limitBytes), ``GET|POST /exec/{ns}/{pod}/{container}`` (WebSocket, see :mod:`kubelet.streaming`),
+``GET|POST /portForward/{ns}/{pod}`` (SPDY in a WebSocket, see :mod:`kubelet.portforward`),
 ``GET /stats/summary``, ``/pods``, ``/healthz``, ``/metrics``, ``/metrics/cadvisor``, ``/metrics/probes``.
 Listens on loopback by default; elsewhere a bearer token is required.
 """
@@ -22,11 +23,12 @@ from prometheus_client.core import CollectorRegistry, CounterMetricFamily, Gauge
 
 from kubelet import inspect as inspection
 from kubelet import logs as logfiles
-from kubelet.cri import ContainerState, ContainerStatus, CriError
+from kubelet.cri import ContainerState, ContainerStatus, CriError, PodSandboxState
 from kubelet.kubelet import Kubelet
+from kubelet.portforward import serve_portforward
 
 from kubelet.stats import cadvisor_families, summary
-from kubelet.streaming import serve_exec, spdy_refusal, status_failure
+from kubelet.streaming import serve_exec, status_failure
 
 logger = logging.getLogger(__name__)
 KUBELET = web.AppKey("kubelet", Kubelet)
@@ -157,8 +159,6 @@ def _read_from(path: Path, offset: int) -> tuple[int, bytes]:
 
 
 async def exec_handler(request: web.Request) -> web.StreamResponse:
-    if request.headers.get("Upgrade", "").lower().startswith("spdy"):
-        return spdy_refusal()
     kubelet = request.app[KUBELET]
     m = request.match_info
     try:
@@ -173,6 +173,25 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
     return await serve_exec(request, kubelet.runtime, c.id, cmd, tty=_flag(request, "tty"),
                             stdin=_flag(request, "stdin"), stdout=_flag(request, "stdout") or
                             "stdout" not in request.query, stderr=_flag(request, "stderr"))
+
+
+async def port_forward(request: web.Request) -> web.StreamResponse:
+    kubelet = request.app[KUBELET]
+    m = request.match_info
+    pod = next((p for p in kubelet.pods.values() if (p.get("metadata") or {}).get("namespace") == m["ns"] and
+                (p.get("metadata") or {}).get("name") == m["pod"]), None)
+    if pod is None:
+        return _error(f'pod "{m["pod"]}" not found on this node', 404, "NotFound")
+    uid = pod["metadata"]["uid"]
+    rp = await kubelet.rm.runtime_pod(uid)
+    sandbox = next((s for s in rp.sandboxes if s.state == PodSandboxState.READY), None)
+    if sandbox is None:
+        return _error(f'pod "{m["pod"]}" has no running sandbox', 400, "BadRequest")
+    host_network = bool((pod.get("spec") or {}).get("hostNetwork"))
+    netns = None if host_network else sandbox.netns_path or (f"/proc/{sandbox.pid}/ns/net" if sandbox.pid else None)
+    if netns is None and not host_network:
+        return _error(f'pod "{m["pod"]}" has no network namespace', 400, "BadRequest")
+    return await serve_portforward(request, netns, f"{m['ns']}/{m['pod']}, uid {uid}")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -251,6 +270,9 @@ def make_app(kubelet: Kubelet, token: str = "") -> web.Application:
     for path in ("/exec/{ns}/{pod}/{container}", "/exec/{ns}/{pod}/{uid}/{container}"):
         app.router.add_get(path, exec_handler)
         app.router.add_post(path, exec_handler)
+    for path in ("/portForward/{ns}/{pod}", "/portForward/{ns}/{pod}/{uid}"):
+        app.router.add_get(path, port_forward)
+        app.router.add_post(path, port_forward)
     inspection.add_routes(app, KUBELET)
     return app
 

@@ -1,17 +1,17 @@
-"""Recycled state directories: a removed sandbox's or container's directory is kept for the next one.
+"""Recycled state directories: a removed sandbox's directory is kept for the next sandbox.
 
 Why: on a journal-less ext4 (this host's root filesystem) every new inode makes the allocator step over
-the block group's recently deleted inodes, ~0.5-4 ms per file once pods have come and gone there; a pod
-makes and deletes some 15 files and directories of the runtime's own. Renaming a directory out of
-``sandboxes/`` (or ``containers/``) into ``<name>.free/`` and back makes no inode and deletes none.
+the block group's recently deleted inodes, ~0.5-4 ms per file once pods have come and gone there; a
+sandbox makes and deletes some 10 files and directories under the runtime root (containers' bundles,
+records and OCI state live on the tmpfs scratch root). Renaming a directory out of ``sandboxes/`` into
+``sandboxes.free/`` and back makes no inode and deletes none.
 
-``give`` renames first (atomic: the sandbox or container is gone from listings at once), then deletes the
-records that made it one (``meta.json``), so a crash in between leaves only a stale record in the pool,
-which ``take`` deletes again. A full pool, or any error, falls back to ``rmtree``. ``purge`` empties it
+``give`` renames first (atomic: the sandbox is gone from listings at once), then deletes the records
+that made it one (``meta.json``), so a crash in between leaves only a stale record in the pool, which
+``take`` deletes again. A full pool, or any error, falls back to ``rmtree``. ``purge`` empties it
 (the runtime's exit, ``kubelite down``). Only plain directories are given: their mounts are gone first.
 Blocking file I/O: call from a worker thread.
 """
-
 from __future__ import annotations
 
 import contextlib

@@ -8,7 +8,6 @@ only in child processes (fork server, shim, container init), never in the asynci
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -47,6 +46,7 @@ MNT_FORCE = 1
 MNT_DETACH = 2
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
@@ -161,6 +161,12 @@ _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_u
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     """prctl(2)."""
     return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), f"prctl {option}")
+
+
+def set_name(name: str) -> None:
+    """PR_SET_NAME: the thread's comm (``ps -o comm``, perf), at most 15 bytes."""
+    buf = ctypes.create_string_buffer(name.encode()[:15])
+    _check(_libc.prctl(PR_SET_NAME, ctypes.cast(buf, ctypes.c_void_p).value or 0, 0, 0, 0), "prctl PR_SET_NAME")
 
 
 class _CapHeader(ctypes.Structure):

@@ -1,7 +1,9 @@
 """``Runtime``: the node's RuntimeService (kubelet.cri) over sandboxes, snapshots, OCI bundles and the fork server.
 
-State lives under ``root`` (default ``/run/kubelite/runtime``): ``sandboxes/<id>/``, ``containers/<id>/``
-(``meta.json`` and the OCI ``bundle/``), ``oci/<id>/`` (what each shim records), ``snapshots/``. A new
+State lives under ``root`` (default ``/run/kubelite/runtime``): ``sandboxes/<id>/``; what lives only as long
+as the host is up, under ``scratch`` (``root`` itself on a tmpfs, else a directory of its own on
+``/dev/shm``: see snapshots.scratch_root): ``containers/<id>/`` (``meta.json`` and the OCI ``bundle/``),
+``oci/<id>/`` (what each shim records) and ``snapshots/``. A new
 ``Runtime`` on the same root re-adopts everything: listings are read from disk, and a container that
 exited while no runtime ran still shows the exit code and reason its shim wrote. Use as
 ``async with Runtime(...) as rt:`` (starts the fork server and the events socket).
@@ -12,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -27,7 +28,6 @@ from kubelet import cri
 from kubelite.api.errors import KubeliteError
 from kubelet.runtime import exec as exec_mod
 from kubelet.runtime import oci, sandbox
-from kubelet.runtime.dirpool import DirPool
 from kubelet.runtime.images_adapter import resolve_image
 from kubelet.runtime.ociruntime import cgroupfs, ops, state
 from kubelet.runtime.cgroups import CgroupError
@@ -35,7 +35,7 @@ from kubelet.runtime.linux import MNT_DETACH
 from kubelet.runtime.network import NodeNetwork
 from kubelet.runtime.ociruntime.client import ForkServerClient, ForkServerError
 from kubelet.runtime.ociruntime.shim import HANDLER_ANNOTATION
-from kubelet.runtime.snapshots import Snapshotter
+from kubelet.runtime.snapshots import Snapshotter, release_scratch, scratch_root
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +68,12 @@ class Runtime:
         self.cgroup_root = cgroup_root if cgroup_root is not None else f"kubelite/{node_name}"
         self.image_store = image_store
         self.network = network
-        self.oci_root = os.path.join(self.root, "oci")
-        self.snapshots = Snapshotter(os.path.join(self.root, "snapshots"))
+        # the OCI runtime's state and the containers' upper dirs live only as long as the host is up: on a
+        # tmpfs (snapshots.scratch_root), where they cost no disk journal
+        self.scratch = scratch_root(self.root)
+        self.containers_dir = str(self.scratch / "containers")
+        self.oci_root = str(self.scratch / "oci")
+        self.snapshots = Snapshotter(self.scratch / "snapshots")
         # one fork server per runtime process: a `kubelite runtime` beside a running kubelet gets its own
         self.fs = ForkServerClient(os.path.join(self.root, f"forkserver-{os.getpid()}.sock"))
         self.events_path = os.path.join(self.root, "events.sock")
@@ -82,7 +86,6 @@ class Runtime:
         self._net_lock = asyncio.Lock()
         self._net_ensured = -ENSURE_EVERY
         self._cmeta: dict[str, dict[str, Any]] = {}  # container meta.json: written once at create
-        self._free_containers = DirPool(os.path.join(self.root, "containers.free"))  # removed ones' dirs, reused
         # a few sandboxes at a time: in a burst, all at once would finish all late (two cores shared by
         # thirty), a few at a time overlap the kernel's waits (veth, RCU) and finish the first pods first
         self._sandbox_slots = asyncio.Semaphore(max(2, os.cpu_count() or 2))
@@ -90,8 +93,9 @@ class Runtime:
         self._reads = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="kubelite-runtime-read")
 
     async def __aenter__(self) -> "Runtime":
-        for d in ("sandboxes", "containers", "oci"):
-            os.makedirs(os.path.join(self.root, d), exist_ok=True)
+        os.makedirs(os.path.join(self.root, "sandboxes"), exist_ok=True)
+        os.makedirs(self.containers_dir, exist_ok=True)
+        os.makedirs(self.oci_root, exist_ok=True)
         # the fork server starts on first use, in the event loop's thread: it dies with the thread that
         # forked it (PDEATHSIG), so never from a worker thread
         if _listening(self.events_path):
@@ -111,8 +115,8 @@ class Runtime:
                 os.unlink(self.events_path)
         self.fs.stop()
         self._reads.shutdown(wait=False)
-        await asyncio.to_thread(self.snapshots.purge_trash)
-        await asyncio.to_thread(self._free_containers.purge)
+        await asyncio.to_thread(self.snapshots.close)
+        await asyncio.to_thread(release_scratch, self.scratch, self.root)
         await asyncio.to_thread(sandbox.free_dirs(self.root).purge)
 
     # ------------------------------------------------------------------------------------- events
@@ -220,7 +224,7 @@ class Runtime:
             raise cri.CreateContainerError(f"pod sandbox {sandbox_id} is not ready")
         image = resolve_image(self.image_store, config.image)
         cid = uuid.uuid4().hex
-        cdir = os.path.join(self.root, "containers", cid)
+        cdir = os.path.join(self.containers_dir, cid)
         bundle = os.path.join(cdir, "bundle")
         log_path = os.path.join(sandbox_config.log_directory, config.log_path) if config.log_path else ""
         cg = f"{meta['cgroup']}/{cid}"
@@ -229,8 +233,7 @@ class Runtime:
         def write_bundle() -> tuple[dict[str, Any], list[Any]]:
             """The files (snapshot dirs, config.json, meta.json), in a worker thread; removed again on failure."""
             try:
-                reused = self._free_containers.take(cdir)
-                os.makedirs(os.path.join(bundle, "rootfs"), exist_ok=reused)
+                os.makedirs(os.path.join(bundle, "rootfs"))
                 mounts = self.snapshots.prepare(cid, image.layer_paths)
                 if meta.get("userns_base"):  # the container's root owns its writable layer
                     os.chown(self.snapshots.upper(cid), meta["userns_base"], meta["userns_base"])
@@ -241,10 +244,7 @@ class Runtime:
                                     [m.to_oci("/") for m in mounts] if handler == "kubelite" else [])
                 if handler != "kubelite":
                     spec["annotations"][HANDLER_ANNOTATION] = handler
-                # in place (a recycled directory's file is rewritten, no new inode): meta.json, written
-                # atomically last, is what makes the container exist
-                with open(os.path.join(bundle, "config.json"), "w") as f:
-                    f.write(json.dumps(spec))
+                state.write_json(os.path.join(bundle, "config.json"), spec)
                 if log_path:
                     os.makedirs(os.path.dirname(log_path), exist_ok=True)
                 record = {"id": cid, "sandbox": sandbox_id, "config": asdict(config), "created_at": time.time_ns(),
@@ -256,6 +256,42 @@ class Runtime:
                 shutil.rmtree(cdir, True)
                 raise
 
+        req = {"op": "create", "root": self.oci_root, "id": cid, "bundle": bundle, "log_path": log_path,
+               "events": self.events_path, "cgroup": cgroupfs.files(cg)}
+
+        def write_and_create() -> tuple[socket.socket, BaseException | None]:
+            """Our own handler, in one worker thread: the files, the create request (a spare shim takes
+            it), then the cgroup while the init forks and mounts (it joins once the cgroup is there)."""
+            spec, _mounts = write_bundle()
+            try:
+                sock = self.fs.send(req)
+            except BaseException:
+                self.snapshots.remove(cid)
+                shutil.rmtree(cdir, True)
+                raise
+            try:
+                cgroupfs.create(cg, spec["linux"]["resources"])
+            except BaseException as e:  # the loop deletes the container once its create has answered
+                return sock, e
+            return sock, None
+
+        if handler == "kubelite":
+            try:
+                self.fs.ensure()
+                sock, made = await asyncio.to_thread(write_and_create)
+                try:
+                    await self.fs.answer(sock, "create")
+                except BaseException:
+                    await asyncio.to_thread(self._undo_create, cid, cg)
+                    raise
+                if made is not None:
+                    await asyncio.to_thread(ops.delete, self.oci_root, cid, True)
+                    await asyncio.to_thread(self._undo_create, cid, cg)
+                    raise made
+            except (oci.SpecError, ForkServerError, OSError, ValueError, CgroupError) as e:
+                raise cri.CreateContainerError(f"{config.metadata.name}: {e}") from e
+            self._publish(cri.ContainerEvent(cid, sandbox_id, "created", time.time_ns()))
+            return cid
         async with contextlib.AsyncExitStack() as undo:
             try:
                 spec, mounts = await asyncio.to_thread(write_bundle)
@@ -285,11 +321,19 @@ class Runtime:
         self._publish(cri.ContainerEvent(cid, sandbox_id, "created", time.time_ns()))
         return cid
 
+    def _undo_create(self, cid: str, cg: str) -> None:
+        """What a failed create of ours leaves: the cgroup, the snapshot, the bundle (blocking)."""
+        try:
+            cgroupfs.destroy(cg)
+        finally:
+            self.snapshots.remove(cid)
+            shutil.rmtree(os.path.join(self.containers_dir, cid), True)
+
     def _read_meta(self, cid: str) -> dict[str, Any] | None:
         """A container's meta.json (cached: it is written once, before the container exists for anyone)."""
         m = self._cmeta.get(cid)
         if m is None:
-            m = state.read_json(os.path.join(self.root, "containers", cid, "meta.json"))
+            m = state.read_json(os.path.join(self.containers_dir, cid, "meta.json"))
             if m is not None:
                 self._cmeta[cid] = m
         return m
@@ -327,19 +371,29 @@ class Runtime:
         await asyncio.to_thread(ops.wait, self.oci_root, container_id, 10)
 
     async def _umount_rootfs(self, cid: str) -> None:
-        await self.fs.call({"op": "umount", "target": os.path.join(self.root, "containers", cid, "bundle", "rootfs"),
+        await self.fs.call({"op": "umount", "target": os.path.join(self.containers_dir, cid, "bundle", "rootfs"),
                             "flags": MNT_DETACH})
 
     async def remove_container(self, container_id: str) -> None:
         m = self._read_meta(container_id)
         self._cmeta.pop(container_id, None)
-        await asyncio.to_thread(ops.delete, self.oci_root, container_id, True)
+        cdir = os.path.join(self.containers_dir, container_id)
         if m is not None and m.get("handler", "kubelite") != "kubelite":
+            await asyncio.to_thread(ops.delete, self.oci_root, container_id, True)
             await self._umount_rootfs(container_id)
-        self.snapshots.remove(container_id)
-        await asyncio.to_thread(self._free_containers.give, os.path.join(self.root, "containers", container_id))
+            await asyncio.to_thread(self._remove_files, container_id, cdir)
+        else:  # one worker-thread hop for all of it
+            await asyncio.to_thread(self._delete_and_remove_files, container_id, cdir)
         if m is not None:
             self._publish(cri.ContainerEvent(container_id, m["sandbox"], "deleted", time.time_ns()))
+
+    def _remove_files(self, cid: str, cdir: str) -> None:
+        self.snapshots.remove(cid)
+        shutil.rmtree(cdir, True)
+
+    def _delete_and_remove_files(self, cid: str, cdir: str) -> None:
+        ops.delete(self.oci_root, cid, True)
+        self._remove_files(cid, cdir)
 
     def _status(self, meta: dict[str, Any]) -> cri.ContainerStatus:
         cfg = meta["config"]
@@ -371,7 +425,7 @@ class Runtime:
 
     def _list_containers(self, sandbox_id: str | None) -> list[cri.ContainerStatus]:
         out = []
-        ids = state.list_ids(os.path.join(self.root, "containers"))
+        ids = state.list_ids(self.containers_dir)
         for cid in set(self._cmeta.copy()) - set(ids):  # removed by another runtime process (the CLI)
             self._cmeta.pop(cid, None)
         for cid in ids:
@@ -385,7 +439,7 @@ class Runtime:
 
     # ----------------------------------------------------------------------------------- exec/stats
     def _process(self, cid: str, cmd: Sequence[str], tty: bool) -> dict[str, Any]:
-        spec = state.read_json(os.path.join(self.root, "containers", cid, "bundle", "config.json"))
+        spec = state.read_json(os.path.join(self.containers_dir, cid, "bundle", "config.json"))
         if spec is None:
             raise cri.NotFoundError(f"container {cid} not found")
         proc = dict(spec["process"])

@@ -1,4 +1,5 @@
-"""The client side of ``pods/exec`` over WebSocket (``v5.channel.k8s.io``, ``v4`` as fallback).
+"""The client side of ``pods/exec`` over WebSocket (``v5.channel.k8s.io``, ``v4`` as fallback), and the
+WebSocket connection :mod:`kubelite.cli.portforward` shares.
 
 Wires the terminal to the remote process: stdin frames on channel 0 (and, in v5, a close of channel 0
 at end of input), stdout/stderr from channels 1 and 2, terminal size on channel 4, and the exit code
@@ -50,22 +51,29 @@ def _raw_terminal(fd: int) -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
+async def connect(session: aiohttp.ClientSession, config: kubeconfig.ClusterConfig, path: str,
+                  query: list[tuple[str, str]], protocols: tuple[str, ...], what: str
+                  ) -> aiohttp.ClientWebSocketResponse:
+    """A WebSocket to the apiserver's ``path`` (a pods/exec or pods/portforward URL) with one of ``protocols``;
+    a refused upgrade is the matching ApiError."""
+    url = f"{config.server.rstrip('/')}{path}" + (f"?{urlencode(query)}" if query else "")
+    headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
+    ssl: Any = kubeconfig.ssl_context(config) if config.is_https else None
+    try:
+        return await session.ws_connect(url, protocols=protocols, headers=headers, ssl=ssl if ssl else True,
+                                        max_msg_size=0)
+    except aiohttp.WSServerHandshakeError as exc:
+        raise errors.from_status(None, exc.status, f"{what}: {exc.message}") from None
+
+
 async def run(config: kubeconfig.ClusterConfig, path: str, container: str, command: list[str], *,
               stdin: bool, tty: bool) -> int:
     """Run ``command`` in ``container`` of the pod at ``path`` (…/pods/NAME/exec); its exit code."""
     query = [("container", container), ("stdout", "true"), ("stderr", "false" if tty else "true"),
              ("stdin", "true" if stdin else "false"), ("tty", "true" if tty else "false")]
     query += [("command", part) for part in command]
-    url = f"{config.server.rstrip('/')}{path}?{urlencode(query)}"
-    headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
-    ssl: Any = kubeconfig.ssl_context(config) if config.is_https else None
     async with aiohttp.ClientSession() as session:
-        try:
-            ws = await session.ws_connect(url, protocols=PROTOCOLS, headers=headers, ssl=ssl if ssl else True,
-                                          max_msg_size=0)
-        except aiohttp.WSServerHandshakeError as exc:
-            raise errors.from_status(None, exc.status, f"exec: {exc.message}") from None
-        async with ws:
+        async with await connect(session, config, path, query, PROTOCOLS, "exec") as ws:
             with _raw_terminal(sys.stdin.fileno()) if tty else contextlib.nullcontext():
                 return await _pump(ws, stdin=stdin, tty=tty)
 

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "completion": "kubelite.cli.completion:main",
     "logs": "kubelite.cli.logs:main",
     "exec": "kubelite.cli.logs:exec_",
+    "port-forward": "kubelite.cli.portforward:main",
     "scale": "kubelite.cli.workloads:scale",
     "rollout": "kubelite.cli.workloads:rollout",
     "set": "kubelite.cli.workloads:set_",

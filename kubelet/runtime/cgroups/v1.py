@@ -77,6 +77,8 @@ class V1Manager:
 
     def _mkdirs(self, full: str) -> None:
         for ctrl, hier in self.hierarchies.items():
+            if self._mkdir_leaf(ctrl, hier, full):
+                continue
             cur = hier
             for part in full.split("/"):
                 parent, cur = cur, cur / part
@@ -84,6 +86,24 @@ class V1Manager:
                     self._seed_cpuset(parent, cur)
                 elif ctrl == "cpuset" and not cgfs.read(cur / "cpuset.cpus").strip():
                     self._seed_cpuset(parent, cur)
+
+    @staticmethod
+    def _mkdir_leaf(ctrl: str, hier: Path, full: str) -> bool:
+        """The common case in one mkdir: the parent exists (and, for cpuset, is seeded). False: walk."""
+        leaf = os.path.join(hier, full)
+        try:
+            os.mkdir(leaf, 0o755)
+        except OSError:
+            return False
+        if ctrl == "cpuset":
+            parent = os.path.dirname(leaf)
+            for f in ("cpuset.cpus", "cpuset.mems"):
+                with open(os.path.join(parent, f), "rb") as src:
+                    value = src.read().strip()
+                if not value:
+                    return False  # an unseeded parent: the walk seeds it and us
+                cgfs.write(Path(leaf, f), value.decode())
+        return True
 
     @staticmethod
     def _seed_cpuset(parent: Path, child: Path) -> None:
@@ -145,6 +165,8 @@ class V1Manager:
         :class:`CgroupBusyError` if processes remain."""
         if not clean_path(f"{self.root}/{clean_path(path)}"):
             raise CgroupError("refusing to destroy the hierarchy's root cgroup")
+        if self._rmdir_leaves(path):
+            return
         deadline = time.monotonic() + timeout
         if kill:
             self._kill_all(path, deadline)
@@ -152,6 +174,18 @@ class V1Manager:
             raise CgroupBusyError(f"cgroup {path} still has processes {self.pids(path)}")
         for d in self._dirs(path).values():
             cgfs.rmdir_tree(d, deadline)
+
+    def _rmdir_leaves(self, path: str) -> bool:
+        """The common case in one rmdir per hierarchy: ``path`` is an empty leaf (or gone) everywhere. False
+        (nothing lost: what was removed is removed) when one is busy, has children or fails otherwise."""
+        for d in self._dirs(path).values():
+            try:
+                os.rmdir(d)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return False
+        return True
 
     def prune_parents(self) -> None:
         """Remove the root's ancestors (``kubelite``) where empty — for ``kubelite down``, after

@@ -36,11 +36,23 @@ def create(path: str, resources: dict[str, Any]) -> list[str]:
 
 def files(path: str) -> dict[str, Any]:
     """What a shim needs of the cgroup at ``path`` (made or not yet), so that it never imports this module
-    (the Manager's imports are paid on every fork): ``{"path", "procs": [files to join], "oom_file"}``."""
+    (the Manager's imports are paid on every fork): ``{"path", "procs": [files to join], "late": [those of
+    them that enforce the devices allowlist], "oom_file"}``. A shim joins the init to ``procs`` minus ``late``
+    at once and to ``late`` only once the init has made its device nodes (mknod needs them allowed).
+    ``tasks`` (v1 only): the hierarchies' ``tasks`` files, through which a single-threaded process moves
+    itself by writing ``0`` without the global threadgroup lock, so without waiting for an RCU grace period
+    (a write to ``cgroup.procs`` takes 4-20 ms here for it)."""
     m = manager()
     mem = m.dir_of("memory", _rel(path))
-    oom = mem / ("memory.oom_control" if isinstance(m, V1Manager) else "memory.events")
-    return {"path": path, "procs": m.procs_files(_rel(path)), "oom_file": str(oom)}
+    procs = m.procs_files(_rel(path))
+    if isinstance(m, V1Manager):
+        oom = mem / "memory.oom_control"
+        devices = m.hierarchies.get("devices")
+        late = [f for f in procs if devices is not None and f.startswith(f"{devices}/")]
+        tasks = [os.path.join(os.path.dirname(f), "tasks") for f in procs]
+    else:
+        oom, late, tasks = mem / "memory.events", list(procs), []  # one hierarchy, its BPF device filter too
+    return {"path": path, "procs": procs, "late": late, "tasks": tasks, "oom_file": str(oom)}
 
 
 def prepare(path: str, resources: dict[str, Any]) -> dict[str, Any]:

@@ -25,10 +25,11 @@ class ForkServerClient:
 
     def start(self) -> None:
         """Start the server process (blocking, ~100 ms; call via ``asyncio.to_thread``)."""
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        for p in (self.path, f"{self.path}.create"):
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
         env = dict(os.environ)
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
         env["PYTHONPATH"] = root + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -50,16 +51,42 @@ class ForkServerClient:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        for p in (self.path, f"{self.path}.create"):
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
 
-    def _connect(self, req: dict[str, Any], fds: list[int] | None = None) -> socket.socket:
+    def ensure(self) -> None:
+        """Start the server unless it runs (first use: listings never need it; or it died). In the event
+        loop's thread: the server dies with the thread that started it (PDEATHSIG)."""
         if self.proc is None or self.proc.poll() is not None:
-            self.start()  # first use (listings never need the server), or it died: one more
+            self.start()
+
+    def send(self, req: dict[str, Any], fds: list[int] | None = None) -> socket.socket:
+        """Send a request from any thread (after ``ensure``); ``answer`` reads the reply on the loop."""
+        if self.proc is None:
+            raise ForkServerError("fork server not started")
+        return self._connect(req, fds, start=False)
+
+    async def answer(self, s: socket.socket, op: str) -> dict[str, Any]:
+        """The reply to a request ``send`` made; raises ForkServerError with the server's or child's error."""
+        try:
+            data = await asyncio.get_running_loop().sock_recv(s, 1 << 20)
+        finally:
+            s.close()
+        if not data:
+            raise ForkServerError(f"{op}: no answer (the child died)")
+        msg = json.loads(data)
+        if "error" in msg:
+            raise ForkServerError(msg["error"])
+        return msg
+
+    def _connect(self, req: dict[str, Any], fds: list[int] | None = None, start: bool = True) -> socket.socket:
+        if start:
+            self.ensure()
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        s.connect(self.path)
+        s.connect(f"{self.path}.create" if req.get("op") == "create" else self.path)  # (forkserver.create_path)
         data = json.dumps(req).encode()
         if fds:
             socket.send_fds(s, [data], fds)
@@ -70,17 +97,7 @@ class ForkServerClient:
 
     async def call(self, req: dict[str, Any], fds: list[int] | None = None) -> dict[str, Any]:
         """One request, one answer; raises ForkServerError with the server's or child's error."""
-        s = self._connect(req, fds)
-        try:
-            data = await asyncio.get_running_loop().sock_recv(s, 1 << 20)
-        finally:
-            s.close()
-        if not data:
-            raise ForkServerError(f"{req.get('op')}: no answer (the child died)")
-        msg = json.loads(data)
-        if "error" in msg:
-            raise ForkServerError(msg["error"])
-        return msg
+        return await self.answer(self._connect(req, fds), str(req.get("op")))
 
     async def exec(self, req: dict[str, Any], fds: list[int]) -> tuple[int, asyncio.Future[int]]:
         """Start an exec; returns its helper pid and a future for its exit code."""

@@ -10,12 +10,14 @@ socket; nothing here returns normally.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import resource
 import socket
 import stat
-from typing import Any
+import time
+from typing import Any, NamedTuple
 
 from kubelet.runtime import linux
 from kubelet.runtime.linux import (MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC,
@@ -111,6 +113,8 @@ def stage1(spec: dict[str, Any], sync: socket.socket, procs_files: list[str], di
         for kind, path in nss.items():
             if kind == "user" or (direct and kind == "pid"):
                 continue
+            if kind == "cgroup" and not path and spec.get("_join"):
+                continue  # made in stage2 once we are in our cgroup, so that it is the namespace's root
             if path:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 linux.setns(fd, linux.NAMESPACE_FLAGS[kind])
@@ -192,6 +196,28 @@ def _mount_entry(rootfs: str, m: dict[str, Any]) -> None:
         linux.mount(None, dest, None, prop)
 
 
+def join_cgroup(tasks: list[str], timeout: float = 5.0) -> None:
+    """Move this (single-threaded) process into a v1 cgroup by writing ``0`` to each hierarchy's ``tasks``:
+    a thread moving itself skips the kernel's global threadgroup lock, whose write side waits for an RCU
+    grace period (``cgroup.procs`` or another pid: 4-20 ms here). The caller may still be making the
+    cgroup (it does so while we fork and mount): a missing one, or a cpuset not yet seeded (ENOSPC), is
+    waited for a little."""
+    deadline = time.monotonic() + timeout
+    for f in tasks:
+        while True:
+            try:
+                fd = os.open(f, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, b"0")
+                finally:
+                    os.close(fd)
+                break
+            except OSError as e:
+                if e.errno not in (errno.ENOENT, errno.ENOSPC) or time.monotonic() > deadline:
+                    raise OSError(e.errno, f"join cgroup {f}: {e.strerror}") from None
+                time.sleep(0.0005)
+
+
 # The runtime spec's default devices: a runtime supplies them whether or not the config lists them.
 DEFAULT_DEVICES = (("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8),
                    ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0))
@@ -220,10 +246,10 @@ def _devices(rootfs: str, devices: list[dict[str, Any]], in_userns: bool) -> Non
 def _mask(paths: list[str]) -> None:
     for p in paths:
         try:
-            if os.path.isdir(p):
+            try:
+                linux.mount("/dev/null", p, None, MS_BIND)  # most are files
+            except NotADirectoryError:
                 linux.mount("tmpfs", p, "tmpfs", MS_RDONLY)
-            else:
-                linux.mount("/dev/null", p, None, MS_BIND)
         except FileNotFoundError:
             pass
 
@@ -262,9 +288,13 @@ def stage2(spec: dict[str, Any], sync: socket.socket) -> None:
                 link = os.path.join(rootfs, "dev", name)
                 if os.path.isdir(os.path.join(rootfs, "dev")) and not os.path.lexists(link):
                     os.symlink(target, link)
+        if spec.get("_join"):  # after mknod (the devices allowlist would refuse it), while the host's paths show
+            join_cgroup(spec["_join"])
+            if "cgroup" in nss and not nss["cgroup"]:
+                linux.unshare(linux.CLONE_NEWCGROUP)
+        if "mount" in nss:
             os.chdir(rootfs)
-            linux.pivot_root(".", ".")
-            linux.umount2(".", linux.MNT_DETACH)
+            linux.pivot_root(".", ".")  # the old root now sits on top of "/" (absolute paths resolve below it)
             os.chdir("/")
             _mask(lx.get("maskedPaths", []))
             _readonly(lx.get("readonlyPaths", []))
@@ -273,13 +303,24 @@ def stage2(spec: dict[str, Any], sync: socket.socket) -> None:
         if "uts" in nss and not nss["uts"] and spec.get("hostname"):
             linux.sethostname(spec["hostname"])
         _lookup_executable(spec["process"])
+        plan = prepare_process(spec["process"])
+        if spec.get("_reply_fd") is not None:
+            # answer the creator ourselves (one process hop fewer), once the shim has recorded us (its
+            # state.json: `start` reads it); then the shim hears we are ready
+            if not recv(sync).get("recorded"):
+                raise RuntimeError("the shim did not record the container")
+            with socket.socket(fileno=spec.pop("_reply_fd")) as creator:
+                creator.send(json.dumps({"pid": spec["_host_pid"]}).encode())
         send(sync, {"ready": True})
+        if "mount" in nss:
+            # detach the old root while the caller hears "created": an unmount waits for an (expedited) RCU
+            # grace period, 0.1-5 ms here. Before start, so before anything of the container's runs.
+            linux.umount2(".", linux.MNT_DETACH)
         start_fd = spec["_start_fd"]
         if os.read(start_fd, 1) != b"s":
             os._exit(1)  # the shim gave up on us before start
         os.close(start_fd)
-        proc = spec["process"]
-        _exec(proc, sync)
+        _exec(plan, sync)
     except BaseException as e:
         try:
             send(sync, {"error": f"{type(e).__name__}: {e}"})
@@ -331,38 +372,77 @@ def _permitted_now() -> int:
     return 0
 
 
-def apply_process(proc: dict[str, Any]) -> None:
-    """rlimits, no_new_privs, capabilities, user and cwd of an OCI ``process`` (for init and exec alike)."""
-    for rl in proc.get("rlimits", []):
-        resource.setrlimit(RLIMITS[rl["type"]], (rl["soft"], rl["hard"]))
+class Plan(NamedTuple):
+    """An OCI ``process`` worked out before *start*, so that after it only syscalls remain."""
+
+    rlimits: tuple[tuple[int, int, int], ...]
+    bounding: int | None            # capabilities kept in the bounding set (None: leave it)
+    groups: tuple[int, ...]
+    uid: int
+    gid: int
+    keepcaps: bool
+    caps: tuple[int, int, int] | None  # effective, permitted, inheritable
+    no_new_privs: bool
+    cwd: str
+    args: tuple[str, ...]
+    env: dict[str, str]
+    last_cap: int
+
+
+def prepare_process(proc: dict[str, Any]) -> Plan:
+    """Parse ``proc`` (masks, env, the capabilities we hold) once; ``apply_plan`` then only makes syscalls."""
     caps = proc.get("capabilities")
-    if caps is not None:
-        linux.drop_bounding_set(linux.cap_mask(caps.get("bounding", [])))
     user = proc.get("user", {})
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
-    os.setgroups([int(g) for g in user.get("additionalGids", [])])
-    if uid != 0 and caps and caps.get("ambient"):
-        linux.prctl(linux.PR_SET_KEEPCAPS, 1)
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
+    masks = None
+    keepcaps = uid != 0 and bool(caps and caps.get("ambient"))
     if caps is not None:
-        have = _permitted_now()  # a privileged container gets all the caps we have, not more (some VMs hold back a few)
+        # a privileged container gets all the caps we have, not more (some VMs hold back a few); what we
+        # will still have once setresuid to a non-root uid without KEEPCAPS has cleared them
+        have = _permitted_now() if uid == 0 or keepcaps else 0
         root = uid == 0 or bool(caps.get("ambient"))
-        linux.capset(linux.cap_mask(caps.get("effective", [])) & have if root else 0,
-                     linux.cap_mask(caps.get("permitted", [])) & have if root else 0,
-                     linux.cap_mask(caps.get("inheritable", [])) & have)
-    if proc.get("noNewPrivileges"):
-        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-    os.chdir(proc.get("cwd") or "/")
-
-
-def _exec(proc: dict[str, Any], sync: socket.socket) -> None:
-    apply_process(proc)
+        masks = (linux.cap_mask(caps.get("effective", [])) & have if root else 0,
+                 linux.cap_mask(caps.get("permitted", [])) & have if root else 0,
+                 linux.cap_mask(caps.get("inheritable", [])) & have)
     env = dict(e.split("=", 1) for e in proc.get("env", []) if "=" in e)
     env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    args = proc["args"]
+    return Plan(rlimits=tuple((RLIMITS[rl["type"]], rl["soft"], rl["hard"]) for rl in proc.get("rlimits", [])),
+                bounding=linux.cap_mask(caps.get("bounding", [])) if caps is not None else None,
+                groups=tuple(int(g) for g in user.get("additionalGids", [])), uid=uid, gid=gid,
+                keepcaps=keepcaps, caps=masks,
+                no_new_privs=bool(proc.get("noNewPrivileges")), cwd=proc.get("cwd") or "/",
+                args=tuple(proc["args"]), env=env, last_cap=linux.last_cap() if caps is not None else 0)
+
+
+def apply_plan(plan: Plan) -> None:
+    """rlimits, bounding set, groups, uid/gid, capabilities, no_new_privs and cwd, in that order."""
+    for kind, soft, hard in plan.rlimits:
+        resource.setrlimit(kind, (soft, hard))
+    if plan.bounding is not None:
+        for cap in range(plan.last_cap + 1):
+            if not plan.bounding & (1 << cap):
+                linux.prctl(linux.PR_CAPBSET_DROP, cap)
+    os.setgroups(plan.groups)
+    if plan.keepcaps:
+        linux.prctl(linux.PR_SET_KEEPCAPS, 1)
+    os.setresgid(plan.gid, plan.gid, plan.gid)
+    os.setresuid(plan.uid, plan.uid, plan.uid)
+    if plan.caps is not None:
+        linux.capset(*plan.caps)
+    if plan.no_new_privs:
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    os.chdir(plan.cwd)
+
+
+def apply_process(proc: dict[str, Any]) -> None:
+    """rlimits, no_new_privs, capabilities, user and cwd of an OCI ``process`` (for init and exec alike)."""
+    apply_plan(prepare_process(proc))
+
+
+def _exec(plan: Plan, sync: socket.socket) -> None:
+    apply_plan(plan)
     try:
-        os.execvpe(args[0], args, env)
+        os.execvpe(plan.args[0], plan.args, plan.env)
     except OSError as e:
-        send(sync, {"error": f"exec {args[0]!r}: {e.strerror}", "exec": True})
+        send(sync, {"error": f"exec {plan.args[0]!r}: {e.strerror}", "exec": True})
         os._exit(127 if e.errno == 2 else 126)

@@ -74,14 +74,18 @@ def start(root: str, cid: str) -> None:
     if st["status"] != "created":
         raise OciError(f"container {cid} is {st['status']}, not created")
     d = state.container_dir(root, cid)
-    with open(os.path.join(d, state.STARTED), "w") as f:
-        f.write(str(time.time_ns()))
+    fifo = os.path.join(d, state.START_FIFO)
     try:
-        fd = os.open(os.path.join(d, state.START_FIFO), os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise OciError(f"container {cid} is not created (started meanwhile)") from None
     except OSError as e:  # ENXIO: nobody reads it any more
-        os.unlink(os.path.join(d, state.STARTED))
         raise OciError(f"container {cid} is not running ({e.strerror})") from None
     try:
+        try:  # the fifo's new name records when (no file to create: see state.started_at)
+            os.rename(fifo, os.path.join(d, f"{state.STARTED_PREFIX}{time.time_ns()}"))
+        except FileNotFoundError:
+            raise OciError(f"container {cid} is not created (started meanwhile)") from None
         os.write(fd, b"s")
     finally:
         os.close(fd)
@@ -176,8 +180,11 @@ def exec_in(root: str, cid: str, process: dict[str, Any], stdio: list[int]) -> i
     if helper:
         return helper
     try:
-        for f in st["_state"].get("procs", []):
-            linux.write_file(f, str(os.getpid()))
+        if st["_state"].get("tasks"):  # v1: this single-threaded helper moves itself (no RCU wait)
+            init.join_cgroup(st["_state"]["tasks"], timeout=0)
+        else:
+            for f in st["_state"].get("procs", []):
+                linux.write_file(f, str(os.getpid()))
         init.set_oom_score_adj(process)
         fds = {}
         for kind in ("user", "ipc", "uts", "net", "pid", "cgroup", "mnt"):

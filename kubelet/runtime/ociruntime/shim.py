@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 from kubelet.runtime import linux
 from kubelet.runtime.ociruntime import init, state
+from kubelet.runtime.ociruntime.spare import WarmInit
 
 PARTIAL_MAX = 16 * 1024  # a line longer than this is written as P chunks
 HANDLER_ANNOTATION = "org.kubelite.handler"
@@ -141,21 +142,28 @@ def _write_maps(pid: int, spec: dict[str, Any]) -> None:
 
 
 def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str = "",
-           events: str = "", stdio: list[int] | None = None, cgroup: dict[str, Any] | None = None) -> None:
+           events: str = "", stdio: list[int] | None = None, cgroup: dict[str, Any] | None = None,
+           warm: WarmInit | None = None) -> None:
     """Become the shim of container ``cid``; answers ``{"pid": n}`` or ``{"error": ...}`` on ``reply``.
 
     ``cgroup``: the container's cgroup already made by the caller (``cgroupfs.prepare``), so this process
-    never imports the cgroup Manager; None: make it here from the spec (the OCI CLI path)."""
-    os.setsid()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    never imports the cgroup Manager; None: make it here from the spec (the OCI CLI path). ``warm``: this
+    process is a spare (``spare``), already in its own session, with an init waiting in a new PID namespace."""
+    if warm is None:
+        os.setsid()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
     cdir = state.container_dir(root, cid)
+    direct_reply = False
     procs: list[str] = []
     cg = ""
     pid = first = 0
     try:
-        os.makedirs(cdir)
+        try:
+            os.mkdir(cdir)
+        except FileNotFoundError:
+            os.makedirs(cdir)
         with open(os.path.join(bundle, "config.json"), "rb") as f:
             spec = json.load(f)
         spec["_bundle"] = os.path.abspath(bundle)
@@ -175,15 +183,30 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
             in_fd, out_fd, err_fd = os.open("/dev/null", os.O_RDONLY), out_w, err_w
         handler = spec.get("annotations", {}).get(HANDLER_ANNOTATION, "kubelite")
         nss = {n["type"]: n.get("path") for n in lx.get("namespaces", [])}
+        if cgroup is None and cg_path:  # (the OCI CLI path: made here, before the init needs it)
+            from kubelet.runtime.ociruntime import cgroupfs
+            cgroup = cgroupfs.prepare(cg_path, lx.get("resources") or {})
+            cg = cg_path  # ours to remove if the create fails
+        if handler == "kubelite" and "user" not in nss and cgroup and cgroup.get("tasks"):
+            spec["_join"] = cgroup["tasks"]  # cgroup v1, host root: the init moves itself (init.join_cgroup)
         direct = handler == "kubelite" and "user" not in nss and "pid" in nss
-        if direct:  # our next child is the container's init: one fork fewer (the shim forks nothing else)
+        if warm is not None and not (direct and not nss["pid"]):
+            warm.discard()  # it waits in a new PID namespace: this spec wants another, or none of its own
+            warm = None
+        if warm is not None:  # the init is there already: hand it the container, and the creator's line
+            first = warm.pid
+            direct_reply = not (cgroup or {}).get("late") or bool(spec.get("_join"))
+            warm.activate(spec, (in_fd, out_fd, err_fd), start_r, sync_child.fileno(),
+                          reply.fileno() if direct_reply else -1)
+        elif direct:  # our next child is the container's init: one fork fewer (the shim forks nothing else)
             if nss["pid"]:
                 fd = os.open(nss["pid"], os.O_RDONLY | os.O_CLOEXEC)
                 linux.setns(fd, linux.CLONE_NEWPID)
                 os.close(fd)
             else:
                 linux.unshare(linux.CLONE_NEWPID)
-        first = os.fork()
+        if not first:
+            first = os.fork()
         if first == 0:
             sync_parent.close()
             os.dup2(in_fd, 0)
@@ -198,18 +221,43 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
         os.close(start_r)
         for fd in (in_fd, out_fd, err_fd):
             os.close(fd)
-        if cgroup is None and cg_path:  # while the child builds its namespaces and mounts: the cgroup
-            from kubelet.runtime.ociruntime import cgroupfs
-            cgroup = cgroupfs.prepare(cg_path, lx.get("resources") or {})
-            cg = cg_path  # ours to remove if the create fails
         procs = list(cgroup["procs"]) if cgroup else []
-        if handler != "kubelite":
-            procs = []  # runc/crun put the container in it; runc itself stays out
+        late = [f for f in cgroup.get("late", []) if f in procs] if cgroup else []
+        if handler != "kubelite" or spec.get("_join"):
+            procs = late = []  # runc/crun put the container in it (runc itself stays out); or the init joins
+        early = [f for f in procs if f not in late]
         ready = False
+        pidfd = -1
+        st: dict[str, Any] = {}
+        ctl = None
         if direct:
             pid = first
-        while not (ready and pid):  # stage1's {"pid"} and stage2's {"ready"} race: wait for both
-            msg = init.recv(sync_parent)
+        while True:
+            if pid and not st:
+                # at once, while the init still builds its namespaces and mounts: the first cgroup.procs
+                # write of a burst waits for an RCU grace period (cgroup v1's threadgroup lock), and the
+                # init must be in its cgroup before it may exec
+                if not direct and pid != first:  # stage1 exits once it has forked the init
+                    os.waitpid(first, 0)
+                _attach(early, pid)
+                pidfd = os.pidfd_open(pid)
+                st = {"id": cid, "pid": pid, "bundle": spec["_bundle"], "created": time.time_ns(),
+                      "starttime": state.proc_starttime(pid), "cgroup": cg_path, "shim": os.getpid(),
+                      "shim_starttime": state.proc_starttime(os.getpid()),
+                      "oom_file": cgroup["oom_file"] if cgroup else "", "procs": cgroup["procs"] if cgroup else [],
+                      "tasks": cgroup.get("tasks", []) if cgroup else [],
+                      "oom_base": state.read_oom_kills(cgroup["oom_file"]) if cgroup else 0, "root": root,
+                      "handler": handler}
+                ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                ctl.bind(os.path.join(cdir, "shim.sock"))
+                ctl.listen(16)  # (callers wait in the backlog until we serve)
+                if not late:  # while the init works (else: once it is in all its cgroups)
+                    state.write_json(os.path.join(cdir, "state.json"), st)
+                    if direct_reply:  # recorded: once ready, the init may answer the creator itself
+                        init.send(sync_parent, {"recorded": True})
+            if ready and st:
+                break
+            msg = init.recv(sync_parent)  # stage1's {"pid"} and stage2's {"ready"} race: wait for both
             if "map" in msg:
                 _write_maps(msg["map"], spec)
                 init.send(sync_parent, {"ok": True})
@@ -219,20 +267,10 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
                 raise RuntimeError(msg["error"])
             elif msg.get("ready"):
                 ready = True
-        if not direct and pid != first:  # stage1 exits once it has forked the init; runc/crun's is the process
-            os.waitpid(first, 0)
-        _attach(procs, pid)  # into its cgroup before it may exec
-        pidfd = os.pidfd_open(pid)
-        st = {"id": cid, "pid": pid, "bundle": spec["_bundle"], "created": time.time_ns(),
-              "starttime": state.proc_starttime(pid), "cgroup": cg_path, "shim": os.getpid(),
-              "shim_starttime": state.proc_starttime(os.getpid()),
-              "oom_file": cgroup["oom_file"] if cgroup else "", "procs": cgroup["procs"] if cgroup else [],
-              "oom_base": state.read_oom_kills(cgroup["oom_file"]) if cgroup else 0, "root": root,
-              "handler": spec.get("annotations", {}).get(HANDLER_ANNOTATION, "kubelite")}
-        state.write_json(os.path.join(cdir, "state.json"), st)
-        ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        ctl.bind(os.path.join(cdir, "shim.sock"))
-        ctl.listen(16)
+        assert ctl is not None
+        if late:
+            _attach(late, pid)  # the devices allowlist: now that the init has made its device nodes
+            state.write_json(os.path.join(cdir, "state.json"), st)
     except BaseException as e:
         if first:
             try:
@@ -256,7 +294,8 @@ def create(root: str, cid: str, bundle: str, reply: socket.socket, log_path: str
             reply.send(json.dumps({"error": str(e)}).encode())
         finally:
             os._exit(1)
-    reply.send(json.dumps({"pid": pid}).encode())
+    if not direct_reply:  # (else the init did, the moment it was ready)
+        reply.send(json.dumps({"pid": pid}).encode())
     reply.close()
     _serve(cdir, cid, pid, pidfd, ctl, sync_parent, out_r, err_r, log_path, events, st)
 
@@ -311,7 +350,8 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
                 elif st["handler"] != "kubelite":
                     st["exec_error"] = _external_wait_running(st["handler"], st["root"], cid, pidfd)
                 st["started"] = state.started_at(cdir, st) or time.time_ns()
-                state.write_json(os.path.join(cdir, "state.json"), st)
+                if st.get("exec_error"):  # else `start`'s own file says when it ran: nothing new to record
+                    state.write_json(os.path.join(cdir, "state.json"), st)
             elif what == "exit":
                 _, status = os.waitpid(pid, 0)
                 exited = os.waitstatus_to_exitcode(status)
@@ -373,6 +413,7 @@ def _serve(cdir: str, cid: str, pid: int, pidfd: int, ctl: socket.socket, sync: 
             s.close()
         except OSError:
             pass
+    os.setpriority(os.PRIO_PROCESS, 0, 19)  # our teardown (a whole interpreter) yields to the caller's next step
     os._exit(0)
 
 

@@ -75,7 +75,7 @@ async def test_crashloop_backoff_grows(kenv: Env) -> None:
 async def test_probes_liveness_restarts_and_readiness_gates(kenv: Env) -> None:
     node = kenv.node()
     await kenv.ready(node)
-    probe = {"periodSeconds": 1, "failureThreshold": 1}
+    probe = {"periodSeconds": 1, "failureThreshold": 1, "timeoutSeconds": 5}   # a loaded CI machine: no false timeouts
     c = container("c", "touch /tmp/alive; sleep 1000",
                   livenessProbe={"exec": {"command": ["test", "-e", "/tmp/alive"]}, **probe},
                   readinessProbe={"exec": {"command": ["test", "-e", "/tmp/ready"]}, **probe})

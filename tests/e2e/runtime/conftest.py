@@ -21,6 +21,7 @@ import pytest
 from kubelet import cri
 from kubelet.runtime import network
 from kubelet.runtime.service import Runtime
+from kubelet.runtime.snapshots import scratch_root
 from tests.support.leaks import links as _links, mounts as mount_points, procs_mentioning, remove_cgroups
 
 REPO = Path(__file__).resolve().parents[3]
@@ -136,11 +137,15 @@ def env(busybox_rootfs: Path) -> Iterator[Env]:
         remove_cgroups(tag, kill=True)
         time.sleep(0.1)  # only after a leak: the killed processes must be gone before the last rmdir
         remove_cgroups(tag, kill=True)
+        scratch = scratch_root(root / "state")
+        left_scratch = [d for d, _dirs, _files in os.walk(scratch)] if scratch != root / "state" else []
+        shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
         assert not left_mounts, f"mounts left: {left_mounts}"
         assert not left_cg, f"cgroups left: {left_cg}"
         assert not left_procs, f"processes left: {left_procs}"
         assert not left_links, f"links left: {left_links}"
+        assert not left_scratch, f"scratch dirs left: {left_scratch}"
 
 
 async def remove_all(r: Runtime) -> None:

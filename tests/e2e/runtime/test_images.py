@@ -36,7 +36,7 @@ async def test_container_from_a_two_layer_image(env: Env) -> None:
             sid = await rt.run_pod_sandbox(pod)
             cfg = cri.ContainerConfig(cri.ContainerMetadata("c"), "kubelite.test/two-layers:1", log_path="c.log")
             cid = await rt.create_container(sid, cfg, pod)
-            spec = json.loads(Path(rt.root, "containers", cid, "bundle", "config.json").read_text())
+            spec = json.loads(Path(rt.containers_dir, cid, "bundle", "config.json").read_text())
             [mount] = json.loads(spec["annotations"]["org.kubelite.rootfs.mounts"])
             lower = [o for o in mount["options"] if o.startswith("lowerdir=")][0][len("lowerdir="):]
             assert lower.split(":") == [str(layer.path) for layer in reversed(image.layers)]

@@ -130,7 +130,7 @@ async def test_host_users_false_root_cannot_read_root_only_host_file(env: Env, r
     assert lines[1].split()[:1] == ["0"] and lines[1].split()[1] != "0"
     assert lines[2:4] == ["0", "0"]  # image files idmapped to the container's root; its writes are its own
     assert lines[-1] == "denied"
-    upper_new = [p for p in (env.root / "state" / "snapshots").glob("*/fs/new")]
+    upper_new = [p for p in rt.snapshots.root.glob("*/fs/new")]
     assert upper_new and upper_new[0].stat().st_uid == int(lines[1].split()[1])  # host side: unprivileged uid
 
 
@@ -171,3 +171,25 @@ async def test_host_network_pod_uses_the_hosts_network_and_name(env: Env, rt: Ru
     assert lines[0] == os.uname().nodename
     assert int(lines[1]) == os.stat("/proc/self/ns/net").st_ino
     assert int(lines[2]) >= 1
+
+
+async def test_shared_and_host_pid_namespaces(env: Env, rt: Runtime) -> None:
+    """Specs that join a PID namespace (the pod's, shared) or have none (hostPID) take the path where the
+    spare's warm init, made in a fresh PID namespace, is thrown away: they must still land where they ask."""
+    pod = env.pod("sharedpid", share_process_namespace=True)
+    sid = await rt.run_pod_sandbox(pod)
+    sleeper = await rt.create_container(sid, env.container("sleeper", "sleep", "30"), pod)
+    await rt.start_container(sleeper)
+    st, lines = await run_to_end(rt, env, pod, sid, "sh", "-c", "echo $$; ps -o comm | grep -c sleep",
+                                 name="looker")
+    assert st.exit_code == 0 and lines[0] != "1" and lines[1] == "1", lines  # not PID 1; sees the sleeper
+    await rt.stop_container(sleeper, 0)
+    host = env.pod("hostpid", host_pid=True)
+    hsid = await rt.run_pod_sandbox(host)
+    st, lines = await run_to_end(rt, env, host, hsid, "sh", "-c", "echo $$; test -d /proc/1 && ps -o pid | wc -l",
+                                 name="hostly")
+    assert st.exit_code == 0 and int(lines[0]) > 1 and int(lines[1]) > 20, lines  # the host's processes
+    plain = env.pod("plainpid")  # after those: an ordinary pod's container is PID 1 of its own namespace
+    psid = await rt.run_pod_sandbox(plain)
+    st, lines = await run_to_end(rt, env, plain, psid, "sh", "-c", "echo $$", name="again")
+    assert st.exit_code == 0 and lines == ["1"], lines

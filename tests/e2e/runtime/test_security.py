@@ -71,3 +71,18 @@ async def test_sandbox_failing_half_way_leaves_nothing(env: Env, rt: Runtime) ->
     with pytest.raises(SandboxError, match="sethostname"):
         await rt.run_pod_sandbox(env.pod("x" * 80))  # longer than the kernel's 64 characters
     assert await rt.list_pod_sandboxes() == []
+
+
+async def test_masked_and_readonly_proc_paths_old_root_gone_own_cgroup(env: Env, rt: Runtime) -> None:
+    pod = env.pod("mask")
+    sid = await rt.run_pod_sandbox(pod)
+    script = ("wc -c < /proc/keys; ls /proc/acpi | wc -l; "
+              "(echo 1 > /proc/sys/vm/drop_caches) 2>/dev/null && echo rw || echo ro; "
+              "grep -c ' /sys/fs/cgroup' /proc/self/mountinfo; grep ':memory:' /proc/self/cgroup; "
+              "grep -c ' / / ' /proc/self/mountinfo")
+    st, lines = await run_to_end(rt, env, pod, sid, "sh", "-c", script)
+    assert st.exit_code == 0, lines
+    # keys is /dev/null, acpi an empty tmpfs, /proc/sys read-only, no host mount (the old root is detached),
+    # and the command runs in the container's own memory cgroup (the init joined it before exec)
+    assert lines[:4] == ["0", "0", "ro", "0"] and lines[5] == "1", lines
+    assert lines[4].split(":", 2)[2].startswith(f"/{env.cg_root}/kubepods/pod"), lines

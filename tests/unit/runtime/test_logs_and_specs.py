@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from kubelet import cri
 from kubelet.runtime import oci, podspec
 from kubelet.runtime.ociruntime import init, shim
+from kubelet.runtime import snapshots
 from kubelet.runtime.snapshots import SnapshotError, Snapshotter
 
 pytestmark = pytest.mark.unit
@@ -165,3 +167,32 @@ def test_pod_manifest_plan() -> None:
             {"name": "a", "image": "i", "resources": {"limits": {"cpu": "lots"}}}]}}, "/l", "/v")
     assert podspec.qos_class([{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]) == "Guaranteed"
     assert podspec.qos_class([{}]) == "BestEffort"
+
+
+def test_scratch_root_on_tmpfs_and_released_when_empty(tmp_path: Path) -> None:
+    if snapshots.fs_type("/dev/shm") != "tmpfs" or snapshots.fs_type(tmp_path) == "tmpfs":
+        pytest.skip("needs a disk-backed tmp_path and a tmpfs /dev/shm")
+    root = tmp_path / "rt"
+    scratch = snapshots.scratch_root(root)
+    assert scratch.parent == Path("/dev/shm") and scratch == snapshots.scratch_root(root)  # found again
+    try:
+        layer = tmp_path / "l1"
+        layer.mkdir()
+        sn = Snapshotter(scratch / "snapshots")
+        [m] = sn.prepare("c1", [layer])
+        assert "volatile" not in m.options  # nothing to sync on a tmpfs
+        (scratch / "oci" / "c1").mkdir(parents=True)
+        (scratch / "oci" / "c1" / "state.json").write_text("{}")
+        snapshots.release_scratch(scratch, root)  # a live snapshot (its upper empty) and a container: kept
+        assert (scratch / "oci" / "c1" / "state.json").exists() and (scratch / "snapshots" / "c1" / "fs").is_dir()
+        shutil.rmtree(scratch / "oci" / "c1")
+        (scratch / "oci" / ".runc").mkdir()
+        snapshots.release_scratch(scratch, root)
+        assert (scratch / "snapshots" / "c1" / "fs").is_dir()
+        sn.remove("c1")
+        sn.purge_trash()
+        snapshots.release_scratch(scratch, root)
+        assert not scratch.exists()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    assert snapshots.scratch_root(Path("/dev/shm") / "x") == Path("/dev/shm") / "x"  # a root on a tmpfs is its own
