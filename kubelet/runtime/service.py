@@ -42,6 +42,7 @@ from kubelet.runtime.snapshots import Snapshotter, release_scratch, scratch_root
 logger = logging.getLogger(__name__)
 
 HANDLERS = ("kubelite", "runc", "crun")
+ENSURE_EVERY = 1.0   # seconds between checks of the node's bridge, gateway address and routes
 OWNER_LABEL = "io.kubelite.owner"
 
 
@@ -86,6 +87,7 @@ class Runtime:
         # idempotent bridge/route check (IPAM is file-locked on its own)
         self._userns_lock = asyncio.Lock()
         self._net_lock = asyncio.Lock()
+        self._net_ensured = -ENSURE_EVERY
         self._cmeta: dict[str, dict[str, Any]] = {}  # container meta.json: written once at create
         # a few sandboxes at a time: in a burst, all at once would finish all late (two cores shared by
         # thirty), a few at a time overlap the kernel's waits (veth, RCU) and finish the first pods first
@@ -118,6 +120,7 @@ class Runtime:
         self._reads.shutdown(wait=False)
         await asyncio.to_thread(self.snapshots.close)
         await asyncio.to_thread(release_scratch, self.scratch, self.root)
+        await asyncio.to_thread(sandbox.free_dirs(self.root).purge)
 
     # ------------------------------------------------------------------------------------- events
     def _publish(self, ev: cri.ContainerEvent) -> None:
@@ -148,10 +151,14 @@ class Runtime:
                 if not config.host_users:  # uid ranges are allocated from what is on disk
                     await held.enter_async_context(self._userns_lock)
                 if self.network is not None and not config.host_network:
-                    # bridge kubelite0, gateway, routes: idempotent and cheap, and the bridge is shared
-                    # by every node on the host (a `kubelite down` elsewhere may have removed it)
+                    # bridge kubelite0, gateway, routes: idempotent, and the bridge is shared by every node on
+                    # the host (a `kubelite down` elsewhere may have removed it, another node made it again
+                    # without our gateway). Checked once per ENSURE_EVERY for a burst; a bridge gone meanwhile
+                    # is made again by the pod's setup (ENODEV)
                     async with self._net_lock:
-                        await asyncio.to_thread(self.network.ensure)
+                        if time.monotonic() - self._net_ensured >= ENSURE_EVERY:
+                            await asyncio.to_thread(self.network.ensure)
+                            self._net_ensured = time.monotonic()
                 await sandbox.create(self.fs, self.root, sid, config, handler, self.cgroup_root, {}, self.network)
         except (ForkServerError, OSError, ValueError, KubeliteError) as e:
             raise sandbox.SandboxError(f"{config.metadata.namespace}/{config.metadata.name}: {e}") from e
