@@ -8,7 +8,13 @@ Starts a throwaway etcd + apiserver + one kubelet (real containers with a pod ne
      running and Ready again (restartCount 1), as the watch shows it.
 Goals (issue 5): p50 ≤ 100 ms, p99 ≤ 300 ms; first restart p99 ≤ 300 ms. Kubernetes' SLO: p99 ≤ 5 s.
 
+With ``--cpu`` each run also prints the CPU seconds per pod of etcd, the apiserver, the kubelet process (and
+the kernel's share of it) and the runtime's processes (fork server, shims, pause, containers), beside the
+whole machine's; ``--detail`` prints each step's p50/max from the kubelet's /debug/pods times. ``--root``
+puts the node's directories elsewhere (default /var/lib/kubelite, as the kubelet's own default; see --help).
+
     sudo python bench/podstart.py [--sequential 20] [--burst 30] [--restarts 10] [--handlers kubelite,crun,runc]
+                                  [--cpu] [--detail] [--root /var/lib/kubelite]
 """
 
 from __future__ import annotations
@@ -46,6 +52,71 @@ def pct(values: list[float], p: float) -> float:
 
 def ms(x: float) -> str:
     return f"{x * 1000:7.1f}"
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_table() -> dict[int, tuple[int, float, float]]:
+    """pid → (ppid, CPU seconds of the process and its reaped children, of which in the kernel)."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(d)] = (int(fields[1]), sum(int(x) for x in fields[11:15]) / TICK,
+                       (int(fields[12]) + int(fields[14])) / TICK)
+    return out
+
+
+class CpuMeter:
+    """CPU seconds used by each named process tree (the kubelet's holds the fork server, shims, pause
+    processes and containers, reported as ``runtime``), and by the whole machine, between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, roots: dict[str, int]) -> None:
+        self.roots = roots
+        self._t0: dict[str, float] = {}
+
+    def _sample(self) -> dict[str, float]:
+        table = _proc_table()
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, *_) in table.items():
+            children.setdefault(ppid, []).append(pid)
+        out = {}
+        for name, root in self.roots.items():
+            total, todo = 0.0, [root]
+            while todo:
+                pid = todo.pop()
+                total += table.get(pid, (0, 0.0, 0.0))[1]
+                todo += children.get(pid, [])
+            out[name] = total
+        if "kubelet" in self.roots:  # the kubelet's own process apart from its runtime children
+            _, own, sys_ = table.get(self.roots["kubelet"], (0, 0.0, 0.0))
+            out["runtime"] = out["kubelet"] - own
+            out["kubelet"] = own
+            out["kubelet-sys"] = sys_
+        with open("/proc/stat") as f:
+            cpu = [int(x) for x in f.readline().split()[1:]]
+        out["machine"] = (sum(cpu) - cpu[3] - cpu[4]) / TICK  # all but idle and iowait
+        return out
+
+    def start(self) -> None:
+        self._t0 = self._sample()
+
+    def stop(self) -> dict[str, float]:
+        now = self._sample()
+        return {k: now[k] - self._t0.get(k, 0.0) for k in now}
+
+
+def cpu_line(cpu: dict[str, float], n: int) -> str:
+    ours = sum(v for k, v in cpu.items() if k not in ("machine", "kubelet-sys"))
+    parts = " | ".join(f"{k} {v / n * 1000:5.1f}" for k, v in cpu.items() if k != "kubelet-sys")
+    parts = parts.replace(" | runtime", f" (kernel {cpu['kubelet-sys'] / n * 1000:.1f}) | runtime")
+    return f"{'':28} CPU ms per pod: {parts} (ours {ours / n * 1000:5.1f}; machine = every process on the host)"
 
 
 class Watcher:
@@ -99,6 +170,18 @@ async def debug_pods(kubelet_url: str) -> dict[str, dict[str, Any]]:
             return {p["name"]: p for p in (await r.json())["pods"]}
 
 
+async def counters(kubelet_url: str) -> dict[str, float]:
+    """The kubelet's pod syncs and the API writes it made (pod status patches, events), from /metrics."""
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{kubelet_url}/metrics") as r:
+            text = await r.text()
+    out = {"syncs": 0.0}
+    for line in text.splitlines():
+        if line.startswith("kubelet_pod_worker_duration_seconds_count"):
+            out["syncs"] = float(line.split()[-1])
+    return out
+
+
 async def start_pods(client: Client, w: Watcher, names: list[str], node: str, rc: str | None, burst: bool,
                      timeout: float = 60) -> dict[str, float]:
     created: dict[str, tuple[float, float]] = {}
@@ -136,7 +219,8 @@ async def delete_all(client: Client, kubelet_url: str, names: list[str]) -> None
         await asyncio.sleep(0.1)
 
 
-def report(label: str, lat: dict[str, float], dbg: dict[str, dict[str, Any]], created_wall: dict[str, float]) -> None:
+def report(label: str, lat: dict[str, float], dbg: dict[str, dict[str, Any]], created_wall: dict[str, float],
+           detail: bool = False) -> None:
     values = list(lat.values())
     split = {"seen": [], "sandbox": [], "containers": [], "status": []}
     for name, total in lat.items():
@@ -148,9 +232,20 @@ def report(label: str, lat: dict[str, float], dbg: dict[str, dict[str, Any]], cr
             split["containers"].append(t["started"] - t["sandbox"])
             split["status"].append(total - (t["started"] - c0))
     med = {k: statistics.median(v) if v else float("nan") for k, v in split.items()}
+    steps = ["create", "seen", "sync", "sandboxCall", "slot", "sandbox", "createCall", "created", "started",
+             "runningWritten", "watch"]
+    gaps: dict[str, list[float]] = {}
+    for name, total in lat.items():
+        t = dict(dbg.get(name, {}).get("times", {}), create=created_wall[name], watch=created_wall[name] + total)
+        present = [k for k in steps if k in t]
+        for a, b in zip(present, present[1:]):
+            gaps.setdefault(f"{a}→{b}", []).append(t[b] - t[a])
     print(f"{label:<28} n={len(values):3d}  p50 {ms(pct(values, 50))} ms  p99 {ms(pct(values, 99))} ms   "
           f"split p50: kubelet-saw {ms(med['seen'])} | sandbox {ms(med['sandbox'])} | containers "
           f"{ms(med['containers'])} | status-seen {ms(med['status'])}")
+    if detail:
+        print(f"{'':28} steps p50/max ms: " + " ".join(f"{k} {statistics.median(v) * 1000:.0f}/{max(v) * 1000:.0f}"
+                                                 for k, v in gaps.items()))
 
 
 async def restarts(client: Client, w: Watcher, kubelet_url: str, node: str, n: int) -> list[float]:
@@ -174,7 +269,8 @@ async def restarts(client: Client, w: Watcher, kubelet_url: str, node: str, n: i
     return out
 
 
-async def main_async(args: argparse.Namespace, api_url: str, kcfg: str, node: str, kubelet_url: str) -> None:
+async def main_async(args: argparse.Namespace, api_url: str, kcfg: str, node: str, kubelet_url: str,
+                     meter: CpuMeter) -> None:
     client = Client.from_kubeconfig(kcfg)
     w = Watcher(client, "default")
     async with asyncio.TaskGroup() as tg:
@@ -187,12 +283,16 @@ async def main_async(args: argparse.Namespace, api_url: str, kcfg: str, node: st
         await start_pods(client, w, ["warm"], node, None, burst=False)
         await delete_all(client, kubelet_url, ["warm"])
         print(f"pod start latency, create → Running seen by watch (goal p50 ≤ 100 ms, p99 ≤ 300 ms; "
-              f"Kubernetes SLO p99 ≤ 5 s)")
+              f"Kubernetes SLO p99 ≤ 5 s); load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         for rc in [None if h == "kubelite" else h for h in args.handlers.split(",")]:
             label = rc or "kubelite (ours)"
             for burst in (False, True):
                 count = args.burst if burst else args.sequential
                 names = [f"{rc or 'k'}-{'b' if burst else 's'}-{i}" for i in range(count)]
+                if not names:
+                    continue
+                meter.start()
+                before = await counters(kubelet_url)
                 try:
                     lat = await start_pods(client, w, names, node, rc, burst=burst, timeout=60)
                 except (TimeoutError, ExceptionGroup) as exc:
@@ -202,9 +302,19 @@ async def main_async(args: argparse.Namespace, api_url: str, kcfg: str, node: st
                     print(f"{label + (' burst' if burst else ' sequential'):<28} n/a: did not start ({why or exc})")
                     await delete_all(client, kubelet_url, [n for n in names])
                     break
+                cpu = meter.stop()
+                await asyncio.sleep(1.5)   # the syncs that follow the start (PLEG, runtime events)
+                after = await counters(kubelet_url)
                 dbg = await debug_pods(kubelet_url)
                 created = {n: lat.pop(f"@{n}") for n in names}
-                report(f"{label} {'burst' if burst else 'sequential'}", lat, dbg, created)
+                report(f"{label} {'burst' if burst else 'sequential'}", lat, dbg, created, args.detail)
+                if burst:
+                    print(f"{'':28} load {os.getloadavg()[0]:.2f}")
+                if args.cpu:
+                    print(cpu_line(cpu, len(names)))
+                if args.detail:
+                    print(f"{'':28} pod syncs per pod (to 1.5 s after the last Running): "
+                          f"{(after['syncs'] - before['syncs']) / len(names):.1f}")
                 await delete_all(client, kubelet_url, names)
         if args.restarts:
             r = await restarts(client, w, kubelet_url, node, args.restarts)
@@ -220,12 +330,20 @@ def main() -> int:
     ap.add_argument("--burst", type=int, default=30)
     ap.add_argument("--restarts", type=int, default=10)
     ap.add_argument("--handlers", default="kubelite,crun,runc", help="runtime handlers to measure, in order")
+    ap.add_argument("--cpu", action="store_true", help="also print CPU per pod of etcd, apiserver, kubelet, runtime")
+    ap.add_argument("--detail", action="store_true", help="also print each step's p50/max (kubelet's /debug/pods)")
+    ap.add_argument("--root", default="/var/lib/kubelite",
+                    help="where the node's directories go (a temporary dir in it); default: where the kubelet keeps "
+                         "them (/var/lib/kubelite/kubelet/<node>). On this journal-less ext4, /tmp's block group is "
+                         "full of recently deleted inodes (every test's churn): a file made there costs ~1.7 ms "
+                         "instead of 0.03 ms, some 20 of them per pod")
     ap.add_argument("--pod-cidr", default="10.244.250.0/24", help="the bench node's pod CIDR (pods get IPs)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/podstart: needs root (real containers)", file=sys.stderr)
         return 2
-    base = Path(tempfile.mkdtemp(prefix="klb", dir="/tmp"))
+    os.makedirs(args.root, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="kubelite-bench-", dir=args.root))
     node = f"bench{os.getpid()}"
     from kubelet.runtime.images import ImageStore, ensure_base_images
     ensure_base_images(ImageStore(base / "images"))
@@ -243,7 +361,9 @@ def main() -> int:
                                     stdout=log, stderr=log, env=dict(os.environ, PYTHONPATH=str(REPO)),
                                     cwd=str(REPO), start_new_session=True)
             cluster.wait_for(lambda: _healthy(port), 30, "kubelet")
-            asyncio.run(main_async(args, api.url, kcfg, node, f"http://127.0.0.1:{port}"))
+            assert etcd.proc is not None and api.proc is not None
+            meter = CpuMeter({"etcd": etcd.proc.pid, "apiserver": api.proc.pid, "kubelet": proc.pid})
+            asyncio.run(main_async(args, api.url, kcfg, node, f"http://127.0.0.1:{port}", meter))
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGUSR1)

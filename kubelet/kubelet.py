@@ -35,6 +35,7 @@ from kubelet.status_manager import StatusManager
 
 logger = logging.getLogger(__name__)
 RESYNC = 10.0
+EVENT_HOLD = 2.0     # seconds a pod event may wait for the pods being started (see Kubelet._event)
 
 
 _VOLATILE_META = ("resourceVersion", "managedFields", "generation")
@@ -103,6 +104,8 @@ class Kubelet:
         self._admitted: set[str] = set()
         self._cleaned: set[str] = set()                    # uids removed from the runtime (PLEG echoes ignored)
         self.timing: dict[str, dict[str, float]] = {}     # uid → seen/sandbox/started wall-clock times
+        # events waiting for the pods being started (None: not holding, e.g. before run())
+        self._events_held: list[tuple[float, dict[str, Any], str, str, str]] | None = None
 
     # ------------------------------------------------------------------ informer handlers
     def pod_added(self, pod: dict[str, Any]) -> None:
@@ -159,9 +162,12 @@ class Kubelet:
                 self.workers.wake(uid)
             pleg = tg.create_task(self.pleg.run())
             house = tg.create_task(self._housekeeping())
+            held = tg.create_task(self._events_after_starts()) if self.recorder is not None else None
             await self._stop.wait()
             pleg.cancel()
             house.cancel()
+            if held is not None:
+                held.cancel()
             self.prober.stop()
             self.workers.stop()
             status.cancel()
@@ -220,6 +226,8 @@ class Kubelet:
     # ------------------------------------------------------------------ the sync of one pod
     async def sync(self, uid: str) -> float | None:
         pod = self.pods.get(uid)
+        if pod is not None:
+            self.timing.setdefault(uid, {"seen": time.time()}).setdefault("sync", time.time())
         rp = await self.rm.runtime_pod(uid)
         if pod is None:
             return await self._remove(uid, rp)
@@ -240,6 +248,8 @@ class Kubelet:
             times.setdefault("sandbox", result.sandbox_ready_at)
         if result.started_at:
             times.setdefault("started", result.started_at)
+        for k, v in result.marks.items():
+            times.setdefault(k, v)
         for type_, reason, message in result.events:
             self._event(pod, type_, reason, message)
         for name in result.started:
@@ -370,8 +380,34 @@ class Kubelet:
             self._event(pod, type_, reason, message)
 
     def _event(self, pod: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        if self.recorder is not None:
-            obj = dict(pod)
-            obj.setdefault("kind", "Pod")
-            obj.setdefault("apiVersion", "v1")
+        """Record an event for ``pod``; while pods are starting, it waits (at most EVENT_HOLD, in order):
+        its write would take the apiserver's and our CPU from the starts."""
+        if self.recorder is None:
+            return
+        obj = dict(pod)
+        obj.setdefault("kind", "Pod")
+        obj.setdefault("apiVersion", "v1")
+        if self.rm.starting and self._events_held is not None:
+            self._events_held.append((time.monotonic(), obj, type_, reason, message))
+            return
+        self._release_events()
+        self.recorder.event(obj, type_, reason, message)
+
+    def _release_events(self) -> None:
+        held, self._events_held = self._events_held, ([] if self._events_held is not None else None)
+        for _, obj, type_, reason, message in held or ():
+            assert self.recorder is not None
             self.recorder.event(obj, type_, reason, message)
+
+    async def _events_after_starts(self) -> None:
+        """Hand held events to the recorder once no pod is starting, or when the oldest waited EVENT_HOLD."""
+        self._events_held = []
+        try:
+            while True:
+                await asyncio.sleep(0.05)
+                held = self._events_held
+                if held and (not self.rm.starting or time.monotonic() - held[0][0] >= EVENT_HOLD):
+                    self._release_events()
+        finally:
+            self._release_events()
+            self._events_held = None

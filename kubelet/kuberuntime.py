@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from kubelet.containerconfig import (ANN_TERMINATION_HOST_PATH, ANN_TERMINATION_
 from kubelet.cri import ContainerState, ContainerStatus, CriError, NotFoundError, RuntimeService
 from kubelet.envvars import ContainerConfigError, Sources
 from kubelet.handlers import run_handler
-from kubelet.images import ImageError, ImageManager
+from kubelet.images import ImageError, ImageManager, pull_policy
 from kubelet.logs import tail_text
 from kubelet.planner import Backoff, PodActions, RuntimePod, backoff_key, compute_pod_actions
 from kubelet.volumes import TMPFS_ANNOTATION, container_mounts, pod_dir, remove_pod_dir, setup_volumes
@@ -28,6 +29,7 @@ from kubelet.volumes import TMPFS_ANNOTATION, container_mounts, pod_dir, remove_
 logger = logging.getLogger(__name__)
 DEFAULT_GRACE = 30
 MIN_GRACE = 2
+START_CONCURRENCY = (os.cpu_count() or 2) + 1     # first pod starts at once (one more than cores: overlap the waits)
 
 
 @dataclass
@@ -38,6 +40,7 @@ class SyncResult:
     started: list[str] = field(default_factory=list)
     sandbox_ready_at: float = 0.0                                      # wall-clock, when created here
     started_at: float = 0.0                                            # wall-clock, last container started
+    marks: dict[str, float] = field(default_factory=dict)              # step → wall-clock when it began/ended here
 
 
 def grace_period(pod: Mapping[str, Any]) -> int:
@@ -68,7 +71,8 @@ class RuntimeManager:
     """Makes the runtime match one pod at a time; the pod worker calls :meth:`sync_pod` serially per pod."""
 
     def __init__(self, runtime: RuntimeService, images: ImageManager, *, node_name: str, root_dir: Path,
-                 log_dir: Path, backoff: Backoff | None = None, clock: Callable[[], float] = time.time) -> None:
+                 log_dir: Path, backoff: Backoff | None = None, clock: Callable[[], float] = time.time,
+                 start_concurrency: int = START_CONCURRENCY) -> None:
         self.runtime = runtime
         self.images = images
         self.node_name = node_name
@@ -78,6 +82,10 @@ class RuntimeManager:
         self.clock = clock
         self.host_ip = "127.0.0.1"                                # for hostNetwork pods' hooks
         self._sandbox_ids: dict[str, set[str]] | None = None   # uid → its sandbox ids (None: not listed yet)
+        # first starts of pods (sandbox, then containers) a few at a time, in arrival order: with a burst on a
+        # few cores, all at once share the CPU and all finish late; one after another, most finish early
+        self._starts = asyncio.Semaphore(start_concurrency)
+        self.starting = 0                                    # pods in or waiting for their first start
 
     # ---------------------------------------------------------------- reading the runtime
     async def runtime_pods(self) -> dict[str, RuntimePod]:
@@ -109,6 +117,11 @@ class RuntimeManager:
         sandbox of its pods; the first full listing finds those of an earlier run), containers in one listing."""
         if self._sandbox_ids is None:
             await self.runtime_pods()
+        if uid not in (self._sandbox_ids or {}):
+            # nothing of it in any listing (each records every uid it saw, PLEG's every second through
+            # housekeeping) and no sandbox made for it: a new pod, whose first sync need not read the state
+            # of every container on the node (a burst of 30 did that 30 times)
+            return RuntimePod.of(uid, [], [])
         sandboxes = []
         for sid in list((self._sandbox_ids or {}).get(uid, ())):
             try:
@@ -159,6 +172,30 @@ class RuntimeManager:
                     result.events.append(("Normal", "Killing", why.message))
                 await self.kill_container(pod, cid, c, grace_period(pod))
 
+        if not actions.create_sandbox or not await self._images_present(pod, actions):
+            return await self._start(pod, rp, actions, sources, pull_secrets, runtime_handler, result)
+        self.starting += 1
+        try:
+            async with self._starts:      # (an image pull, seconds long, must not hold up the others)
+                return await self._start(pod, rp, actions, sources, pull_secrets, runtime_handler, result)
+        finally:
+            self.starting -= 1
+
+    async def _images_present(self, pod: Mapping[str, Any], actions: PodActions) -> bool:
+        """Every image the containers about to start need is on the node and needs no pull."""
+        for name in [actions.next_init_container] if actions.next_init_container else actions.containers_to_start:
+            c, _ = _spec_container(pod, name or "")
+            if c is None or pull_policy(c) == "Always" or not c.get("image"):
+                return False
+            try:
+                if await self.images.images.image_status(str(c["image"])) is None:
+                    return False
+            except CriError:
+                return False
+        return True
+
+    async def _start(self, pod: Mapping[str, Any], rp: RuntimePod, actions: PodActions, sources: Sources,
+                     pull_secrets: list[Mapping[str, Any]], runtime_handler: str, result: SyncResult) -> SyncResult:
         sandbox_id = actions.sandbox_id
         try:
             volumes, tmpfs = await asyncio.to_thread(setup_volumes, self.root_dir, pod, sources)
@@ -177,6 +214,7 @@ class RuntimeManager:
             annotations = {TMPFS_ANNOTATION: "[" + ",".join(tmpfs) + "]"} if tmpfs else {}
             cfg = sandbox_config(pod, self.node_name, str(self.log_dir), actions.attempt, annotations)
             await asyncio.to_thread(Path(cfg.log_directory).mkdir, parents=True, exist_ok=True)
+            result.marks.setdefault("sandboxCall", time.time())
             try:
                 sandbox_id = await self.runtime.run_pod_sandbox(cfg, runtime_handler)
             except CriError as exc:
@@ -233,6 +271,7 @@ class RuntimeManager:
         sandbox_cfg = sandbox_config(pod, self.node_name, str(self.log_dir), sb.metadata.attempt)
         if previous is not None:
             self.backoff.next(backoff_key(pod, c), now)
+        result.marks.setdefault("createCall", time.time())
         try:
             cid = await self.runtime.create_container(sb.id, cfg, sandbox_cfg)
         except CriError as exc:
@@ -240,6 +279,7 @@ class RuntimeManager:
             result.events.append(("Warning", "Failed", f"Error: {exc}"))
             return
         result.events.append(("Normal", "Created", f"Created container: {name}"))
+        result.marks.setdefault("created", time.time())
         try:
             await self.runtime.start_container(cid)
         except CriError as exc:

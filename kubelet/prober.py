@@ -1,10 +1,11 @@
 """Probes: liveness, readiness and startup, one worker task per (container instance, probe kind).
 
-As Kubernetes' ``prober/worker.go``: wait ``initialDelaySeconds``, then every ``periodSeconds`` run the
-handler with ``timeoutSeconds``; a result flips only after ``failureThreshold`` failures or
-``successThreshold`` successes in a row. Readiness starts False, liveness and startup start True
-(startup gates the other two). A flip wakes the pod's worker, which reads the results: a failed
-liveness or startup probe restarts the container, readiness gates the pod's Ready condition.
+As Kubernetes' ``prober/worker.go``: wait ``initialDelaySeconds`` (a liveness probe without one: a period),
+then every ``periodSeconds`` run the handler with ``timeoutSeconds``; a result flips only after
+``failureThreshold`` failures or ``successThreshold`` successes in a row. Readiness starts False,
+liveness and startup start True (startup gates the other two). A flip wakes the pod's worker, which
+reads the results: a failed liveness or startup probe restarts the container, readiness gates the
+pod's Ready condition.
 """
 
 from __future__ import annotations
@@ -109,6 +110,11 @@ class ProbeManager:
         fail_th = int(probe.get("failureThreshold") or 3)
         ok_th = int(probe.get("successThreshold") or 1) if key.kind == "readinessProbe" else 1
         startup_key = ProbeKey(key.uid, key.container, key.container_id, "startupProbe")
+        if not delay and key.kind == "livenessProbe":
+            # Kubernetes' workers tick from the pod's admission, before its containers run, so a first
+            # liveness probe comes up to a period after the start, never within a few ms of it; here the
+            # worker starts with the container: a probe at once could kill it before its command ran
+            delay = period
         if delay:
             await asyncio.sleep(delay)
         fails = oks = 0

@@ -1,8 +1,9 @@
 """The status manager: the only writer of pod status (Kubernetes' ``status/status_manager.go``).
 
 ``set_pod_status`` never blocks: it records the newest status for the pod (with a local version) and
-marks it dirty; one writer task patches ``pods/<name>/status`` for dirty pods, so a burst of updates
-becomes one write with the newest status. A status computed earlier never overwrites a later one (the
+marks it dirty; the writer patches ``pods/<name>/status`` for dirty pods, oldest first, a few pods at once
+(one write per pod at a time), so a burst of updates becomes one write with the newest status and a burst
+of pods does not queue behind one round trip at a time. A status computed earlier never overwrites a later one (the
 version is checked after the write too), a pod that reached Succeeded/Failed stays there, and writes
 that would change nothing are skipped. Once a deleting pod's containers are all stopped and its final
 status is written, it deletes the pod object with grace period 0 (uid precondition).
@@ -11,7 +12,6 @@ status is written, it deletes the pod object with grace period 0 (uid preconditi
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 import logging
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ from kubelite.api.resources import PODS
 
 logger = logging.getLogger(__name__)
 TERMINAL = ("Succeeded", "Failed")
+WRITERS = 4          # pods whose status is being written at once
 
 
 class PodClient(Protocol):
@@ -41,20 +42,24 @@ class _Entry:
 
 
 def _comparable(status: Mapping[str, Any]) -> Any:
-    """A status without the volatile bits (probe times), for "would this write change anything"."""
-    s = copy.deepcopy(dict(status))
-    for c in s.get("conditions") or []:
-        c.pop("lastProbeTime", None)
-    return s
+    """A status without the volatile bits (probe times), for "would this write change anything". Shares
+    the rest with ``status`` (statuses are computed afresh on every sync and never changed in place);
+    a deep copy cost more than the rest of a pod's status handling."""
+    conds = status.get("conditions")
+    if not conds:
+        return dict(status)
+    return {**status, "conditions": [{k: v for k, v in c.items() if k != "lastProbeTime"} for c in conds]}
 
 
 class StatusManager:
-    def __init__(self, client: PodClient, *, retry: float = 1.0) -> None:
+    def __init__(self, client: PodClient, *, retry: float = 1.0, writers: int = WRITERS) -> None:
         self.client = client
         self.retry = retry
+        self.writers = writers
         self._entries: dict[str, _Entry] = {}
         self._written: dict[str, tuple[int, Any]] = {}     # uid → (version, comparable status) on the server
-        self._dirty: set[str] = set()
+        self._dirty: dict[str, None] = {}                  # uids to write, oldest first
+        self._inflight: set[str] = set()
         self._wake = asyncio.Event()
         self._version = 0
         self.writes = 0
@@ -80,7 +85,7 @@ class StatusManager:
         if not delete and (written is not None and written[1] == _comparable(status)
                            or written is None and server == _comparable(status)):
             return
-        self._dirty.add(uid)
+        self._dirty.setdefault(uid)
         self._wake.set()
 
     def get(self, uid: str) -> dict[str, Any] | None:
@@ -91,28 +96,41 @@ class StatusManager:
         self.running_written.pop(uid, None)
         self._entries.pop(uid, None)
         self._written.pop(uid, None)
-        self._dirty.discard(uid)
+        self._dirty.pop(uid, None)
 
     async def run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            failed = False
-            for uid in list(self._dirty):
-                self._dirty.discard(uid)
-                if not await self._write(uid):
-                    self._dirty.add(uid)
-                    failed = True
-            if failed:
-                await asyncio.sleep(self.retry)
-                self._wake.set()
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                for uid in list(self._dirty):
+                    if len(self._inflight) >= self.writers:
+                        break
+                    if uid not in self._inflight:
+                        del self._dirty[uid]
+                        self._inflight.add(uid)
+                        tg.create_task(self._write_one(uid))
+
+    async def _write_one(self, uid: str) -> None:
+        try:
+            ok = await self._write(uid)
+        except asyncio.CancelledError:
+            self._dirty.setdefault(uid)                # stopping: flush() writes it
+            raise
+        finally:
+            self._inflight.discard(uid)
+            self._wake.set()
+        if not ok:
+            await asyncio.sleep(self.retry)
+            self._dirty.setdefault(uid)
+            self._wake.set()
 
     async def flush(self) -> None:
         """Write everything dirty now (tests, shutdown)."""
         for uid in list(self._dirty):
-            self._dirty.discard(uid)
+            self._dirty.pop(uid, None)
             if not await self._write(uid):
-                self._dirty.add(uid)
+                self._dirty.setdefault(uid)
 
     async def _write(self, uid: str) -> bool:
         entry = self._entries.get(uid)
@@ -147,6 +165,6 @@ class StatusManager:
         # a newer status may have arrived while the write was in flight: it stays dirty
         current = self._entries.get(uid)
         if current is not None and current.version > entry.version:
-            self._dirty.add(uid)
+            self._dirty.setdefault(uid)
             self._wake.set()
         return True

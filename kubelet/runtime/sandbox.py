@@ -4,7 +4,8 @@
 pause process' namespaces), ``hosts``, ``resolv.conf``, ``hostname`` and ``shm`` (a tmpfs named
 ``kubelite-shm``), asks node networking for the pod's veth and IP, and records everything in
 ``meta.json``. ``stop`` kills the pause process and releases the network; ``remove`` also unmounts and
-deletes. Each step is undone if a later one fails: a failed create leaves nothing behind.
+hands the directory to ``sandboxes.free/`` for the next sandbox (``dirpool``). Each step is undone if a
+later one fails: a failed create leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from kubelet import cri
 from kubelet.runtime import network, oci
+from kubelet.runtime.dirpool import DirPool
 from kubelet.runtime.linux import MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID
 from kubelet.runtime.ociruntime import cgroupfs, state
 from kubelet.runtime.ociruntime.client import ForkServerClient
@@ -100,10 +102,6 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
                             "cgroup": f"/{cgroup_root.strip('/')}/{cfg.cgroup_parent.strip('/')}",
                             "labels": labels}
     async with contextlib.AsyncExitStack() as undo:
-        os.makedirs(d)
-        undo.push_async_callback(asyncio.to_thread, shutil.rmtree, d, True)
-        shm = os.path.join(d, "shm")
-        os.makedirs(shm)
         kinds = []
         if not cfg.host_network:
             kinds.append("network")
@@ -117,9 +115,13 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
         if not cfg.host_users:
             meta["userns_base"] = base = allocate_userns(root)
             maps = {"uid_map": f"0 {base} {USERNS_SIZE}\n", "gid_map": f"0 {base} {USERNS_SIZE}\n"}
-        # the pod cgroup (a worker thread) while the fork server forks the pause process
+        pins = {k: os.path.join(d, "ns", {"network": "net"}.get(k, k)) for k in kinds + (["user"] if maps else [])}
+        # in one worker thread (file creation can take a millisecond each on a busy filesystem: never on the
+        # event loop): the directory, its files and the namespace pins' mount points, and the pod cgroup;
+        # meanwhile the fork server forks the pause process
         pod_res = oci.linux_resources(cfg.resources) if cfg.resources else {}
-        steps: list[Any] = [asyncio.to_thread(_pod_cgroup, meta["cgroup"], pod_res)]
+        undo.push_async_callback(asyncio.to_thread, shutil.rmtree, d, True)
+        steps: list[Any] = [asyncio.to_thread(_prepare, d, cfg, list(pins.values()), meta["cgroup"], pod_res)]
         if kinds or maps:
             steps.append(fs.call({"op": "sandbox", "dir": d, "hostname": cfg.hostname, "namespaces": kinds,
                                   "maps": maps}))
@@ -128,28 +130,24 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
             meta["own_cgroup"] = results[0]
             if meta["own_cgroup"]:
                 undo.push_async_callback(asyncio.to_thread, cgroupfs.destroy, meta["cgroup"])
-        pins: list[dict[str, Any]] = []
         if len(results) > 1 and not isinstance(results[1], BaseException):
             meta["pid"] = results[1]["pid"]
             undo.push_async_callback(_release, fs, meta)
-            meta["starttime"] = state.proc_starttime(meta["pid"])
-            nsdir = os.path.join(d, "ns")
-            os.makedirs(nsdir)
-            for k in kinds + (["user"] if maps else []):
-                name = {"network": "net"}.get(k, k)
-                target = os.path.join(nsdir, name)
-                open(target, "x").close()
-                pins.append({"source": f"/proc/{meta['pid']}/ns/{name}", "target": target, "flags": MS_BIND})
-                meta["ns"][k] = target
         for r in results:
             if isinstance(r, BaseException):
                 raise r
+        if meta["pid"]:
+            meta["starttime"] = state.proc_starttime(meta["pid"])
+            meta["ns"] = pins
         # /dev/shm and the namespace pins in one fork-server round trip, while the pod's veth is made
         # (through /proc/<pid>/ns/net: the pin is not needed for that)
+        shm = os.path.join(d, "shm")
         undo.push_async_callback(fs.call, {"op": "umount", "target": shm, "flags": MNT_DETACH})
         steps = [fs.call({"op": "mounts", "mounts": [
             {"source": "kubelite-shm", "target": shm, "fstype": "tmpfs", "flags": MS_NOSUID | MS_NODEV | MS_NOEXEC,
-             "data": "mode=1777,size=65536k"}, *pins]})]
+             "data": "mode=1777,size=65536k"},
+            *({"source": f"/proc/{meta['pid']}/ns/{os.path.basename(t)}", "target": t, "flags": MS_BIND}
+              for t in pins.values())]})]
         if net is not None and "network" in kinds:
             undo.push_async_callback(asyncio.to_thread, net.teardown_pod, sid)
             steps.append(asyncio.to_thread(_setup_pod, net, sid, f"/proc/{meta['pid']}/ns/net"))
@@ -159,14 +157,37 @@ async def create(fs: ForkServerClient, root: str, sid: str, cfg: cri.PodSandboxC
                 raise r
         if len(results) > 1:
             meta["ip"] = results[1].ip
-        for name, content in (("hosts", hosts_content(cfg, meta["ip"])), ("resolv.conf", resolv_content(cfg)),
-                              ("hostname", cfg.hostname + "\n")):
-            with open(os.path.join(d, name), "w") as f:
-                f.write(content)
         meta["state"] = cri.PodSandboxState.READY.value
-        state.write_json(os.path.join(d, "meta.json"), meta)
+        await asyncio.to_thread(_finish, d, cfg, meta)
         undo.pop_all()
     return meta
+
+
+def free_dirs(root: str) -> DirPool:
+    """Removed sandboxes' directories, kept for the next ones (see ``dirpool``)."""
+    return DirPool(os.path.join(root, "sandboxes.free"))
+
+
+def _prepare(d: str, cfg: cri.PodSandboxConfig, pins: list[str], cgroup: str, resources: dict[str, Any]) -> bool:
+    """The sandbox's directory (a recycled one when there is one) with ``shm/``, ``resolv.conf``, ``hostname``
+    and the pins' (empty) files, then the pod cgroup (:func:`_pod_cgroup`'s answer)."""
+    reused = free_dirs(os.path.dirname(os.path.dirname(d))).take(d)
+    os.makedirs(os.path.join(d, "shm"), exist_ok=reused)
+    if pins:
+        os.makedirs(os.path.join(d, "ns"), exist_ok=True)
+        for target in pins:
+            open(target, "a").close()
+    for name, content in (("resolv.conf", resolv_content(cfg)), ("hostname", cfg.hostname + "\n")):
+        with open(os.path.join(d, name), "w") as f:
+            f.write(content)
+    return _pod_cgroup(cgroup, resources)
+
+
+def _finish(d: str, cfg: cri.PodSandboxConfig, meta: dict[str, Any]) -> None:
+    """``hosts`` (it holds the pod's IP) and the record that makes the sandbox exist for listings."""
+    with open(os.path.join(d, "hosts"), "w") as f:
+        f.write(hosts_content(cfg, meta["ip"]))
+    state.write_json(os.path.join(d, "meta.json"), meta)
 
 
 def _pod_cgroup(path: str, resources: dict[str, Any]) -> bool:
@@ -205,7 +226,8 @@ async def remove(fs: ForkServerClient, meta: dict[str, Any], net: network.NodeNe
     await fs.call({"op": "umount", "target": os.path.join(meta["dir"], "shm"), "flags": MNT_DETACH})
     if meta.get("own_cgroup"):
         await asyncio.to_thread(cgroupfs.destroy, meta["cgroup"], 5.0, True)
-    await asyncio.to_thread(shutil.rmtree, meta["dir"], True)
+    root = os.path.dirname(os.path.dirname(meta["dir"]))
+    await asyncio.to_thread(free_dirs(root).give, meta["dir"])
 
 
 def status(meta: dict[str, Any]) -> cri.PodSandboxStatus:

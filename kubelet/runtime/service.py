@@ -2,8 +2,9 @@
 
 State lives under ``root`` (default ``/run/kubelite/runtime``): ``sandboxes/<id>/``; what lives only as long
 as the host is up, under ``scratch`` (``root`` itself on a tmpfs, else a directory of its own on
-``/dev/shm``: see snapshots.scratch_root): ``containers/<id>/`` (``meta.json`` and the OCI ``bundle/``),
-``oci/<id>/`` (what each shim records) and ``snapshots/``. A new
+``/dev/shm``: see snapshots.scratch_root): ``containers/<id>/`` (``meta.json`` and the OCI ``bundle/``) and
+``oci/<id>/`` (what each shim records); the containers' upper dirs in ``root/snapshots/`` (ephemeral
+storage on the node's disk, not memory). A new
 ``Runtime`` on the same root re-adopts everything: listings are read from disk, and a container that
 exited while no runtime ran still shows the exit code and reason its shim wrote. Use as
 ``async with Runtime(...) as rt:`` (starts the fork server and the events socket).
@@ -22,6 +23,7 @@ import socket
 import time
 import uuid
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
 from kubelet import cri
@@ -40,6 +42,7 @@ from kubelet.runtime.snapshots import Snapshotter, release_scratch, scratch_root
 logger = logging.getLogger(__name__)
 
 HANDLERS = ("kubelite", "runc", "crun")
+ENSURE_EVERY = 1.0   # seconds between checks of the node's bridge, gateway address and routes
 OWNER_LABEL = "io.kubelite.owner"
 
 
@@ -67,12 +70,13 @@ class Runtime:
         self.cgroup_root = cgroup_root if cgroup_root is not None else f"kubelite/{node_name}"
         self.image_store = image_store
         self.network = network
-        # the OCI runtime's state and the containers' upper dirs live only as long as the host is up: on a
-        # tmpfs (snapshots.scratch_root), where they cost no disk journal
+        # bundles and the OCI runtime's state live only as long as the host is up: on a tmpfs
+        # (snapshots.scratch_root), where they cost no disk journal; what containers write to their rootfs
+        # stays on the disk (volatile overlay uppers), not in memory charged to their limits
         self.scratch = scratch_root(self.root)
         self.containers_dir = str(self.scratch / "containers")
         self.oci_root = str(self.scratch / "oci")
-        self.snapshots = Snapshotter(self.scratch / "snapshots")
+        self.snapshots = Snapshotter(Path(self.root) / "snapshots")
         # one fork server per runtime process: a `kubelite runtime` beside a running kubelet gets its own
         self.fs = ForkServerClient(os.path.join(self.root, f"forkserver-{os.getpid()}.sock"))
         self.events_path = os.path.join(self.root, "events.sock")
@@ -83,6 +87,7 @@ class Runtime:
         # idempotent bridge/route check (IPAM is file-locked on its own)
         self._userns_lock = asyncio.Lock()
         self._net_lock = asyncio.Lock()
+        self._net_ensured = -ENSURE_EVERY
         self._cmeta: dict[str, dict[str, Any]] = {}  # container meta.json: written once at create
         # a few sandboxes at a time: in a burst, all at once would finish all late (two cores shared by
         # thirty), a few at a time overlap the kernel's waits (veth, RCU) and finish the first pods first
@@ -115,6 +120,7 @@ class Runtime:
         self._reads.shutdown(wait=False)
         await asyncio.to_thread(self.snapshots.close)
         await asyncio.to_thread(release_scratch, self.scratch, self.root)
+        await asyncio.to_thread(sandbox.free_dirs(self.root).purge)
 
     # ------------------------------------------------------------------------------------- events
     def _publish(self, ev: cri.ContainerEvent) -> None:
@@ -145,10 +151,14 @@ class Runtime:
                 if not config.host_users:  # uid ranges are allocated from what is on disk
                     await held.enter_async_context(self._userns_lock)
                 if self.network is not None and not config.host_network:
-                    # bridge kubelite0, gateway, routes: idempotent and cheap, and the bridge is shared
-                    # by every node on the host (a `kubelite down` elsewhere may have removed it)
+                    # bridge kubelite0, gateway, routes: idempotent, and the bridge is shared by every node on
+                    # the host (a `kubelite down` elsewhere may have removed it, another node made it again
+                    # without our gateway). Checked once per ENSURE_EVERY for a burst; a bridge gone meanwhile
+                    # is made again by the pod's setup (ENODEV)
                     async with self._net_lock:
-                        await asyncio.to_thread(self.network.ensure)
+                        if time.monotonic() - self._net_ensured >= ENSURE_EVERY:
+                            await asyncio.to_thread(self.network.ensure)
+                            self._net_ensured = time.monotonic()
                 await sandbox.create(self.fs, self.root, sid, config, handler, self.cgroup_root, {}, self.network)
         except (ForkServerError, OSError, ValueError, KubeliteError) as e:
             raise sandbox.SandboxError(f"{config.metadata.namespace}/{config.metadata.name}: {e}") from e

@@ -2,13 +2,12 @@
 
 A snapshot is a directory ``<root>/<key>/`` holding ``fs/`` (the upper dir) and ``work/``. ``prepare``
 returns the overlay mount that the container's init performs inside its own mount namespace (so no
-host mount is left to unmount). Upper dirs are disposable, so they need no disk: ``scratch_root`` picks a
-per-runtime directory on a tmpfs (``/dev/shm``) when the runtime's own root is on a disk. There an
-overlay mount, its work-dir checks and the files a container writes cost no journal commit (6-15 ms per
-container when other processes write to the disk), and its unmount syncs nothing; what a container
-writes into its rootfs then lives in memory, charged to its memory cgroup as a tmpfs volume would be.
-On a disk, mounts are ``volatile`` (no sync of the whole upper file system at unmount, 150+ ms when the
-disk is busy). ``remove`` only renames the snapshot into ``<root>/.trash`` so the caller can delete it
+host mount is left to unmount). The Runtime keeps snapshots on the node's disk, as containerd and CRI-O
+do: what a container writes into its rootfs is ephemeral storage, not memory charged to its memory
+limit. Upper dirs are disposable, so on a disk mounts are ``volatile`` (no sync of the whole upper file
+system at unmount, 150+ ms when the disk is busy); on a tmpfs root nothing needs syncing.
+``scratch_root`` picks where the runtime keeps what lives only as long as the host is up (bundles, OCI
+state): a tmpfs, as runc keeps its state in /run. ``remove`` only renames the snapshot into ``<root>/.trash`` so the caller can delete it
 off the hot path with ``purge_trash``. Parents are image layer dirs, lowest first (the order
 ``ImageStore`` gives); overlay wants them highest first in ``lowerdir``. A read-only view (``view``) has
 no upper dir.

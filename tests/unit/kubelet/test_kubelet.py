@@ -304,3 +304,83 @@ async def test_host_network_pod_uses_node_ip(tmp_path: Path) -> None:
         assert ("IP", "192.168.0.9") in next(iter(h.runtime.configs.values())).envs
         assert h.kubelet._running(h.kubelet.pods["uid-hn"], await h.kubelet.rm.runtime_pod("uid-hn"))["c"][1] == \
             "192.168.0.9"
+
+
+class _SlowSandboxes(FakeRuntime):
+    """Sandboxes wait for ``release``; records how many were being made at once, and in which order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.making = 0
+        self.peak = 0
+        self.order: list[str] = []
+
+    async def run_pod_sandbox(self, config: Any, runtime_handler: str = "") -> str:
+        self.making += 1
+        self.peak = max(self.peak, self.making)
+        self.order.append(config.metadata.name)
+        try:
+            await self.release.wait()
+            return await super().run_pod_sandbox(config, runtime_handler)
+        finally:
+            self.making -= 1
+
+
+async def test_a_burst_of_pods_starts_a_few_at_a_time_in_arrival_order(tmp_path: Path) -> None:
+    from kubelet.kuberuntime import START_CONCURRENCY as gate
+    rt = _SlowSandboxes()
+    h = Harness(tmp_path, runtime=rt)
+    n = gate + 5
+    async with running(h):
+        for i in range(n):
+            h.add(make_pod(f"p{i:02d}"))
+        await wait_for(lambda: rt.making == gate)
+        await asyncio.sleep(0.05)
+        assert rt.making == gate and sorted(rt.order) == [f"p{i:02d}" for i in range(gate)]   # the first to arrive
+        rt.release.set()
+        await wait_for(lambda: all(h.last_status(f"p{i:02d}").get("phase") == "Running" for i in range(n)))
+    assert rt.peak == gate and sorted(rt.order) == [f"p{i:02d}" for i in range(n)]
+
+
+async def test_a_pod_whose_image_needs_a_pull_does_not_wait_for_the_start_gate(tmp_path: Path) -> None:
+    from kubelet.kuberuntime import START_CONCURRENCY as gate
+    rt = _SlowSandboxes()
+    h = Harness(tmp_path, runtime=rt)
+    async with running(h):
+        for i in range(gate):
+            h.add(make_pod(f"p{i}"))
+        await wait_for(lambda: rt.making == gate)
+        h.add(make_pod("pull", {"name": "c", "image": "busybox:1.36", "imagePullPolicy": "Always"}))
+        await wait_for(lambda: rt.making == gate + 1)
+        rt.release.set()
+
+
+async def test_events_wait_while_pods_start_then_come_in_order(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import kubelet.kubelet as kubelet_mod
+    rt = _SlowSandboxes()
+    h = Harness(tmp_path, runtime=rt)
+    rec = ListRecorder()
+    h.kubelet.recorder = rec
+    async with running(h):
+        h.add(make_pod("slow"))
+        await wait_for(lambda: rt.making == 1)
+        h.add(make_pod("norc", runtimeClassName="missing"))         # an event while "slow" is starting
+        await asyncio.sleep(0.3)
+        assert rec.events == []
+        rt.release.set()
+        await wait_for(lambda: h.last_status("slow").get("phase") == "Running")
+        await wait_for(lambda: len(rec.events) >= 4)
+        assert rec.events[0][:3] == ("norc", "Warning", "FailedCreatePodSandBox")
+        assert [r for n, _, r, _ in rec.events if n == "slow"][:3] == ["Pulled", "Created", "Started"]
+        # a start that takes long holds events EVENT_HOLD at most
+        monkeypatch.setattr(kubelet_mod, "EVENT_HOLD", 0.2)
+        rt.release.clear()
+        h.add(make_pod("slow2"))
+        await wait_for(lambda: rt.making == 1)
+        n = len(rec.events)
+        h.add(make_pod("norc2", runtimeClassName="missing"))
+        await wait_for(lambda: len(rec.events) > n, timeout=2)
+        assert rt.making == 1 and rec.events[n][0] == "norc2"
+        rt.release.set()
