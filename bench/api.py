@@ -10,7 +10,7 @@ two clients: aetcd 1.0.0 (grpc.aio; the issue's baseline) and the apiserver's ow
 creates are interleaved (sequential: raw aetcd, raw h2grpc, lean, aiohttp; then the same with 64 in
 flight) so that each ratio compares runs under the same machine load.
 
-Two HTTP clients drive the creates: a lean keep-alive HTTP/1.1 client (:class:`LeanConnection`:
+Two HTTP clients drive the creates: a lean keep-alive HTTP/1.1 client (:class:`kubelite.client.fastwriter.Http1Connection`:
 one asyncio Protocol per connection, requests encoded before the clock starts, Content-Length
 parsing only — what a Go load generator costs) and aiohttp's client (several times the CPU per
 request, on the same 2 cores as the server). The ratios use the lean client; aiohttp's are
@@ -41,6 +41,7 @@ import orjson  # noqa: E402
 from aetcd import rpc  # noqa: E402
 
 from apiserver.storage.h2grpc import Channel  # noqa: E402
+from kubelite.client.fastwriter import Http1Connection  # noqa: E402
 from tests.support import cluster  # noqa: E402
 
 PODS = "/api/v1/namespaces/default/pods"
@@ -76,63 +77,16 @@ def pod(name: str) -> dict[str, Any]:
                      "restartPolicy": "Always", "terminationGracePeriodSeconds": 5}}
 
 
-class LeanConnection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection, one request at a time: pre-encoded requests, responses
-    read by Content-Length (the apiserver answers non-watch requests with one)."""
+async def lean_open(url: str) -> Http1Connection:
+    """One keep-alive connection of the library's lean HTTP/1.1 client (what the scheduler posts with)."""
+    host, port = url.rsplit("//", 1)[1].split(":")
+    return await Http1Connection.open(host, int(port))
 
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
-        self.head_end = -1
-        self.need = 0
-        self.status = 0
 
-    @classmethod
-    async def open(cls, url: str) -> "LeanConnection":
-        host, port = url.rsplit("//", 1)[1].split(":")
-        _, proto = await asyncio.get_running_loop().create_connection(cls, host, int(port))
-        return proto
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(exc or ConnectionError("connection closed by the server"))
-
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        if self.head_end < 0:
-            i = buf.find(b"\r\n\r\n")
-            if i < 0:
-                return
-            head = bytes(buf[:i]).lower()
-            self.status = int(head[9:12])
-            j = head.find(b"\r\ncontent-length:")
-            if j < 0:
-                raise RuntimeError(f"response without Content-Length: {head[:200]!r}")
-            k = head.find(b"\r\n", j + 2)
-            self.need = int(head[j + 17:k if k > 0 else None])
-            self.head_end = i + 4
-        if len(buf) - self.head_end >= self.need:
-            body = bytes(buf[self.head_end:self.head_end + self.need])
-            del buf[:self.head_end + self.need]
-            self.head_end = -1
-            w, self.waiter = self.waiter, None
-            if w is not None and not w.done():
-                w.set_result((self.status, body))
-
-    async def request(self, data: bytes) -> tuple[int, bytes]:
-        assert self.transport is not None and self.waiter is None
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(data)
-        return await self.waiter
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+async def lean_request(conn: Http1Connection, data: bytes) -> tuple[int, bytes]:
+    """Send a pre-encoded request; its status and body."""
+    status, _ctype, body = await conn.request(data, time.monotonic() + 60)
+    return status, body
 
 
 # a User-Agent as client-go sends one: the apiserver records its prefix as the field manager
@@ -189,7 +143,7 @@ async def run_interleaved(etcd_url: str, api_url: str, n_seq: int, n_conc: int,
     value = b"v" * 1024
     out: dict[str, Any] = {}
     me = os.getpid()
-    conns = [await LeanConnection.open(api_url) for _ in range(CONC)]
+    conns = [await lean_open(api_url) for _ in range(CONC)]
     bodies = {tag: [lean_post(PODS, orjson.dumps(pod(f"{tag}-{i:06d}"))) for i in range(n)]
               for tag, n in (("lseq", n_seq), ("lconc", n_conc))}
     json_bodies = {tag: [orjson.dumps(pod(f"{tag}-{i:06d}")) for i in range(n)]
@@ -200,7 +154,7 @@ async def run_interleaved(etcd_url: str, api_url: str, n_seq: int, n_conc: int,
         headers = {"Content-Type": "application/json"}
 
         async def lean(tag: str, i: int, w: int) -> None:
-            status, body = await conns[w].request(bodies[tag][i])
+            status, body = await lean_request(conns[w], bodies[tag][i])
             if status != 201:
                 raise RuntimeError(f"create {tag}-{i}: {status} {body[:300]!r}")
 
@@ -262,8 +216,8 @@ async def run_interleaved(etcd_url: str, api_url: str, n_seq: int, n_conc: int,
     return out
 
 
-async def lean_warm(conn: LeanConnection, name: str) -> None:
-    status, body = await conn.request(lean_post(PODS, orjson.dumps(pod(name))))
+async def lean_warm(conn: Http1Connection, name: str) -> None:
+    status, body = await lean_request(conn, lean_post(PODS, orjson.dumps(pod(name))))
     if status != 201:
         raise RuntimeError(f"create {name}: {status} {body[:300]!r}")
 
@@ -278,19 +232,19 @@ async def aio_warm(s: aiohttp.ClientSession, name: str) -> None:
 async def api_reads(url: str, total_pods: int, have: int, names: list[str], watchers: int) -> dict[str, Any]:
     """Fill up to ``total_pods``, then get (lean and aiohttp), list, Table list and watch delivery."""
     out: dict[str, Any] = {}
-    conns = [await LeanConnection.open(url) for _ in range(CONC)]
+    conns = [await lean_open(url) for _ in range(CONC)]
     if total_pods > have:
         fill = [lean_post(PODS, orjson.dumps(pod(f"fill-{i:06d}"))) for i in range(total_pods - have)]
 
         async def create_fill(i: int, w: int) -> None:
-            status, body = await conns[w].request(fill[i])
+            status, body = await lean_request(conns[w], fill[i])
             if status != 201:
                 raise RuntimeError(f"create fill-{i}: {status} {body[:300]!r}")
         await timed(len(fill), CONC, create_fill)
     gets = [lean_get(f"{PODS}/{n}") for n in names]
 
     async def lean_get_one(_: int, __: int) -> None:
-        status, _body = await conns[0].request(random.choice(gets))
+        status, _body = await lean_request(conns[0], random.choice(gets))
         assert status == 200
     out["get_lean"] = await timed(1000, 1, lean_get_one)
     for cn in conns:

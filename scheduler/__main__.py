@@ -21,7 +21,7 @@ from scheduler.plugins import SCORE_WEIGHTS, default_plugins
 from scheduler.plugins.defaultbinder import DefaultBinder
 from scheduler.scheduler import DEFAULT_SCHEDULER_NAME, Scheduler
 from scheduler.server import serving
-from scheduler.writer import FastWriter
+from kubelite.client.fastwriter import FastWriter
 
 logger = logging.getLogger("scheduler")
 

@@ -1,7 +1,9 @@
-"""A lean HTTP/1.1 transport for the scheduler's hot writes: bindings and Events (POSTs).
+"""A lean HTTP/1.1 transport for hot writes (POSTs), such as the scheduler's bindings and Events.
 
 Each scheduled pod costs one ``pods/binding`` POST and one Event POST; through aiohttp's client
-each request spends more CPU in Python than the scheduling cycle itself. :class:`FastWriter` keeps
+each request spends more CPU in Python than the scheduling cycle itself. :class:`Http1Connection` is
+one keep-alive connection that sends pre-encoded requests (also what ``bench/api.py`` drives creates
+with). :class:`FastWriter` keeps
 a pool of keep-alive connections (one request at a time on each, as many as are in flight) and
 does for a POST only what the apiserver needs: one ``write`` of the request line, headers and body,
 then a parse of the status line, ``Content-Length`` (or chunked) body. Requests are built and
@@ -30,7 +32,7 @@ IDLE_CLOSE = 30.0          # seconds: a connection idle longer is closed, not re
 MAX_IDLE = 64              # idle connections kept
 
 
-class _Conn(asyncio.Protocol):
+class Http1Connection(asyncio.Protocol):
     """One keep-alive connection; :meth:`request` sends one request and waits for its response."""
 
     def __init__(self) -> None:
@@ -42,6 +44,12 @@ class _Conn(asyncio.Protocol):
         self.last_used = time.monotonic()
         self.received = False
         self.deadline = 0.0
+
+    @classmethod
+    async def open(cls, host: str, port: int, ssl: Any = None) -> "Http1Connection":
+        """A connected instance."""
+        _, conn = await asyncio.get_running_loop().create_connection(cls, host, port, ssl=ssl)
+        return conn
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -164,20 +172,18 @@ class FastWriter:
         host_header = url.netloc.rpartition("@")[2]
         headers = {"Host": host_header, **getattr(client, "_headers", {})}
         self._head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        self._idle: list[_Conn] = []
-        self._busy: set[_Conn] = set()
+        self._idle: list[Http1Connection] = []
+        self._busy: set[Http1Connection] = set()
         self._sweeper: asyncio.TimerHandle | None = None    # one timer for every request's deadline
         self.namespace = client.namespace
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    async def _connect(self) -> _Conn:
-        loop = asyncio.get_running_loop()
-        _, conn = await loop.create_connection(_Conn, self._host, self._port, ssl=self._ssl)
-        return conn
+    async def _connect(self) -> Http1Connection:
+        return await Http1Connection.open(self._host, self._port, self._ssl)
 
-    def _take(self) -> _Conn | None:
+    def _take(self) -> Http1Connection | None:
         now = time.monotonic()
         while self._idle:
             conn = self._idle.pop()
@@ -186,7 +192,7 @@ class FastWriter:
             conn.close()
         return None
 
-    def _give_back(self, conn: _Conn) -> None:
+    def _give_back(self, conn: Http1Connection) -> None:
         if conn.closed or not conn.keep_alive or conn.buf or len(self._idle) >= MAX_IDLE:
             conn.close()
         else:

@@ -10,7 +10,7 @@ import pytest
 from kubelite.api.errors import ApiError, ServiceUnavailable
 from kubelite.api.resources import EVENTS, PODS
 from kubelite.client import Client
-from scheduler.writer import FastWriter, _Conn
+from kubelite.client.fastwriter import FastWriter, Http1Connection
 from tests.unit.client.fake_apiserver import FakeApiServer
 
 pytestmark = pytest.mark.unit
@@ -82,7 +82,7 @@ async def test_no_answer_is_service_unavailable_after_the_timeout() -> None:
 
 
 def test_parses_chunked_and_split_responses() -> None:
-    conn = _Conn()
+    conn = Http1Connection()
     raw = (b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
            b"5\r\n{\"a\":\r\n3\r\n 1}\r\n0\r\n\r\n")
     conn.buf += raw[:40]
