@@ -1,8 +1,8 @@
-"""Label selector and node selector matching as the scheduler needs it (pure functions).
+"""Node selector matching as the scheduler needs it (pure functions).
 
-``matchLabels``/``matchExpressions`` label selectors (In, NotIn, Exists, DoesNotExist) and node
-selector terms (also Gt, Lt and ``matchFields`` on ``metadata.name``). Kept here so the scheduler
-does not depend on another component; same semantics as ``kubelite.api.selectors``.
+Node selector terms: ``matchExpressions`` (In, NotIn, Exists, DoesNotExist, Gt, Lt) and ``matchFields``
+on ``metadata.name``. Label selectors are
+``kubelite.api.selectors.selector_matches``.
 """
 
 from __future__ import annotations
@@ -29,20 +29,6 @@ def _expr_matches(labels: Mapping[str, str], key: str, op: str, values: list[str
             return False
         return have > want if op == "Gt" else have < want
     return False
-
-
-def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str] | None) -> bool:
-    """A metav1.LabelSelector against a label set. ``None`` selects nothing; ``{}`` everything."""
-    if selector is None:
-        return False
-    labels = labels or {}
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for e in selector.get("matchExpressions") or ():
-        if not _expr_matches(labels, e.get("key", ""), e.get("operator", ""), list(e.get("values") or ())):
-            return False
-    return True
 
 
 def node_selector_term_matches(term: Mapping[str, Any], node: Mapping[str, Any]) -> bool:

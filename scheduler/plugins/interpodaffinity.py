@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubelite.api.selectors import selector_matches
 from scheduler.framework import MAX_NODE_SCORE, SUCCESS, CycleState, NodeInfo, Plugin, Status
 from scheduler.framework.interface import HAVE_ANTI_AFFINITY_KEY, Pod
-from scheduler.framework.labels import selector_matches
 from scheduler.framework.nodeinfo import PodInfo
 
 ERR_AFFINITY = "node(s) didn't match pod affinity rules"

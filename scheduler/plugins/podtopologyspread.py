@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubelite.api.selectors import selector_matches
 from scheduler.framework import MAX_NODE_SCORE, SUCCESS, CycleState, NodeInfo, Plugin, Status
 from scheduler.framework.interface import Pod
-from scheduler.framework.labels import selector_matches
 from scheduler.plugins.nodeaffinity import pod_matches_node
 
 ERR_CONSTRAINTS = "node(s) didn't match pod topology spread constraints"
