@@ -10,8 +10,8 @@ import asyncio
 import errno
 import fcntl
 import os
-import pty
 import signal
+import socket
 import struct
 import termios
 from typing import Any
@@ -69,14 +69,19 @@ async def _writer(fd: int) -> asyncio.StreamWriter:
 async def start(fs: ForkServerClient, oci_root: str, cid: str, process: dict[str, Any], *, tty: bool,
                 stdin: bool) -> Exec:
     if tty:
-        master, slave = pty.openpty()
+        # a console socket: the exec helper opens the pty in the container's own devpts and sends its master
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            pid, done = await fs.exec({"root": oci_root, "id": cid, "process": process}, [slave, slave, slave])
-        except BaseException:
-            os.close(master)
-            raise
+            pid, done = await fs.exec({"root": oci_root, "id": cid, "process": process}, [theirs.fileno()])
+            theirs.close()
+            ours.settimeout(10)
+            _msg, fds, _flags, _addr = await asyncio.to_thread(socket.recv_fds, ours, 16, 1)
         finally:
-            os.close(slave)
+            theirs.close()
+            ours.close()
+        if not fds:
+            raise cri.CriError(f"exec in {cid}: no terminal from the container")
+        master = fds[0]
         out = await _reader(os.dup(master), pty_master=True)
         w = await _writer(master) if stdin else None
         if not stdin:

@@ -7,6 +7,7 @@ talk to the container's shim over ``<root>/<id>/shim.sock``; once the shim is go
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -165,7 +166,11 @@ def delete(root: str, cid: str, force: bool = False) -> None:
 
 def exec_in(root: str, cid: str, process: dict[str, Any], stdio: list[int]) -> int:
     """Run ``process`` inside running container ``cid`` (all its namespaces and its cgroup); returns the pid
-    of a helper whose exit status is the process' own. Called in a process that may fork freely."""
+    of a helper whose exit status is the process' own. Called in a process that may fork freely.
+
+    ``stdio`` is the process' stdin, stdout and stderr, or, for a ``terminal`` process, one console
+    socket (as runc's ``--console-socket``): the helper opens the pty inside the container's own devpts
+    (so ``tty`` in there names a /dev/pts it can see) and sends the master end over that socket."""
     st = state.status(root, cid)
     if st is None or st["status"] != "running":
         raise OciError(f"container {cid} is not running")
@@ -202,6 +207,15 @@ def exec_in(root: str, cid: str, process: dict[str, Any], stdio: list[int]) -> i
         for kind, fd in fds.items():
             linux.setns(fd, 0)
             os.close(fd)
+        if len(stdio) == 1:              # a console socket: the pty from the container's /dev/ptmx
+            console = stdio[0]
+            master, slave = os.openpty()  # in the container's mount namespace now: its devpts
+            with contextlib.suppress(OSError):  # the process' own terminal, as runc gives it
+                os.fchown(slave, int((process.get("user") or {}).get("uid", 0)), -1)
+            socket.send_fds(socket.socket(fileno=os.dup(console)), [b"pty"], [master])
+            os.close(master)
+            os.close(console)
+            stdio = [slave, os.dup(slave), os.dup(slave)]
         child = os.fork()
         if child == 0:
             linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # killing the helper ends the exec

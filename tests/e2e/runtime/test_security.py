@@ -58,10 +58,13 @@ async def test_events_and_tty_exec(env: Env, rt: Runtime) -> None:
         await asyncio.sleep(0)
         cid = await rt.create_container(sid, env.container("c", "sleep", "30"), pod)
         await rt.start_container(cid)
-        p = await rt.exec(cid, ["sh", "-c", "test -t 0 && test -t 1 && echo tty; echo hi"], tty=True, stdin=False)
+        # the terminal is the container's own: `tty` names a /dev/pts entry that exists in there
+        p = await rt.exec(cid, ["sh", "-c", "test -t 0 && test -t 1 && echo tty; t=$(tty) && test -e $t && echo $t; echo hi"],
+                          tty=True, stdin=False)
         out = await asyncio.wait_for(p.stdout.read(), 10)
         assert await p.wait() == 0, out
-        assert out.replace(b"\r", b"").split(b"\n")[:2] == [b"tty", b"hi"]
+        lines = out.replace(b"\r", b"").split(b"\n")
+        assert lines[0] == b"tty" and lines[1].startswith(b"/dev/pts/") and lines[2] == b"hi", out
         await rt.stop_container(cid, 0)
         await asyncio.wait_for(task, 10)
     assert [e.kind for e in events if e.container_id == cid] == ["created", "started", "exited"]
