@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 import threading
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from kubelite import httpupgrade, spdy
+from kubelite.netns import call_in_netns
 
 logger = logging.getLogger(__name__)
 PROTOCOL = "SPDY/3.1+portforward.k8s.io"
@@ -44,42 +44,24 @@ def _status(message: str) -> web.Response:
 def connect_in_netns(netns_path: str | None, port: int) -> socket.socket:
     """A TCP socket connected to ``localhost:port`` in the network namespace at ``netns_path`` (None: this
     one). Blocking; raises OSError with both attempts' errors."""
-    result: list[socket.socket | BaseException] = []
+    return call_in_netns(netns_path, lambda: _dial_localhost(port), "kubelite-portforward-connect")
 
-    def opener() -> None:
+
+def _dial_localhost(port: int) -> socket.socket:
+    errors = []
+    for family, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        s = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        s.settimeout(CONNECT_TIMEOUT)
         try:
-            if netns_path:
-                fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    os.setns(fd, os.CLONE_NEWNET)   # this thread only; it ends right after
-                finally:
-                    os.close(fd)
-            errors = []
-            for family, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-                s = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-                s.settimeout(CONNECT_TIMEOUT)
-                try:
-                    s.connect((addr, port))
-                except OSError as e:
-                    s.close()
-                    errors.append(f"{'IPv4' if family == socket.AF_INET else 'IPv6'}: dial {addr} port {port}: "
-                                  f"{e.strerror or e}")
-                    continue
-                s.setblocking(False)
-                result.append(s)
-                return
-            result.append(OSError(f"failed to connect to localhost:{port} inside the pod's network namespace, "
-                                  + " ".join(errors)))
-        except BaseException as e:  # handed to the caller's thread
-            result.append(e)
-
-    t = threading.Thread(target=opener, name="kubelite-portforward-connect")
-    t.start()
-    t.join()
-    r = result[0]
-    if isinstance(r, BaseException):
-        raise r
-    return r
+            s.connect((addr, port))
+        except OSError as e:
+            s.close()
+            errors.append(f"{'IPv4' if family == socket.AF_INET else 'IPv6'}: dial {addr} port {port}: "
+                          f"{e.strerror or e}")
+            continue
+        s.setblocking(False)
+        return s
+    raise OSError(f"failed to connect to localhost:{port} inside the pod's network namespace, " + " ".join(errors))
 
 
 class Forwarder:

@@ -3,6 +3,7 @@
 Each function takes the arguments of its man page, raises ``OSError`` with errno on failure and returns
 what the syscall returns. No policy here: the runtime composes these in the canonical order. Call them
 only in child processes (fork server, shim, container init), never in the asyncio kubelet/runtime.
+:func:`mount_fstype` only reads /proc and may be called anywhere.
 """
 
 from __future__ import annotations
@@ -226,3 +227,19 @@ def write_file(path: str, data: str) -> None:
         os.write(fd, data.encode())
     finally:
         os.close(fd)
+
+
+def mount_fstype(path: str | os.PathLike[str]) -> str:
+    """The file system type of the mount holding ``path`` (``/proc/self/mountinfo``; "" if unknown)."""
+    target = os.path.realpath(path)
+    best, kind = "", ""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                mnt = left.split()[4].replace("\\040", " ")
+                if (target == mnt or target.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                    best, kind = mnt, right.split()[0]
+    except OSError:
+        return ""
+    return kind

@@ -23,6 +23,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubelet.runtime import linux
+
 logger = logging.getLogger(__name__)
 
 
@@ -47,22 +49,6 @@ TMPFS = "tmpfs"
 SHM = "/dev/shm"
 
 
-def fs_type(path: str | Path) -> str:
-    """The file system type of the mount holding ``path`` (``/proc/self/mountinfo``; "" if unknown)."""
-    target = os.path.realpath(path)
-    best, kind = "", ""
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                left, _, right = line.partition(" - ")
-                mnt = left.split()[4].replace("\\040", " ")
-                if (target == mnt or target.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
-                    best, kind = mnt, right.split()[0]
-    except OSError:
-        return ""
-    return kind
-
-
 def scratch_root(runtime_root: str | Path) -> Path:
     """Where a runtime keeps what is disposable or lives only as long as the host is up (snapshots, container
     bundles and records, the OCI runtime's state, as runc keeps its own in /run): ``runtime_root`` itself if that is on a tmpfs, else a
@@ -71,7 +57,7 @@ def scratch_root(runtime_root: str | Path) -> Path:
     probe = Path(runtime_root)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    if fs_type(probe) == TMPFS or fs_type(SHM) != TMPFS:
+    if linux.mount_fstype(probe) == TMPFS or linux.mount_fstype(SHM) != TMPFS:
         return Path(runtime_root)
     tag = hashlib.sha256(str(Path(runtime_root).resolve()).encode()).hexdigest()[:12]
     return Path(SHM) / f"kubelite-runtime-{tag}"
@@ -112,7 +98,7 @@ class Snapshotter:
         self.trash = self.root / ".trash"
         self.root.mkdir(parents=True, exist_ok=True)
         self.trash.mkdir(exist_ok=True)
-        self.volatile = fs_type(self.root) != TMPFS  # a tmpfs has nothing to sync at unmount
+        self.volatile = linux.mount_fstype(self.root) != TMPFS  # a tmpfs has nothing to sync at unmount
 
     def _mounts(self, parents: list[Path], upper: Path | None, work: Path | None) -> list[Mount]:
         if not parents:

@@ -141,22 +141,6 @@ def rmdir_tree(path: Path, deadline: float, *, plain_files: bool = False) -> Non
                 raise CgroupError(f"rmdir {d}: {e.strerror}") from e
 
 
-def mount_fstype(path: Path) -> str:
-    """The filesystem type of the mount holding ``path`` (from /proc/self/mountinfo), e.g. ``cgroup2``."""
-    best, fstype = "", ""
-    target = os.path.realpath(path)
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                left, _, right = line.partition(" - ")
-                mnt = left.split()[4].replace("\\040", " ")
-                if (target == mnt or target.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
-                    best, fstype = mnt, right.split()[0]
-    except OSError:
-        return ""
-    return fstype
-
-
 class _Driver(Protocol):
     root: str
 

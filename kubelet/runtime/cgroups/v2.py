@@ -19,6 +19,8 @@ import signal
 import time
 from pathlib import Path
 
+from kubelet.runtime import linux
+
 from . import cgfs
 from .model import CgroupBusyError, CgroupError, CgroupStats, Resources, clean_path, shares_to_weight
 from .oom import OomWatcher, inotify_watcher
@@ -36,7 +38,7 @@ class V2Manager:
         self.base = Path(base)
         if not (self.base / "cgroup.controllers").exists():
             raise CgroupError(f"{self.base} is not a cgroup v2 hierarchy (no cgroup.controllers)")
-        self.fake = cgfs.mount_fstype(self.base) != "cgroup2"
+        self.fake = linux.mount_fstype(self.base) != "cgroup2"
 
     def _dir(self, path: str) -> Path:
         return self.base / clean_path(f"{self.root}/{clean_path(path)}")

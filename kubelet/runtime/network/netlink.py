@@ -16,8 +16,9 @@ import ipaddress
 import os
 import socket
 import struct
-import threading
 from dataclasses import dataclass, field
+
+from kubelite.netns import call_in_netns
 
 NETLINK_ROUTE = 0
 SOL_NETLINK = 270
@@ -120,27 +121,12 @@ class Netlink:
     @classmethod
     def in_netns(cls, netns_path: str) -> Netlink:
         """A socket in the network namespace at ``netns_path`` (``/run/netns/x``, ``/proc/<pid>/ns/net``)."""
-        result: list[socket.socket | BaseException] = []
-
-        def opener() -> None:
-            try:
-                fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    os.setns(fd, os.CLONE_NEWNET)   # this thread only; it ends right after
-                finally:
-                    os.close(fd)
-                result.append(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                                            NETLINK_ROUTE))
-            except BaseException as e:  # handed to the caller's thread
-                result.append(e)
-
-        t = threading.Thread(target=opener, name="kubelite-netns-socket")
-        t.start()
-        t.join()
-        r = result[0]
-        if isinstance(r, BaseException):
-            raise NetlinkError(getattr(r, "errno", errno.EINVAL), f"open netns {netns_path}: {r}")
-        return cls(r)
+        try:
+            sock = call_in_netns(netns_path, lambda: socket.socket(
+                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE), "kubelite-netns-socket")
+        except OSError as e:
+            raise NetlinkError(e.errno or errno.EINVAL, f"open netns {netns_path}: {e}") from None
+        return cls(sock)
 
     def close(self) -> None:
         self.sock.close()

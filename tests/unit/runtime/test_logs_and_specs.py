@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kubelet import cri
-from kubelet.runtime import oci, podspec
+from kubelet.runtime import linux, oci, podspec
 from kubelet.runtime.ociruntime import crilog, init
 from kubelet.runtime import snapshots
 from kubelet.runtime.snapshots import SnapshotError, Snapshotter
@@ -170,7 +170,7 @@ def test_pod_manifest_plan() -> None:
 
 
 def test_scratch_root_on_tmpfs_and_released_when_empty(tmp_path: Path) -> None:
-    if snapshots.fs_type("/dev/shm") != "tmpfs" or snapshots.fs_type(tmp_path) == "tmpfs":
+    if linux.mount_fstype("/dev/shm") != "tmpfs" or linux.mount_fstype(tmp_path) == "tmpfs":
         pytest.skip("needs a disk-backed tmp_path and a tmpfs /dev/shm")
     root = tmp_path / "rt"
     scratch = snapshots.scratch_root(root)
