@@ -214,6 +214,20 @@ class UpCluster:
 
 
 @contextlib.contextmanager
+def base_image_root(prefix: str) -> Iterator[Path]:
+    """A node image store holding the offline busybox images, world-traversable like /var/lib/kubelite
+    (user-namespaced pods read it); removed at the end."""
+    from kubelet.runtime.images import ImageStore, ensure_base_images
+    root = Path(tempfile.mkdtemp(prefix=f"kubelite-{prefix}img", dir="/tmp"))
+    try:
+        root.chmod(0o755)
+        ensure_base_images(ImageStore(root))
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def up_cluster(prefix: str, image_root: Path | None = None, cgroup_root: str = "",
                up_args: Sequence[str] = (), stop_signal: int = signal.SIGINT) -> Iterator[UpCluster]:
     """A started :class:`UpCluster` on a temp data dir; at the end stopped with ``stop_signal``, cleaned

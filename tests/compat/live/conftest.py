@@ -4,24 +4,18 @@ running real containers) for the kubectl compat matrix, from the shared harness
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.upcluster import UpCluster, up_cluster
+from tests.support.upcluster import UpCluster, base_image_root, up_cluster
 
 
 @pytest.fixture(scope="session")
 def compat_image_root() -> Iterator[Path]:
-    from kubelet.runtime.images import ImageStore, ensure_base_images
-    root = Path(tempfile.mkdtemp(prefix="kubelite-cmpimg", dir="/tmp"))
-    root.chmod(0o755)
-    ensure_base_images(ImageStore(root))
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    with base_image_root("cmp") as root:
+        yield root
 
 
 @pytest.fixture(scope="session")

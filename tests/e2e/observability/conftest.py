@@ -6,15 +6,13 @@ package's tests; stopped with SIGTERM at the end, after which nothing it made ma
 
 from __future__ import annotations
 
-import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.upcluster import REPO, UpCluster, up_cluster, wait_for
+from tests.support.upcluster import REPO, UpCluster, base_image_root, up_cluster, wait_for
 
 Cluster = UpCluster
 __all__ = ["REPO", "Cluster", "wait_for"]
@@ -23,13 +21,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="session")
 def obs_image_root() -> Iterator[Path]:
-    """The node's image store; world-traversable like /var/lib/kubelite (user-namespaced pods read it)."""
-    from kubelet.runtime.images import ImageStore, ensure_base_images
-    root = Path(tempfile.mkdtemp(prefix="kobimg", dir="/tmp"))
-    root.chmod(0o755)
-    ensure_base_images(ImageStore(root))
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    with base_image_root("obs") as root:
+        yield root
 
 
 @pytest.fixture(scope="session")
