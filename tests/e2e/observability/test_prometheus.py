@@ -94,10 +94,18 @@ def test_prometheus_scrapes_through_service_discovery(cluster: Cluster) -> None:
             running = wait_for(lambda: query('sum(kube_pod_status_phase{phase="Running",pod=~"prom-rs-.*"})'), 30,
                                "pod phases in Prometheus", interval=0.5)
             assert running[0]["value"][1] == "2"
-            up = {r["metric"]["job"]: r["value"][1] for r in query("up")}
-            assert all(up.get(j) == "1" for j in ("kubernetes-apiservers", "kube-state-metrics", "kubernetes-nodes",
-                                                  "kubernetes-cadvisor", "kube-scheduler",
-                                                  "kube-controller-manager")), up
+            jobs_up: dict[str, str] = {}
+
+            def every_job_up() -> bool:       # each job's latest scrape: one slow scrape on a busy machine is a 0
+                jobs_up.clear()
+                jobs_up.update({r["metric"]["job"]: r["value"][1] for r in query("up")})
+                return all(jobs_up.get(j) == "1" for j in ("kubernetes-apiservers", "kube-state-metrics",
+                                                           "kubernetes-nodes", "kubernetes-cadvisor",
+                                                           "kube-scheduler", "kube-controller-manager"))
+            try:
+                wait_for(every_job_up, 30, "every job's targets up", interval=0.5)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {jobs_up}\n{(base / 'prometheus.log').read_text()[-2000:]}") from None
         finally:
             proc.terminate()
             try:
