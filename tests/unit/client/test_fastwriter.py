@@ -16,16 +16,6 @@ from tests.unit.client.fake_apiserver import FakeApiServer
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture
-async def fake():
-    server = FakeApiServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 def binding(name: str, node: str) -> dict:
     return {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": "default"},
             "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
