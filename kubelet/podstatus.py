@@ -82,8 +82,10 @@ def _container_status(pod: Mapping[str, Any], spec_c: Mapping[str, Any], rp: Run
         out["ready"] = bool(started and not init and inp.ready.get(name, "readinessProbe" not in spec_c))
     elif latest.state == ContainerState.EXITED:
         term = _terminated(latest, inp.termination_messages)
-        if err is not None or (should_restart(pod, latest) and not _pod_done(pod, init, latest)):
-            reason, message = err if err else ("ContainerCreating", "")
+        # Kubernetes' convertToAPIContainerStatuses: a container to be restarted is *Waiting* only with a
+        # reason from the last sync (CrashLoopBackOff, …); without one it keeps its Terminated state
+        if err is not None and should_restart(pod, latest) and not _pod_done(pod, init, latest):
+            reason, message = err
             waiting = {"reason": reason}
             if message:
                 waiting["message"] = message

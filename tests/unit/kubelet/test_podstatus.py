@@ -66,6 +66,16 @@ def test_crashloop_waiting_with_last_state() -> None:
     assert s["phase"] == "Running"
 
 
+def test_exited_without_a_sync_reason_stays_terminated() -> None:
+    """Between the exit and the sync that decides the back-off, Kubernetes shows the original Terminated
+    state (no reason cached), never a made-up ContainerCreating."""
+    s = compute_pod_status(pod("a"), rp(ctr("a", "exited", 1, attempt=2),
+                                        ctr("a", "exited", 1, attempt=1, created=5), sandboxes=(sandbox(),)), NOW)
+    a = s["containerStatuses"][0]
+    assert a["state"]["terminated"]["exitCode"] == 1 and "waiting" not in a["state"]
+    assert a["lastState"]["terminated"]["exitCode"] == 1 and a["restartCount"] == 2
+
+
 def test_readiness_probe_gates_ready() -> None:
     p = pod("a")
     p["spec"]["containers"][0]["readinessProbe"] = {"exec": {"command": ["true"]}}
