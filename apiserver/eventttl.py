@@ -46,7 +46,7 @@ def last_write(event: dict[str, Any]) -> float | None:
 def expired(cache: WatchCache, ttl: float, now: float) -> list[tuple[str, int]]:
     """(key, resourceVersion) of every cached Event older than ``ttl``."""
     out = []
-    for key, ev in list(cache.caches["events"].objects.items()):
+    for key, ev in cache.caches["events"].items():
         t = last_write(ev)
         if t is not None and now - t > ttl:
             out.append((key, int((ev.get("metadata") or {}).get("resourceVersion") or 0)))

@@ -12,7 +12,7 @@ import binascii
 from typing import TYPE_CHECKING, Any
 
 from apiserver.storage import CompactedError
-from apiserver.watchcache import decode
+from apiserver.watchcache import decode, with_resource_version
 from kubelite.api import codec, errors
 from kubelite.api.resources import ResourceInfo
 from kubelite.api.selectors import FieldSelector, LabelSelector, object_fields
@@ -38,22 +38,6 @@ def encode(obj: dict[str, Any]) -> bytes:
     return codec.dumps(ordered)
 
 
-_META = b'"metadata":{'
-
-
-def with_resource_version(value: bytes, rv: int) -> bytes | None:
-    """A stored value as wire JSON with ``metadata.resourceVersion`` spliced in, without decoding.
-
-    Returns None when the value does not have :func:`encode`'s layout (the caller decodes then).
-    """
-    i = value.find(_META)
-    if i < 0 or value.find(b"{", 1) != i + len(_META) - 1:
-        return None
-    j = i + len(_META)
-    sep = b"" if value[j:j + 1] == b"}" else b","
-    return b"".join((value[:j], b'"resourceVersion":"', str(rv).encode(), b'"', sep, value[j:]))
-
-
 async def list_objects(objects: Objects, info: ResourceInfo, namespace: str | None, *, labels: LabelSelector,
                        fields: FieldSelector, limit: int = 0, continue_: str | None = None,
                        resource_version: str | None = None, raw: bool = False) -> dict[str, Any]:
@@ -72,8 +56,12 @@ async def list_objects(objects: Objects, info: ResourceInfo, namespace: str | No
     if resource_version == "0" and not continue_ and not limit:
         cache = objects.cache.for_resource(info)
         for key in sorted(cache.objects):
-            obj = cache.objects[key]
-            if key.startswith(prefix) and match(obj):
+            if not key.startswith(prefix):
+                continue
+            value = cache.objects[key][0]            # wire JSON: decoded only to be matched or tabled
+            if raw:
+                items.append(value)
+            elif match(obj := codec.loads(value)):
                 items.append(obj)
         list_meta["resourceVersion"] = str(cache.rv)
         return {"kind": info.list_kind, "apiVersion": info.api_version, "metadata": list_meta, "items": items}

@@ -72,7 +72,7 @@ async def run_namespace_finalizer(objects: Objects, interval: float = 0.5) -> No
     cache = objects.cache.for_resource(NAMESPACES)
     await cache.ready.wait()
     while True:
-        terminating = [ns for ns in list(cache.objects.values()) if ns["metadata"].get("deletionTimestamp")]
+        terminating = [ns for _, ns in cache.items() if ns["metadata"].get("deletionTimestamp")]
         for ns in terminating:
             try:
                 await _finalize(objects, ns)

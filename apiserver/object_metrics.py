@@ -1,6 +1,7 @@
 """kube-state-metrics-style object metrics, served by the apiserver at ``/metrics/objects``.
 
-Computed at scrape time from the watch cache (which already holds every object), with
+Computed at scrape time from the watch cache (which already holds every object; each is decoded
+from its JSON as the scrape reaches it), with
 kube-state-metrics' names and labels: ``kube_pod_info``, ``kube_pod_status_phase``,
 ``kube_pod_status_ready``, ``kube_pod_container_status_restarts_total``, ``kube_pod_container_status_running``,
 ``kube_pod_container_resource_requests|limits``, ``kube_replicaset_spec_replicas``,
@@ -34,7 +35,7 @@ def _objects(app: web.Application, qualified: str) -> Iterable[dict[str, Any]]:
     st = app.get(STATE)
     if st is None or qualified not in st.cache.caches:
         return []
-    return list(st.cache.caches[qualified].objects.values())
+    return (o for _, o in st.cache.caches[qualified].items())
 
 
 def _m(o: dict[str, Any]) -> dict[str, Any]:

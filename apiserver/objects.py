@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Iterator
 
-from apiserver.listing import encode, list_objects, with_resource_version
+from apiserver.listing import encode, list_objects
 from apiserver.registry.strategy import strategy_for
 from apiserver.storage import (KeyExistsError, KeyNotFoundError, KeyValue, RevisionMismatchError,
                                Store, UnavailableError)
-from apiserver.watchcache import WatchCache, decode
+from apiserver.watchcache import WatchCache, decode, with_resource_version
 from kubelite.api import codec, errors
 from kubelite.api import patch as patch_lib
 from kubelite.api.errors import StatusCause

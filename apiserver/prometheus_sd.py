@@ -45,7 +45,7 @@ def node_target(node: dict[str, Any]) -> dict[str, Any] | None:
 
 async def handle_nodes(request: web.Request) -> web.Response:
     st = request.app.get(STATE)
-    nodes = list(st.cache.caches["nodes"].objects.values()) if st is not None else []
+    nodes = [n for _, n in st.cache.caches["nodes"].items()] if st is not None else []
     groups = [g for n in sorted(nodes, key=lambda n: (n.get("metadata") or {}).get("name", ""))
               if (g := node_target(n)) is not None]
     return json_response(groups)

@@ -6,6 +6,12 @@ events (to replay ``watch=true&resourceVersion=N``). A watch from a revision old
 raises :class:`~kubelite.api.errors.Gone` (410 Expired, "too old resource version"). Client watches
 are :class:`CacheWatcher` queues; a watcher that falls too far behind is closed (the client
 re-watches from its last resourceVersion, as informers do).
+
+Objects are kept as their wire JSON (bytes with ``metadata.resourceVersion`` spliced in), not as
+decoded dicts: tens of thousands of long-lived dicts and lists would be walked by every collection
+of Python's cycle GC (a 10k-pod cache made pauses of 10-200 ms that held every in-flight request),
+and a watch event reaches clients without being decoded and re-encoded. Selectors, Tables and the
+readers of :meth:`ResourceCache.get`/:meth:`ResourceCache.items` decode on demand, once per event.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import asyncio
 import collections
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from apiserver.storage import CompactedError, Store, StorageError, WatchEvent
 from kubelite.api import codec
@@ -29,29 +35,86 @@ WATCHER_QUEUE = 10000
 Filter = Callable[[dict[str, Any]], bool]
 
 
-@dataclass(slots=True)
-class CachedEvent:
-    """One change of one object, as the watch cache keeps it (``type``: ADDED|MODIFIED|DELETED)."""
-
-    type: str
-    key: str
-    obj: dict[str, Any]
-    prev: dict[str, Any] | None
-    rv: int
-    _line: bytes | None = None
-
-    def line(self) -> bytes:
-        """``{"type":…,"object":…}\\n`` encoded once and shared by every watcher."""
-        if self._line is None:
-            self._line = codec.dumps({"type": self.type, "object": self.obj}) + b"\n"
-        return self._line
-
-
 def decode(value: bytes, rv: int) -> dict[str, Any]:
     """A stored value as an API object with ``metadata.resourceVersion`` set to ``rv``."""
     obj = codec.loads(value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(rv)
     return obj
+
+
+_META = b'"metadata":{'
+
+
+def with_resource_version(value: bytes, rv: int) -> bytes | None:
+    """A stored value as wire JSON with ``metadata.resourceVersion`` spliced in, without decoding.
+
+    Returns None when the value does not have :func:`apiserver.listing.encode`'s layout (the caller
+    decodes then).
+    """
+    i = value.find(_META)
+    if i < 0 or value.find(b"{", 1) != i + len(_META) - 1:
+        return None
+    j = i + len(_META)
+    sep = b"" if value[j:j + 1] == b"}" else b","
+    return b"".join((value[:j], b'"resourceVersion":"', str(rv).encode(), b'"', sep, value[j:]))
+
+
+def wire(value: bytes, rv: int) -> bytes:
+    """A stored value as the JSON a client gets: ``metadata.resourceVersion`` = ``rv``."""
+    out = with_resource_version(value, rv)
+    return out if out is not None else codec.dumps(decode(value, rv))
+
+
+_LINE_HEAD = {t: b'{"type":"%s","object":' % t.encode() for t in ("ADDED", "MODIFIED", "DELETED")}
+
+
+@dataclass(slots=True)
+class CachedEvent:
+    """One change of one object, as the watch cache keeps it (``type``: ADDED|MODIFIED|DELETED).
+
+    ``value`` is the object's wire JSON at ``rv`` (for DELETED: the last state, at the deletion's
+    revision); ``prev`` the wire JSON of the state before (None for ADDED), for selector transitions.
+    """
+
+    type: str
+    key: str
+    value: bytes
+    prev: bytes | None
+    rv: int
+    _line: bytes | None = None
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        """The object, decoded afresh (the caller may change it)."""
+        return codec.loads(self.value)
+
+    def line(self) -> bytes:
+        """``{"type":…,"object":…}\\n``, built once and shared by every watcher."""
+        if self._line is None:
+            self._line = b"".join((_LINE_HEAD[self.type], self.value, b"}\n"))
+        return self._line
+
+
+class _Decoded:
+    """An event's objects decoded at most once while one event is fanned out to filtered watchers."""
+
+    __slots__ = ("event", "_obj", "_prev")
+
+    def __init__(self, event: CachedEvent) -> None:
+        self.event = event
+        self._obj: dict[str, Any] | None = None
+        self._prev: dict[str, Any] | None = None
+
+    def obj(self) -> dict[str, Any]:
+        if self._obj is None:
+            self._obj = codec.loads(self.event.value)
+        return self._obj
+
+    def prev(self) -> dict[str, Any]:
+        if self._prev is None:
+            assert self.event.prev is not None
+            self._prev = codec.loads(self.event.prev)
+        return self._prev
 
 
 @dataclass(eq=False)
@@ -64,8 +127,11 @@ class CacheWatcher:
     queue: asyncio.Queue[CachedEvent | None] = field(default_factory=lambda: asyncio.Queue(WATCHER_QUEUE))
     closed: bool = False
 
-    def offer(self, event: CachedEvent) -> None:
-        """Translate ``event`` for this watcher's filter and enqueue it; close the watcher on overflow."""
+    def offer(self, event: CachedEvent, decoded: _Decoded | None = None) -> None:
+        """Translate ``event`` for this watcher's filter and enqueue it; close the watcher on overflow.
+
+        ``decoded``: the event's objects as already decoded for other watchers of this fan-out.
+        """
         if self.closed or event.rv <= self.rv or not event.key.startswith(self.namespace_prefix):
             return
         if self.predicate is None:            # no selectors: every event as it is
@@ -74,16 +140,17 @@ class CacheWatcher:
                 out = None
             self._put(out)
             return
-        now = self.predicate(event.obj) if event.type != "DELETED" else False
-        before = event.prev is not None and self.predicate(event.prev)
+        d = decoded if decoded is not None else _Decoded(event)
+        now = self.predicate(d.obj()) if event.type != "DELETED" else False
+        before = event.prev is not None and self.predicate(d.prev())
         if event.type == "DELETED":
-            out = CachedEvent("DELETED", event.key, event.obj, None, event.rv, event._line) if before else None
+            out = CachedEvent("DELETED", event.key, event.value, None, event.rv, event._line) if before else None
         elif now and before:
             out = event
         elif now:
-            out = event if event.type == "ADDED" else CachedEvent("ADDED", event.key, event.obj, None, event.rv)
+            out = event if event.type == "ADDED" else CachedEvent("ADDED", event.key, event.value, None, event.rv)
         elif before:
-            out = CachedEvent("DELETED", event.key, event.obj, None, event.rv)
+            out = CachedEvent("DELETED", event.key, event.value, None, event.rv)
         else:
             out = None
         self._put(out)
@@ -116,7 +183,7 @@ class ResourceCache:
         self.info = info
         self.key_prefix = key_prefix
         self.window = window
-        self.objects: dict[str, dict[str, Any]] = {}
+        self.objects: dict[str, tuple[bytes, int]] = {}   # key → (wire JSON, resourceVersion)
         self.events: collections.deque[CachedEvent] = collections.deque()
         self.rv = 0                # newest revision this cache has applied
         self.complete_from = 0     # every event with rv > complete_from is in the window
@@ -124,14 +191,14 @@ class ResourceCache:
         self.ready = asyncio.Event()
 
     async def _relist(self) -> None:
-        objects: dict[str, dict[str, Any]] = {}
+        objects: dict[str, tuple[bytes, int]] = {}
         start: str | None = None
         revision = 0
         while True:
             page = await self.store.list(self.key_prefix, start=start, limit=1000, revision=revision)
             revision = page.revision
             for kv in page.kvs:
-                objects[kv.key] = decode(kv.value, kv.mod_revision)
+                objects[kv.key] = (wire(kv.value, kv.mod_revision), kv.mod_revision)
             if not page.more or not page.kvs:
                 break
             start = page.kvs[-1].key + "\0"
@@ -164,26 +231,31 @@ class ResourceCache:
             return
         if ev.type == "PUT":
             assert ev.value is not None
-            obj = decode(ev.value, ev.revision)
+            value = wire(ev.value, ev.revision)
             prev = self.objects.get(ev.key)
-            self.objects[ev.key] = obj
-            cached = CachedEvent("MODIFIED" if prev is not None else "ADDED", ev.key, obj, prev, ev.revision)
+            self.objects[ev.key] = (value, ev.revision)
+            if prev is not None:
+                cached = CachedEvent("MODIFIED", ev.key, value, prev[0], ev.revision)
+            else:
+                cached = CachedEvent("ADDED", ev.key, value, None, ev.revision)
         else:
             prev = self.objects.pop(ev.key, None)
-            if prev is None and ev.prev_value:
-                prev = decode(ev.prev_value, ev.revision)
-            if prev is None:
+            if prev is None and not ev.prev_value:
                 self.rv = ev.revision
                 return
-            gone = dict(prev)
-            gone["metadata"] = dict(prev.get("metadata", {}), resourceVersion=str(ev.revision))
-            cached = CachedEvent("DELETED", ev.key, gone, prev, ev.revision)
+            if ev.prev_value:          # the last state, at the deletion's revision
+                gone = wire(ev.prev_value, ev.revision)
+            else:
+                assert prev is not None
+                gone = codec.dumps(decode(prev[0], ev.revision))
+            cached = CachedEvent("DELETED", ev.key, gone, prev[0] if prev is not None else gone, ev.revision)
         self.rv = ev.revision
         self.events.append(cached)
         while len(self.events) > self.window:
             self.complete_from = self.events.popleft().rv
+        decoded = _Decoded(cached)       # shared by the filtered watchers of this one event
         for w in list(self.watchers):
-            w.offer(cached)
+            w.offer(cached, decoded)
             if w.closed:
                 self.watchers.discard(w)
 
@@ -197,9 +269,9 @@ class ResourceCache:
         if resource_version == 0:
             watcher = CacheWatcher(ns_prefix, predicate, self.rv,
                                    asyncio.Queue(WATCHER_QUEUE + len(self.objects)))
-            for key, obj in self.objects.items():
-                if key.startswith(ns_prefix) and (predicate is None or predicate(obj)):
-                    watcher.queue.put_nowait(CachedEvent("ADDED", key, obj, None, int(obj["metadata"]["resourceVersion"])))
+            for key, (value, rv) in self.objects.items():
+                if key.startswith(ns_prefix) and (predicate is None or predicate(codec.loads(value))):
+                    watcher.queue.put_nowait(CachedEvent("ADDED", key, value, None, rv))
         else:
             if resource_version < self.complete_from:
                 raise Gone(f"too old resource version: {resource_version} ({self.complete_from})")
@@ -216,7 +288,15 @@ class ResourceCache:
         self.watchers.discard(watcher)
 
     def get(self, key: str) -> dict[str, Any] | None:
-        return self.objects.get(key)
+        """The current object at ``key``, decoded afresh (the caller may change it), or None."""
+        cached = self.objects.get(key)
+        return codec.loads(cached[0]) if cached is not None else None
+
+    def items(self, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+        """(key, object) of every current object whose key starts with ``prefix``, decoded afresh."""
+        for key, (value, _) in list(self.objects.items()):
+            if key.startswith(prefix):
+                yield key, codec.loads(value)
 
 
 class WatchCache:

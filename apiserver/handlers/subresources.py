@@ -76,7 +76,7 @@ async def create_binding(request: web.Request, target: Target) -> web.StreamResp
     """Bind a pod to a node: sets ``spec.nodeName``; 409 if the pod is bound already.
 
     The hot path of every scheduler: one conditional etcd write guarded by the mod revision of the
-    pod the watch cache holds (no read); if that copy is stale, the failed transaction returns the
+    pod the watch cache holds (no etcd read); if that copy is stale, the failed transaction returns the
     current pod and the bind is retried on it, so the outcome is that of a read-modify-write.
     """
     info, name = target.info, target.name

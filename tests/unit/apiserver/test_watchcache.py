@@ -77,7 +77,7 @@ async def test_selector_transitions() -> None:
 def test_overflowing_watcher_is_closed() -> None:
     w = CacheWatcher("/r/pods/", lambda o: True, 0, asyncio.Queue(2))
     for i in range(3):
-        w.offer(CachedEvent("ADDED", f"/r/pods/default/p{i}", {"metadata": {"name": f"p{i}"}}, None, i + 1))
+        w.offer(CachedEvent("ADDED", f"/r/pods/default/p{i}", b'{"metadata":{"name":"p%d"}}' % i, None, i + 1))
     assert w.closed
     items = []
     while not w.queue.empty():
@@ -86,6 +86,34 @@ def test_overflowing_watcher_is_closed() -> None:
 
 
 def test_event_lines_are_encoded_once() -> None:
-    ev = CachedEvent("ADDED", "k", {"metadata": {"name": "a"}}, None, 5)
+    ev = CachedEvent("ADDED", "k", b'{"metadata":{"name":"a","resourceVersion":"5"}}', None, 5)
     assert ev.line() is ev.line()
-    assert codec.loads(ev.line()) == {"type": "ADDED", "object": {"metadata": {"name": "a"}}}
+    assert codec.loads(ev.line()) == {"type": "ADDED", "object": {"metadata": {"name": "a", "resourceVersion": "5"}}}
+
+
+async def test_objects_are_kept_as_wire_json() -> None:
+    """The cache holds bytes (nothing for the cycle GC to walk); readers get fresh decoded copies;
+    a DELETED event carries the last state at the deletion's revision."""
+    store = MemoryStore()
+    cache = ResourceCache(store, PODS, "/r/pods/")
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(cache.run())
+        await cache.ready.wait()
+        w = cache.watch(cache.rv, None, None)
+        r1 = await store.create("/r/pods/default/a", pod("a"))
+        r2 = await store.delete("/r/pods/default/a", 0)
+        await wait_rv(cache, r2)
+        added, deleted = w.queue.get_nowait(), w.queue.get_nowait()
+        assert added is not None and deleted is not None
+        assert codec.loads(added.line())["object"]["metadata"]["resourceVersion"] == str(r1)
+        assert (deleted.type, deleted.obj["metadata"]["resourceVersion"]) == ("DELETED", str(r2))
+        r3 = await store.create("/r/pods/default/b", pod("b"))
+        await wait_rv(cache, r3)
+        value, rv = cache.objects["/r/pods/default/b"]
+        assert isinstance(value, bytes) and rv == r3
+        copy = cache.get("/r/pods/default/b")
+        assert copy is not None and copy["metadata"]["resourceVersion"] == str(r3)
+        copy["metadata"]["labels"]["app"] = "changed"
+        assert cache.get("/r/pods/default/b")["metadata"]["labels"]["app"] == "web"       # type: ignore[index]
+        assert [k for k, _ in cache.items("/r/pods/default/")] == ["/r/pods/default/b"]
+        task.cancel()
