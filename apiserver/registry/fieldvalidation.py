@@ -322,13 +322,19 @@ def _slot(node: schema.Schema, key: str) -> tuple[schema.Schema | None, frozense
     return found
 
 
+_LIST_ITEMS: dict[int, tuple[schema.Schema | None, frozenset[type] | None]] = {}
+
+
 def _clean(value: Any, node: schema.Schema | None) -> int:
     """The number of keys under ``value`` if the schema knows every field and accepts every type
     there, else -1: one walk that spares the common, clean body :func:`type_error`, :func:`_scan`
     and the duplicate-key parse (it may answer -1 where they find nothing; never the reverse)."""
     if isinstance(value, list):
-        item = schema.items(node) if node is not None else None
-        accepted = _accepted_types(item) if item is not None else None
+        found = _LIST_ITEMS.get(id(node))
+        if found is None:
+            item = schema.items(node) if node is not None else None
+            found = _LIST_ITEMS[id(node)] = (item, _accepted_types(item) if item is not None else None)
+        item, accepted = found
         total = 0
         for v in value:
             if accepted is not None and v is not None and type(v) not in accepted:
@@ -346,8 +352,10 @@ def _clean(value: Any, node: schema.Schema | None) -> int:
         return _count_keys(value)
     assert node is not None
     total = len(value)
+    table = _SLOTS.get(id(node))
     for key, sub in value.items():
-        child, accepted, unknown = _slot(node, key)
+        found = table.get(key) if table is not None else None
+        child, accepted, unknown = found if found is not None else _slot(node, key)
         if unknown or (accepted is not None and sub is not None and type(sub) not in accepted):
             return -1
         if isinstance(sub, (dict, list)):

@@ -102,44 +102,60 @@ def field_values(obj: Any, node: schema.Schema | None, prefix: Path = (), top: b
     return out
 
 
-_TREE_SLOTS: dict[tuple[int, str], tuple[str, Any, bool, list[str] | None, bool, Any]] = {}
+_Slot = tuple[str, Any, bool, "list[str] | None", bool, Any]
+_TREE_TABLES: dict[int, dict[str, _Slot]] = {}
 
 
-def _tree_slot(node: schema.Schema | None, key: str) -> tuple[str, Any, bool, list[str] | None, bool, Any]:
-    """``(f:key, child schema, descend into a dict?, list map keys, is a set, list item schema)``, memoized."""
-    cache_key = (id(node), key)
-    found = _TREE_SLOTS.get(cache_key)
-    if found is None:
-        sub = schema.child(node, key)
-        keys, is_set = list_meta(node, key)
-        found = _TREE_SLOTS[cache_key] = (f"f:{key}", sub, sub is None or not schema.is_free_form(sub), keys, is_set,
-                                          schema.items(sub))
-    return found
+def _tree_slot(node: schema.Schema | None, key: str) -> _Slot:
+    """``(f:key, child schema, descend into a dict?, list map keys, is a set, list item schema)``."""
+    sub = schema.child(node, key)
+    keys, is_set = list_meta(node, key)
+    return f"f:{key}", sub, sub is None or not schema.is_free_form(sub), keys, is_set, schema.items(sub)
+
+
+def _tree(obj: dict[str, Any], node: schema.Schema | None, out: dict[str, Any]) -> dict[str, Any]:
+    """Add the FieldsV1 tree of ``obj`` (below the top level) to ``out``; the slots of ``node``'s
+    fields are memoized per node (one table lookup per object, one dict lookup per field)."""
+    table = _TREE_TABLES.get(id(node))
+    if table is None:
+        table = _TREE_TABLES[id(node)] = {}
+    for key, value in obj.items():
+        slot = table.get(key)
+        if slot is None:
+            slot = table[key] = _tree_slot(node, key)
+        fkey, sub, descend, keys, is_set, item = slot
+        if not value:
+            out[fkey] = {}
+        elif isinstance(value, dict):
+            out[fkey] = _tree(value, sub, {}) if descend else {}
+        elif isinstance(value, list):
+            if keys and all(isinstance(e, dict) for e in value):
+                out[fkey] = {_item_key(e, keys): _tree(e, item, {".": {}}) for e in value}
+            elif is_set:
+                out[fkey] = {"v:" + encode(e): {} for e in value}
+            else:
+                out[fkey] = {}
+        else:
+            out[fkey] = {}
+    return out
 
 
 def fields_tree(obj: Any, node: schema.Schema | None, top: bool = True) -> dict[str, Any]:
     """The FieldsV1 tree of an object directly (same paths as :func:`field_values`, built faster)."""
-    out: dict[str, Any] = {}
     if not isinstance(obj, dict):
-        return out
+        return {}
+    if not top:
+        return _tree(obj, node, {})
+    body: dict[str, Any] = {}
     for key, value in obj.items():
-        if top:
-            if key in ("apiVersion", "kind", "status"):
+        if key in ("apiVersion", "kind", "status"):
+            continue
+        if key == "metadata" and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k not in SKIP_META}
+            if not value:
                 continue
-            if key == "metadata" and isinstance(value, dict):
-                value = {k: v for k, v in value.items() if k not in SKIP_META}
-                if not value:
-                    continue
-        fkey, sub, descend, keys, is_set, item = _tree_slot(node, key)
-        if value and isinstance(value, dict) and descend:
-            out[fkey] = fields_tree(value, sub, top=False)
-        elif value and isinstance(value, list) and keys and all(isinstance(e, dict) for e in value):
-            out[fkey] = {_item_key(e, keys): {".": {}, **fields_tree(e, item, top=False)} for e in value}
-        elif value and isinstance(value, list) and is_set:
-            out[fkey] = {"v:" + encode(e): {} for e in value}
-        else:
-            out[fkey] = {}
-    return out
+        body[key] = value
+    return _tree(body, node, {})
 
 
 def field_set(obj: Any, node: schema.Schema | None, prefix: Path = (), top: bool = True) -> set[Path]:
