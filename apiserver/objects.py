@@ -161,6 +161,22 @@ class Objects:
     async def create(self, info: ResourceInfo, namespace: str | None, obj: dict[str, Any], *,
                      dry_run: bool = False, manager: str | None = None, track_fields: bool = True) -> dict[str, Any]:
         """Create ``obj`` (which this call owns and changes: pass a fresh object)."""
+        return (await self._create(info, namespace, obj, dry_run, manager, track_fields))[0]
+
+    async def create_json(self, info: ResourceInfo, namespace: str | None, obj: dict[str, Any], *,
+                          dry_run: bool = False, manager: str | None = None) -> bytes:
+        """:meth:`create`, answering the created object as wire JSON: the stored bytes with the
+        resourceVersion spliced in (no second encoding of the object)."""
+        created, stored = await self._create(info, namespace, obj, dry_run, manager, True)
+        if stored is not None:
+            wire = with_resource_version(stored, int(created["metadata"]["resourceVersion"]))
+            if wire is not None:
+                return wire
+        return codec.dumps(created)
+
+    async def _create(self, info: ResourceInfo, namespace: str | None, obj: dict[str, Any], dry_run: bool,
+                      manager: str | None, track_fields: bool) -> tuple[dict[str, Any], bytes | None]:
+        """The created object and its stored bytes (None for a dry run)."""
         meta = _meta(obj)
         obj["apiVersion"], obj["kind"] = info.api_version, info.kind
         if info.namespaced:
@@ -195,13 +211,14 @@ class Objects:
         if info.namespaced:
             await self.check_namespace(str(namespace))
         if dry_run:
-            return obj
+            return obj, None
+        stored = encode(obj)
         try:
-            rev = await self.store.create(self.key(info, namespace, name), encode(obj))
+            rev = await self.store.create(self.key(info, namespace, name), stored)
         except KeyExistsError:
             raise errors.already_exists(info.resource, name, info.group) from None
         meta["resourceVersion"] = str(rev)
-        return obj
+        return obj, stored
 
     async def update(self, info: ResourceInfo, namespace: str | None, name: str, body: dict[str, Any], *,
                      subresource: str | None = None, dry_run: bool = False,

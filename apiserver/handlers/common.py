@@ -69,7 +69,9 @@ def state(request: web.Request) -> ApiState:
 
 
 def json_response(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
-    resp = web.Response(body=codec.dumps(obj), status=status, content_type="application/json")
+    """``obj`` as a JSON reply (``bytes``: JSON encoded already)."""
+    resp = web.Response(body=obj if isinstance(obj, bytes) else codec.dumps(obj), status=status,
+                        content_type="application/json")
     for w in warnings or []:
         resp.headers.add("Warning", fieldvalidation.warning_header(w))
     return resp

@@ -19,6 +19,6 @@ async def handle_create(request: web.Request, target: Target) -> web.StreamRespo
     if info.namespaced and body_ns and body_ns != target.namespace:
         raise errors.BadRequest("the namespace of the provided object does not match the namespace sent on the request")
     obj, warnings = validate_fields(request, info, obj, raw)
-    created = await state(request).objects.create(info, target.namespace, obj, dry_run=dry_run(request),
-                                                  manager=field_manager(request))
+    created = await state(request).objects.create_json(info, target.namespace, obj, dry_run=dry_run(request),
+                                                       manager=field_manager(request))
     return json_response(created, status=201, warnings=warnings)

@@ -261,7 +261,7 @@ def quantity_value(field: str, value: Any) -> tuple[Causes, Any]:
         q = quantity.parse(value)
     except ValueError as e:
         return [invalid_value(field, value, str(e))], None
-    if q.value < 0:
+    if q.value.numerator < 0:             # a Fraction's sign is its numerator's (no slow compare)
         return [invalid_value(field, value, "must be greater than or equal to 0")], None
     return [], q.value
 
