@@ -148,8 +148,10 @@ def _validate_resources(field: str, res: Any) -> Causes:
     values: dict[str, dict[str, Any]] = {"limits": {}, "requests": {}}
     for kind in ("limits", "requests"):
         for name, raw in (res.get(kind) or {}).items():
-            errs, value = v.quantity_value(f"{field}.{kind}[{name}]", raw)
-            causes += errs
+            value = v.valid_quantity(raw)
+            if value is None:
+                errs, value = v.quantity_value(f"{field}.{kind}[{name}]", raw)
+                causes += errs
             if value is not None:
                 values[kind][name] = value
     for name, req in values["requests"].items():
@@ -211,7 +213,7 @@ def _validate_container(field: str, c: Any, volumes: set[str]) -> Causes:
     causes: Causes = []
     if not c.get("name"):
         causes.append(required(f"{field}.name"))
-    else:
+    elif not (isinstance(c["name"], str) and v.valid_dns1123_label(c["name"])):
         causes += v.name_check(f"{field}.name", c["name"], v.dns1123_label)
     if not c.get("image"):
         causes.append(required(f"{field}.image"))
@@ -235,10 +237,14 @@ def _validate_container(field: str, c: Any, volumes: set[str]) -> Causes:
             causes += v.port_name(f"{pf}.name", port["name"])
             names.append(port["name"])
     causes += [dup | {"field": dup["field"] + ".name"} for dup in v.unique(f"{field}.ports", names)]
-    for i, env in enumerate(c.get("env") or []):
-        causes += v.env_name(f"{field}.env[{i}].name", env.get("name") if isinstance(env, dict) else None)
-        causes += _validate_env_source(f"{field}.env[{i}]", env)
-    causes += _validate_resources(f"{field}.resources", c.get("resources"))
+    for i, env in enumerate(c.get("env") or []):          # field paths are formatted only for a cause
+        name = env.get("name") if isinstance(env, dict) else None
+        if not v.env_name_valid(name):
+            causes += v.env_name(f"{field}.env[{i}].name", name)
+        if isinstance(env, dict) and env.get("valueFrom") is not None:
+            causes += _validate_env_source(f"{field}.env[{i}]", env)
+    if c.get("resources") is not None:
+        causes += _validate_resources(f"{field}.resources", c["resources"])
     for i, mount in enumerate(c.get("volumeMounts") or []):
         mf = f"{field}.volumeMounts[{i}]"
         if not isinstance(mount, dict):
@@ -249,9 +255,9 @@ def _validate_container(field: str, c: Any, volumes: set[str]) -> Causes:
             causes.append(v.not_found(f"{mf}.name", mount["name"]))
         if not mount.get("mountPath"):
             causes.append(required(f"{mf}.mountPath"))
-    causes += _validate_probe(f"{field}.livenessProbe", c.get("livenessProbe"), True)
-    causes += _validate_probe(f"{field}.readinessProbe", c.get("readinessProbe"), False)
-    causes += _validate_probe(f"{field}.startupProbe", c.get("startupProbe"), True)
+    for probe, liveness in (("livenessProbe", True), ("readinessProbe", False), ("startupProbe", True)):
+        if c.get(probe) is not None:
+            causes += _validate_probe(f"{field}.{probe}", c[probe], liveness)
     return causes
 
 

@@ -7,6 +7,7 @@ pkg/apis/core/validation), so ``kubectl`` prints what users know. Each check ret
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any, Iterable
@@ -143,6 +144,28 @@ def name_check(field: str, value: Any, check: Any) -> Causes:
     return [invalid_value(field, value, m) for m in check(value)]
 
 
+# The same few label keys, values and names recur in every object: remember which strings are valid
+# (a bounded cache of booleans; an invalid one is checked in full again to word its causes).
+
+@functools.lru_cache(maxsize=8192)
+def valid_qualified_name(value: str) -> bool:
+    return not qualified_name(value)
+
+
+@functools.lru_cache(maxsize=8192)
+def valid_label_value(value: str) -> bool:
+    return not label_value(value)
+
+
+@functools.lru_cache(maxsize=8192)
+def valid_dns1123_label(value: str) -> bool:
+    return not dns1123_label(value)
+
+
+def env_name_valid(value: Any) -> bool:
+    return isinstance(value, str) and bool(value) and _ENV_NAME_RE.match(value) is not None
+
+
 def labels(field: str, value: Any) -> Causes:
     causes: Causes = []
     if value is None:
@@ -150,8 +173,10 @@ def labels(field: str, value: Any) -> Causes:
     if not isinstance(value, dict):
         return [invalid_value(field, value, "must be a map of strings")]
     for k, v in value.items():
-        causes += [invalid_value(field, k, m) for m in qualified_name(k)]
-        causes += [invalid_value(f"{field}", v, m) for m in label_value(v)]
+        if not (isinstance(k, str) and valid_qualified_name(k)):
+            causes += [invalid_value(field, k, m) for m in qualified_name(k)]
+        if not (isinstance(v, str) and valid_label_value(v)):
+            causes += [invalid_value(f"{field}", v, m) for m in label_value(v)]
     return causes
 
 
@@ -163,7 +188,9 @@ def annotations(field: str, value: Any) -> Causes:
         return [invalid_value(field, value, "must be a map of strings")]
     total = 0
     for k, v in value.items():
-        causes += [invalid_value(field, k, m) for m in qualified_name(k.lower() if isinstance(k, str) else k)]
+        key = k.lower() if isinstance(k, str) else k
+        if not (isinstance(key, str) and valid_qualified_name(key)):
+            causes += [invalid_value(field, k, m) for m in qualified_name(key)]
         if not isinstance(v, str):
             causes.append(invalid_value(f"{field}[{k}]", v, "must be a string"))
         total += len(str(k)) + len(str(v))
@@ -190,7 +217,7 @@ def object_meta(meta: Any, *, namespaced: bool, name_fn: Any = dns1123_subdomain
     if namespaced:
         if not ns:
             causes.append(required("metadata.namespace"))
-        else:
+        elif not (isinstance(ns, str) and valid_dns1123_label(ns)):
             causes += name_check("metadata.namespace", ns, dns1123_label)
     elif ns:
         causes.append(forbidden_field("metadata.namespace", "not allowed on this type"))
@@ -254,6 +281,15 @@ def positive(field: str, value: Any) -> Causes:
     if not isinstance(value, int) or isinstance(value, bool):
         return [invalid_value(field, value, "must be an integer")]
     return [invalid_value(field, value, "must be greater than 0")] if value <= 0 else []
+
+
+def valid_quantity(value: Any) -> Any:
+    """The value of a valid non-negative quantity, else None (then :func:`quantity_value` words the cause)."""
+    try:
+        q = quantity.parse(value)
+    except ValueError:
+        return None
+    return q.value if q.value.numerator >= 0 else None
 
 
 def quantity_value(field: str, value: Any) -> tuple[Causes, Any]:
