@@ -72,10 +72,16 @@ def _canonical(value: Any) -> Any:
         return value
 
 
+_PLANS: dict[str, tuple[tuple[str, str, str | None], ...]] = {}
+
+
 def _walk(obj: Any, name: str) -> None:
     if not isinstance(obj, dict):
         return
-    for prop, how, target in _plan(name):
+    plan = _PLANS.get(name)
+    if plan is None:                  # outside a plan's construction, _plan is pure: remember it
+        plan = _PLANS[name] = _plan(name)
+    for prop, how, target in plan:
         value = obj.get(prop)
         if value is None:
             continue
