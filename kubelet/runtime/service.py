@@ -37,6 +37,7 @@ from kubelet.runtime.linux import MNT_DETACH
 from kubelet.runtime.network import NodeNetwork
 from kubelet.runtime.ociruntime.client import ForkServerClient, ForkServerError
 from kubelet.runtime.ociruntime.shim import HANDLER_ANNOTATION
+from kubelet.runtime.records import Records
 from kubelet.runtime.snapshots import Snapshotter, release_scratch, scratch_root
 
 logger = logging.getLogger(__name__)
@@ -44,20 +45,6 @@ logger = logging.getLogger(__name__)
 HANDLERS = ("kubelite", "runc", "crun")
 ENSURE_EVERY = 1.0   # seconds between checks of the node's bridge, gateway address and routes
 OWNER_LABEL = "io.kubelite.owner"
-
-
-def _container_config_from_json(d: dict[str, Any]) -> cri.ContainerConfig:
-    d = dict(d)
-    d["metadata"] = cri.ContainerMetadata(**d["metadata"])
-    d["mounts"] = tuple(cri.Mount(**m) for m in d.get("mounts", ()))
-    d["resources"] = cri.LinuxResources(**d["resources"])
-    sec = dict(d["security"])
-    sec["capabilities"] = cri.Capabilities(**{k: tuple(v) for k, v in sec["capabilities"].items()})
-    sec["supplemental_groups"] = tuple(sec.get("supplemental_groups", ()))
-    d["security"] = cri.LinuxSecurityContext(**sec)
-    d["command"], d["args"] = tuple(d["command"]), tuple(d["args"])
-    d["envs"] = tuple(tuple(e) for e in d["envs"])
-    return cri.ContainerConfig(**d)
 
 
 class Runtime:
@@ -88,7 +75,7 @@ class Runtime:
         self._userns_lock = asyncio.Lock()
         self._net_lock = asyncio.Lock()
         self._net_ensured = -ENSURE_EVERY
-        self._cmeta: dict[str, dict[str, Any]] = {}  # container meta.json: written once at create
+        self.records = Records(self.containers_dir, self.oci_root)
         # a few sandboxes at a time: in a burst, all at once would finish all late (two cores shared by
         # thirty), a few at a time overlap the kernel's waits (veth, RCU) and finish the first pods first
         self._sandbox_slots = asyncio.Semaphore(max(2, os.cpu_count() or 2))
@@ -332,23 +319,8 @@ class Runtime:
             self.snapshots.remove(cid)
             shutil.rmtree(os.path.join(self.containers_dir, cid), True)
 
-    def _read_meta(self, cid: str) -> dict[str, Any] | None:
-        """A container's meta.json (cached: it is written once, before the container exists for anyone)."""
-        m = self._cmeta.get(cid)
-        if m is None:
-            m = state.read_json(os.path.join(self.containers_dir, cid, "meta.json"))
-            if m is not None:
-                self._cmeta[cid] = m
-        return m
-
-    def _meta(self, cid: str) -> dict[str, Any]:
-        m = self._read_meta(cid)
-        if m is None:
-            raise cri.NotFoundError(f"container {cid} not found")
-        return m
-
     async def start_container(self, container_id: str) -> None:
-        meta = self._meta(container_id)
+        meta = self.records.get(container_id)
         try:
             await asyncio.to_thread(ops.start, self.oci_root, container_id)
         except ops.OciError as e:
@@ -356,7 +328,7 @@ class Runtime:
         self._publish(cri.ContainerEvent(container_id, meta["sandbox"], "started", time.time_ns()))
 
     async def stop_container(self, container_id: str, timeout: float) -> None:
-        self._meta(container_id)
+        self.records.get(container_id)
         st = state.status(self.oci_root, container_id)
         if st is None or st["status"] == "stopped":
             return
@@ -378,8 +350,8 @@ class Runtime:
                             "flags": MNT_DETACH})
 
     async def remove_container(self, container_id: str) -> None:
-        m = self._read_meta(container_id)
-        self._cmeta.pop(container_id, None)
+        m = self.records.read(container_id)
+        self.records.forget(container_id)
         cdir = os.path.join(self.containers_dir, container_id)
         if m is not None and m.get("handler", "kubelite") != "kubelite":
             await asyncio.to_thread(ops.delete, self.oci_root, container_id, True)
@@ -398,47 +370,14 @@ class Runtime:
         ops.delete(self.oci_root, cid, True)
         self._remove_files(cid, cdir)
 
-    def _status(self, meta: dict[str, Any]) -> cri.ContainerStatus:
-        cfg = meta["config"]
-        st = state.status(self.oci_root, meta["id"])
-        kw: dict[str, Any] = {}
-        if st is None:
-            s = cri.ContainerState.UNKNOWN
-        else:
-            s = {"creating": cri.ContainerState.UNKNOWN, "created": cri.ContainerState.CREATED,
-                 "running": cri.ContainerState.RUNNING, "stopped": cri.ContainerState.EXITED}[st["status"]]
-            inner = st.get("_state", {})
-            kw["started_at"] = inner.get("started", 0)
-            kw["pid"] = st["pid"] or None
-            ex = st.get("_exit")
-            if ex:
-                kw.update(finished_at=ex["finished"], exit_code=ex["exit_code"], reason=ex["reason"],
-                          message=ex.get("message", ""))
-        return cri.ContainerStatus(
-            id=meta["id"], pod_sandbox_id=meta["sandbox"], metadata=cri.ContainerMetadata(**cfg["metadata"]),
-            state=s, created_at=meta["created_at"], image=cfg["image"], image_ref=meta.get("image_ref", ""),
-            image_id=meta.get("image_id", ""), log_path=meta["log_path"], labels=dict(cfg.get("labels") or {}),
-            annotations=dict(cfg.get("annotations") or {}), **kw)
-
     async def container_status(self, container_id: str) -> cri.ContainerStatus:
-        return self._status(self._meta(container_id))
+        return self.records.status(self.records.get(container_id))
 
     async def list_containers(self, sandbox_id: str | None = None) -> list[cri.ContainerStatus]:
-        return await asyncio.get_running_loop().run_in_executor(self._reads, self._list_containers, sandbox_id)
-
-    def _list_containers(self, sandbox_id: str | None) -> list[cri.ContainerStatus]:
-        out = []
-        ids = state.list_ids(self.containers_dir)
-        for cid in set(self._cmeta.copy()) - set(ids):  # removed by another runtime process (the CLI)
-            self._cmeta.pop(cid, None)
-        for cid in ids:
-            m = self._read_meta(cid)
-            if m is not None and (sandbox_id is None or m["sandbox"] == sandbox_id):
-                out.append(self._status(m))
-        return out
+        return await asyncio.get_running_loop().run_in_executor(self._reads, self.records.list, sandbox_id)
 
     def container_config(self, container_id: str) -> cri.ContainerConfig:
-        return _container_config_from_json(self._meta(container_id)["config"])
+        return self.records.config(container_id)
 
     # ----------------------------------------------------------------------------------- exec/stats
     def _process(self, cid: str, cmd: Sequence[str], tty: bool) -> dict[str, Any]:
@@ -461,7 +400,7 @@ class Runtime:
             raise cri.CriError(f"exec in {container_id}: {e}") from e
 
     async def container_stats(self, container_id: str) -> cri.ContainerStats:
-        self._meta(container_id)
+        self.records.get(container_id)
         st = state.status(self.oci_root, container_id)
         cg = st["_state"].get("cgroup", "") if st and "_state" in st else ""
         figures = await asyncio.to_thread(cgroupfs.stats, cg) if cg else {}
@@ -496,7 +435,7 @@ class _Events(asyncio.DatagramProtocol):
         import json
         try:
             msg = json.loads(data)
-            m = self.rt._read_meta(msg["id"])
+            m = self.rt.records.read(msg["id"])
         except (ValueError, KeyError):
             return
         self.rt._publish(cri.ContainerEvent(msg["id"], m["sandbox"] if m else "", msg["kind"], msg["at"]))

@@ -7,6 +7,7 @@ only when their command runs, so ``kubelite get pods`` starts fast.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 # command -> "module:function" (function(argv) -> exit code)
@@ -79,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         print(unknown_command_text(argv[0]).replace("error:", error_prefix(), 1), file=sys.stderr)
         return 1
     module_name, func_name = target.split(":")
+    # Ctrl-C stops a command even when the parent started it with SIGINT ignored (a shell's `cmd &`):
+    # Python then keeps SIG_IGN and asyncio.run never cancels on it; kubectl's signal.Notify does the same
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

@@ -10,38 +10,8 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
+from kubelite.api.duration import human_duration
 from kubelite.api.resources import ResourceInfo
-
-
-def human_duration(seconds: float) -> str:
-    """apimachinery's ``duration.HumanDuration``."""
-    s = int(seconds)
-    if s < 0:
-        return "<invalid>"
-    if s < 120:
-        return f"{s}s"
-    m = s // 60
-    if m < 10:
-        rem = s % 60
-        return f"{m}m{rem}s" if rem else f"{m}m"
-    if m < 180:
-        return f"{m}m"
-    h = s // 3600
-    if h < 8:
-        rem = (s % 3600) // 60
-        return f"{h}h{rem}m" if rem else f"{h}h"
-    if h < 48:
-        return f"{h}h"
-    if h < 192:
-        rem = h % 24
-        return f"{h // 24}d{rem}h" if rem else f"{h // 24}d"
-    if h < 24 * 365 * 2:
-        return f"{h // 24}d"
-    if h < 24 * 365 * 8:
-        y = h // (24 * 365)
-        d = (h % (24 * 365)) // 24
-        return f"{y}y{d}d" if d else f"{y}y"
-    return f"{h // (24 * 365)}y"
 
 
 def age(timestamp: str | None) -> str:

@@ -271,7 +271,9 @@ class RegistryClient:
         async with resp:
             mode = "ab" if resp.status == 206 else "wb"
             done = have if resp.status == 206 else 0
-            f = await asyncio.to_thread(open, partial, mode)
+            # opened on the loop (a local open, no wait): a worker thread's open would leak the file when
+            # a sibling layer's failure cancels this download during it
+            f = open(partial, mode)  # noqa: SIM115 - closed in the finally below
             try:
                 buf = bytearray()
                 async for chunk in resp.content.iter_chunked(CHUNK):

@@ -161,12 +161,14 @@ def test_cp(binary: str, cluster: Cluster, web: str, tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- port-forward
-def start_forward(argv: list[str], env: dict[str, str], target: str, remote: int
+def start_forward(argv: list[str], env: dict[str, str], target: str, remote: int, sigint_ignored: bool = False
                   ) -> tuple[subprocess.Popen[bytes], int | None]:
-    """Start a port-forward; (process, local port) once it listens, or (process, None) if it exited."""
+    """Start a port-forward; (process, local port) once it listens, or (process, None) if it exited.
+    ``sigint_ignored`` starts it as a shell's ``cmd &`` does: SIGINT ignored, inherited through exec."""
     port = free_port()
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     proc = subprocess.Popen([*argv, "port-forward", target, f"{port}:{remote}"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=ignore)
     assert proc.stdout is not None
     seen = b""
     deadline = time.monotonic() + 30
@@ -190,9 +192,15 @@ def fetch(port: int, path: str = "/") -> bytes:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> str:
+    """Ctrl-C the port-forward; its stderr once it exited (killed, and an AssertionError, if it does not)."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError(f"{proc.args} did not stop on SIGINT within 30 s") from None
     return err.decode(errors="replace")
 
 
@@ -237,7 +245,8 @@ def test_port_forward_closed_port_and_big_transfer(binary: str, cluster: Cluster
 
 def test_kubelite_port_forward(cluster: Cluster, web: str) -> None:
     env = dict(cluster.env(), PYTHONUNBUFFERED="1")
-    proc, port = start_forward([sys.executable, "-m", "kubelite"], env, f"pod/{web}", 8080)
+    # started as from a script's `&` (SIGINT ignored): Ctrl-C must still stop it, as it stops kubectl
+    proc, port = start_forward([sys.executable, "-m", "kubelite"], env, f"pod/{web}", 8080, sigint_ignored=True)
     try:
         assert port is not None
         assert fetch(port) == f"{PAGE}\n".encode()

@@ -65,10 +65,12 @@ async def test_crashloop_backoff_grows(kenv: Env) -> None:
     # each gap is the back-off (1, 2, 4 s) plus the run; the first restart had no back-off at all
     assert gaps[0] >= 0.8 and gaps[1] >= 1.6 and gaps[2] >= 3.2, gaps
     assert gaps[2] > gaps[0] + 1.5, gaps
-    cs = (await kenv.status("crash"))["containerStatuses"][0]
-    waiting = cs["state"].get("waiting")
-    if waiting:
-        assert waiting["reason"] == "CrashLoopBackOff" and "back-off" in waiting["message"]
+    # the fifth run exits, then the pod waits out its 8 s back-off as CrashLoopBackOff (between a restart's
+    # create and start it is ContainerCreating, and from its exit to the next sync Terminated, as in Kubernetes)
+    s = await kenv.wait_status("crash", lambda s: (s["containerStatuses"][0]["state"].get("waiting") or {})
+                               .get("reason") == "CrashLoopBackOff", 20, "CrashLoopBackOff")
+    cs = s["containerStatuses"][0]
+    assert "back-off 8s restarting failed container=c" in cs["state"]["waiting"]["message"], cs
     assert cs["lastState"]["terminated"]["exitCode"] == 1 and cs["lastState"]["terminated"]["reason"] == "Error"
 
 

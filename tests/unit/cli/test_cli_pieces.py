@@ -18,14 +18,6 @@ pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@pytest.mark.parametrize("seconds,text", [(5, "5s"), (119, "119s"), (120, "2m"), (303, "5m3s"), (600, "10m"),
-                                          (3 * 3600 + 240, "3h4m"), (20 * 3600, "20h"), (3 * 86400 + 4 * 3600, "3d4h"),
-                                          (45 * 86400, "45d"), (3 * 365 * 86400 + 10 * 86400, "3y10d"),
-                                          (9 * 365 * 86400, "9y")])
-def test_human_duration(seconds: int, text: str) -> None:
-    assert printers.human_duration(seconds) == text
-
-
 def test_table_printer_like_kubectl() -> None:
     table = {"kind": "Table",
              "columnDefinitions": [{"name": "Name", "format": "name"}, {"name": "Ready"}, {"name": "IP", "priority": 1}],
