@@ -6,6 +6,7 @@ Body rules (as kube-apiserver): more than 3 MiB → 413; a Content-Type the verb
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,7 +84,12 @@ def field_manager(request: web.Request) -> str:
     manager = request.query.get("fieldManager")
     if manager:
         return manager
-    prefix = request.headers.get("User-Agent", "").split("/", 1)[0]
+    return _agent_manager(request.headers.get("User-Agent", ""))
+
+
+@functools.lru_cache(maxsize=256)
+def _agent_manager(agent: str) -> str:
+    prefix = agent.split("/", 1)[0]
     return "".join(c for c in prefix if c.isprintable())[:128]
 
 
@@ -125,7 +131,7 @@ async def read_raw(request: web.Request, accepted: tuple[str, ...]) -> tuple[byt
 
 def parse_document(raw: bytes, ctype: str) -> Any:
     """JSON (or YAML for ``*yaml`` types) → Python; malformed input is a 400."""
-    if not raw.strip():
+    if not raw or raw.isspace():
         raise errors.BadRequest("the body of the request was empty")
     if ctype.endswith("yaml") and raw.lstrip()[:1] not in (b"{", b"["):
         try:
