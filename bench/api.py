@@ -15,7 +15,9 @@ one asyncio Protocol per connection, requests encoded before the clock starts, C
 parsing only — what a Go load generator costs) and aiohttp's client (several times the CPU per
 request, on the same 2 cores as the server). The ratios use the lean client; aiohttp's are
 printed beside them. Prints p50/p99, the ratios against the goals (create ≥ 0.5× raw put
-throughput, p99 create ≤ 50 ms, p99 get ≤ 10 ms, watch delivery p99 ≤ 50 ms), and the CPU
+throughput, p99 create ≤ 50 ms, p99 get ≤ 10 ms, watch delivery p99 ≤ 50 ms), the p99 create of
+each interleaved round (one round's stall — the apiserver descheduled while other work holds both
+cores — stands out there), the apiserver's resident memory with ``--pods`` pods stored, and the CPU
 arithmetic that bounds the concurrent ratio on this machine.
 """
 
@@ -53,6 +55,15 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process in MiB (Linux /proc)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -175,6 +186,7 @@ async def run_interleaved(etcd_url: str, api_url: str, n_seq: int, n_conc: int,
                                                       rpc.PutRequest(key=key, value=value).SerializeToString(), 10))
         for i in range(50):
             await h2_put(f"/bench-raw/w/h{i}".encode())
+        p99s: dict[str, list[float]] = {}
         rates: dict[str, list[float]] = {}
         lats: dict[str, list[float]] = {}
         cpu: dict[str, dict[str, float]] = {}
@@ -185,6 +197,7 @@ async def run_interleaved(etcd_url: str, api_url: str, n_seq: int, n_conc: int,
             rate, lat = await timed(n, conc, op)
             rates.setdefault(kind, []).append(rate)
             lats.setdefault(kind, []).extend(lat)
+            p99s.setdefault(kind, []).append(pct(lat, 99))
             total = cpu.setdefault(kind, {k: 0.0 for k in who})
             for k, v in m.per_op(n).items():
                 total[k] += v * n / (n_seq if kind.endswith("seq") else n_conc)
@@ -203,6 +216,7 @@ async def run_interleaved(etcd_url: str, api_url: str, n_seq: int, n_conc: int,
         for kind in rates:
             out[kind] = (statistics.median(rates[kind]), lats[kind])
             out[f"rounds_{kind}"] = rates[kind]
+            out[f"p99s_{kind}"] = p99s[kind]
             out[f"cpu_{kind}"] = cpu[kind]
         keys = [f"/bench-raw/conc/{i:08d}".encode() for i in range(n_conc // rounds * rounds)]
         out["raw_get"] = await timed(1000, 1, lambda i, w: c.get(random.choice(keys)))
@@ -351,6 +365,7 @@ async def main() -> None:
             made_conc = a.conc // a.rounds * a.rounds
             have = 2 * (a.seq // a.rounds * a.rounds + made_conc) + 100
             api = await api_reads(server.url, a.pods, have, [f"lconc-{i:06d}" for i in range(made_conc)], a.watchers)
+            api_rss = rss_mib(server.proc.pid)
     print(f"\nraw etcd (same etcd; aetcd 1.0.0 = grpc.aio, h2grpc = the apiserver's own etcd client; rates: median of "
           f"{a.rounds} rounds):")
     row("put sequential (aetcd)", *w["put_seq"])
@@ -371,6 +386,8 @@ async def main() -> None:
     print(f"  {'(client-side orjson decode of that list)':<48} {' ' * 11}   {ms(api['list_decode'])} ms")
     row("pod list limit=500 as Table", *api["list_table500"])
     row(f"watch delivery to {a.watchers} watchers ({api['watch_n']} ev)", None, api["watch"][1])
+    print(f"  apiserver resident memory with {api['list_items']} pods stored: {api_rss:.0f} MiB"
+          + ("" if a.api_workers == 1 else " (the supervisor process)"))
     print(f"\n  machine load average (1 min): {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end "
           f"(other work on these {cores} cores skews every figure)")
     print("\nCPU per op (load-independent; client = this process):")
@@ -394,6 +411,9 @@ async def main() -> None:
           f"[{ms(pct(w['aio_conc'][1], 99)).strip()}] (goal <= 50), "
           f"p99 get {ms(pct(api['get_lean'][1], 99))} ms [{ms(pct(api['get'][1], 99)).strip()}] (goal <= 10), "
           f"p99 watch delivery {ms(pct(api['watch'][1], 99))} ms (goal <= 50)")
+    print(f"  p99 create ({CONC} concurrent, lean) per round: "
+          + ", ".join(f"{v * 1e3:.1f}" for v in w["p99s_lean_conc"]) + " ms (a stall of the apiserver, e.g. "
+          "descheduled while other work holds both cores, shows in one round)")
     if a.api_workers == 1:
         per_create = sum(w["cpu_lean_conc"].values())
         api_cpu = w["cpu_lean_conc"]["apiserver"]
