@@ -58,7 +58,7 @@ async def list_objects(objects: Objects, info: ResourceInfo, namespace: str | No
         for key in sorted(cache.objects):
             if not key.startswith(prefix):
                 continue
-            value = cache.objects[key][0]            # wire JSON: decoded only to be matched or tabled
+            value = cache.objects[key]               # wire JSON: decoded only to be matched or tabled
             if raw:
                 items.append(value)
             elif match(obj := codec.loads(value)):

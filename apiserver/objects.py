@@ -144,9 +144,9 @@ class Objects:
         """404 if the namespace does not exist, 403 if it is terminating (Kubernetes' wording)."""
         key = self.key(NAMESPACES, None, namespace)
         cached = self.cache.for_resource(NAMESPACES).objects.get(key)
-        if cached is not None and b'"deletionTimestamp"' not in cached[0] and b'"Terminating"' not in cached[0]:
+        if cached is not None and b'"deletionTimestamp"' not in cached and b'"Terminating"' not in cached:
             return                      # the common case, told from the cached JSON without decoding it
-        obj = codec.loads(cached[0]) if cached is not None else None
+        obj = codec.loads(cached) if cached is not None else None
         if obj is None:
             kv = await self.store.get(key)
             if kv is None:

@@ -175,34 +175,84 @@ class CacheWatcher:
                     self.queue.get_nowait()
 
 
+class _Window:
+    """Recent events as parallel deques of bytes, strings and ints: holding 20000 events adds no
+    object for the cycle GC to count or walk (a CachedEvent per event would: a young collection
+    every ~20k writes, walking each)."""
+
+    __slots__ = ("types", "keys", "values", "prevs", "revs")
+
+    def __init__(self) -> None:
+        self.types: collections.deque[str] = collections.deque()
+        self.keys: collections.deque[str] = collections.deque()
+        self.values: collections.deque[bytes] = collections.deque()
+        self.prevs: collections.deque[bytes | None] = collections.deque()
+        self.revs: collections.deque[int] = collections.deque()
+
+    def __len__(self) -> int:
+        return len(self.revs)
+
+    def append(self, ev: CachedEvent) -> None:
+        self.types.append(ev.type)
+        self.keys.append(ev.key)
+        self.values.append(ev.value)
+        self.prevs.append(ev.prev)
+        self.revs.append(ev.rv)
+
+    def popleft(self) -> int:
+        """Drop the oldest event; its revision."""
+        self.types.popleft()
+        self.keys.popleft()
+        self.values.popleft()
+        self.prevs.popleft()
+        return self.revs.popleft()
+
+    def clear(self) -> None:
+        for d in (self.types, self.keys, self.values, self.prevs, self.revs):
+            d.clear()
+
+    def after(self, rv: int) -> Iterator[CachedEvent]:
+        """The events with a revision above ``rv``, oldest first."""
+        for t, k, v, p, r in zip(self.types, self.keys, self.values, self.prevs, self.revs):
+            if r > rv:
+                yield CachedEvent(t, k, v, p, r)
+
+
 class ResourceCache:
-    """Current state and recent history of one resource, fed by one storage watch."""
+    """Current state and recent history of one resource, fed by one storage watch.
+
+    ``objects`` maps each key to its wire JSON and ``revisions`` to its resourceVersion (two dicts
+    of atoms, for the GC's sake as :class:`_Window`).
+    """
 
     def __init__(self, store: Store, info: ResourceInfo, key_prefix: str, window: int = DEFAULT_WINDOW) -> None:
         self.store = store
         self.info = info
         self.key_prefix = key_prefix
         self.window = window
-        self.objects: dict[str, tuple[bytes, int]] = {}   # key → (wire JSON, resourceVersion)
-        self.events: collections.deque[CachedEvent] = collections.deque()
+        self.objects: dict[str, bytes] = {}           # key → wire JSON
+        self.revisions: dict[str, int] = {}           # key → resourceVersion
+        self.events = _Window()
         self.rv = 0                # newest revision this cache has applied
         self.complete_from = 0     # every event with rv > complete_from is in the window
         self.watchers: set[CacheWatcher] = set()
         self.ready = asyncio.Event()
 
     async def _relist(self) -> None:
-        objects: dict[str, tuple[bytes, int]] = {}
+        objects: dict[str, bytes] = {}
+        revisions: dict[str, int] = {}
         start: str | None = None
         revision = 0
         while True:
             page = await self.store.list(self.key_prefix, start=start, limit=1000, revision=revision)
             revision = page.revision
             for kv in page.kvs:
-                objects[kv.key] = (wire(kv.value, kv.mod_revision), kv.mod_revision)
+                objects[kv.key] = wire(kv.value, kv.mod_revision)
+                revisions[kv.key] = kv.mod_revision
             if not page.more or not page.kvs:
                 break
             start = page.kvs[-1].key + "\0"
-        self.objects = objects
+        self.objects, self.revisions = objects, revisions
         self.events.clear()
         self.rv = self.complete_from = revision
         for w in list(self.watchers):
@@ -233,13 +283,12 @@ class ResourceCache:
             assert ev.value is not None
             value = wire(ev.value, ev.revision)
             prev = self.objects.get(ev.key)
-            self.objects[ev.key] = (value, ev.revision)
-            if prev is not None:
-                cached = CachedEvent("MODIFIED", ev.key, value, prev[0], ev.revision)
-            else:
-                cached = CachedEvent("ADDED", ev.key, value, None, ev.revision)
+            self.objects[ev.key] = value
+            self.revisions[ev.key] = ev.revision
+            cached = CachedEvent("MODIFIED" if prev is not None else "ADDED", ev.key, value, prev, ev.revision)
         else:
             prev = self.objects.pop(ev.key, None)
+            self.revisions.pop(ev.key, None)
             if prev is None and not ev.prev_value:
                 self.rv = ev.revision
                 return
@@ -247,12 +296,12 @@ class ResourceCache:
                 gone = wire(ev.prev_value, ev.revision)
             else:
                 assert prev is not None
-                gone = codec.dumps(decode(prev[0], ev.revision))
-            cached = CachedEvent("DELETED", ev.key, gone, prev[0] if prev is not None else gone, ev.revision)
+                gone = codec.dumps(decode(prev, ev.revision))
+            cached = CachedEvent("DELETED", ev.key, gone, prev if prev is not None else gone, ev.revision)
         self.rv = ev.revision
         self.events.append(cached)
         while len(self.events) > self.window:
-            self.complete_from = self.events.popleft().rv
+            self.complete_from = self.events.popleft()
         decoded = _Decoded(cached)       # shared by the filtered watchers of this one event
         for w in list(self.watchers):
             w.offer(cached, decoded)
@@ -269,16 +318,16 @@ class ResourceCache:
         if resource_version == 0:
             watcher = CacheWatcher(ns_prefix, predicate, self.rv,
                                    asyncio.Queue(WATCHER_QUEUE + len(self.objects)))
-            for key, (value, rv) in self.objects.items():
+            revisions = self.revisions
+            for key, value in self.objects.items():
                 if key.startswith(ns_prefix) and (predicate is None or predicate(codec.loads(value))):
-                    watcher.queue.put_nowait(CachedEvent("ADDED", key, value, None, rv))
+                    watcher.queue.put_nowait(CachedEvent("ADDED", key, value, None, revisions[key]))
         else:
             if resource_version < self.complete_from:
                 raise Gone(f"too old resource version: {resource_version} ({self.complete_from})")
             watcher = CacheWatcher(ns_prefix, predicate, resource_version)
-            for event in self.events:
-                if event.rv > resource_version:
-                    watcher.offer(event)
+            for event in self.events.after(resource_version):
+                watcher.offer(event)
         if not watcher.closed:
             self.watchers.add(watcher)
         return watcher
@@ -290,11 +339,11 @@ class ResourceCache:
     def get(self, key: str) -> dict[str, Any] | None:
         """The current object at ``key``, decoded afresh (the caller may change it), or None."""
         cached = self.objects.get(key)
-        return codec.loads(cached[0]) if cached is not None else None
+        return codec.loads(cached) if cached is not None else None
 
     def items(self, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
         """(key, object) of every current object whose key starts with ``prefix``, decoded afresh."""
-        for key, (value, _) in list(self.objects.items()):
+        for key, value in list(self.objects.items()):
             if key.startswith(prefix):
                 yield key, codec.loads(value)
 

@@ -109,7 +109,7 @@ async def test_objects_are_kept_as_wire_json() -> None:
         assert (deleted.type, deleted.obj["metadata"]["resourceVersion"]) == ("DELETED", str(r2))
         r3 = await store.create("/r/pods/default/b", pod("b"))
         await wait_rv(cache, r3)
-        value, rv = cache.objects["/r/pods/default/b"]
+        value, rv = cache.objects["/r/pods/default/b"], cache.revisions["/r/pods/default/b"]
         assert isinstance(value, bytes) and rv == r3
         copy = cache.get("/r/pods/default/b")
         assert copy is not None and copy["metadata"]["resourceVersion"] == str(r3)
