@@ -41,3 +41,23 @@ async def test_crud_and_watch_on_memory_store(client: TestClient) -> None:
     assert r.status == 200
     assert int((await r.json())["metadata"]["resourceVersion"]) >= int(rv)
     assert (await client.get("/api/v1/namespaces/default/configmaps/c")).status == 404
+
+
+async def test_create_answers_the_stored_object(client: TestClient) -> None:
+    """POST answers the bytes it stored with the resourceVersion spliced in: the same object a GET
+    reads back, managedFields included; a dry run answers the object it would have stored."""
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    r = await client.post("/api/v1/namespaces/default/pods", json=body, headers={"User-Agent": "tester/1.0"})
+    assert r.status == 201
+    created = await r.json()
+    got = await (await client.get("/api/v1/namespaces/default/pods/p")).json()
+    assert created == got
+    assert created["metadata"]["resourceVersion"] and created["metadata"]["managedFields"][0]["manager"] == "tester"
+    r = await client.post("/api/v1/namespaces/default/pods", params={"dryRun": "All"},
+                          json=dict(body, metadata={"name": "q"}))
+    assert r.status == 201
+    dry = await r.json()
+    assert dry["metadata"]["name"] == "q" and "resourceVersion" not in dry["metadata"]
+    assert dry["spec"]["restartPolicy"] == "Always"
+    assert (await client.get("/api/v1/namespaces/default/pods/q")).status == 404

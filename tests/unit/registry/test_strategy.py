@@ -310,3 +310,21 @@ def test_env_sources_and_volume_types():
     assert obj["spec"]["containers"][0]["env"][4]["valueFrom"]["fieldRef"]["apiVersion"] == "v1"
     assert by_field["spec.volumes[0].hostPath"] == ["Forbidden: may not specify more than 1 volume type"]
     assert by_field["spec.volumes[1].hostPath.path"] == ["Required value"]
+
+
+def test_causes_name_their_fields_after_the_same_strings_were_valid():
+    """The validity of label keys/values, DNS labels and quantities is remembered and field paths
+    are formatted only for a cause: an invalid value after valid ones still names its field."""
+    good = pod("ok", containers=[{"name": "c", "image": "busybox", "env": [{"name": "A", "value": "1"}],
+                                  "resources": {"requests": {"cpu": "10m"}}}])
+    good["metadata"]["labels"] = {"app": "web"}
+    assert created(PODS, good)[1] == []
+    bad = pod("bad", containers=[{"name": "C_", "image": "busybox", "env": [{"name": "A", "value": "1"},
+                                                                             {"name": "1=x", "value": "2"}],
+                                  "resources": {"requests": {"cpu": "-1", "memory": "16Mi"}}}])
+    bad["metadata"]["labels"] = {"app": "web", "bad key!": "web", "tier": "-x"}
+    bad["metadata"]["annotations"] = {"app": "x", "/no": "y"}
+    causes = created(PODS, bad)[1]
+    assert sorted(fields(causes)) == sorted([
+        "metadata.labels", "metadata.labels", "metadata.annotations", "spec.containers[0].name",
+        "spec.containers[0].env[1].name", "spec.containers[0].resources.requests[cpu]"])
