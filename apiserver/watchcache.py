@@ -302,6 +302,8 @@ class ResourceCache:
         self.events.append(cached)
         while len(self.events) > self.window:
             self.complete_from = self.events.popleft()
+        if not self.watchers:
+            return
         decoded = _Decoded(cached)       # shared by the filtered watchers of this one event
         for w in list(self.watchers):
             w.offer(cached, decoded)
