@@ -61,3 +61,19 @@ async def test_create_answers_the_stored_object(client: TestClient) -> None:
     assert dry["metadata"]["name"] == "q" and "resourceVersion" not in dry["metadata"]
     assert dry["spec"]["restartPolicy"] == "Always"
     assert (await client.get("/api/v1/namespaces/default/pods/q")).status == 404
+
+
+def test_type_errors_while_defaulting_are_a_bad_request() -> None:
+    import pytest as _pytest
+
+    from apiserver.objects import _decoding
+    from kubelite.api import errors
+    from kubelite.api.resources import PODS
+    with _pytest.raises(errors.BadRequest, match='Pod in version "v1" cannot be handled as a Pod: TypeError: boom'):
+        with _decoding(PODS):
+            raise TypeError("boom")
+    with _pytest.raises(errors.Conflict):                      # API errors pass through as they are
+        with _decoding(PODS):
+            raise errors.Conflict("taken")
+    with _decoding(PODS):
+        pass
