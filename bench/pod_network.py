@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -119,4 +120,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # killed (timeout, kill): clean up as on Ctrl-C
     main()

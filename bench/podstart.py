@@ -389,4 +389,5 @@ def _healthy(port: int) -> bool:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # killed (timeout, kill): clean up as on Ctrl-C
     raise SystemExit(main())

@@ -29,6 +29,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -243,6 +244,7 @@ async def main(rounds: int, only: set[str]) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # killed (timeout, kill): clean up as on Ctrl-C
     if os.environ.get("KUBELITE_BENCH_INNER") != "1":  # re-run in a private mount namespace (crun on hybrid)
         os.execvp("unshare", ["unshare", "-m", "--propagation", "private", "env", "KUBELITE_BENCH_INNER=1",
                               sys.executable, *sys.argv])

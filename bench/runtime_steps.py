@@ -16,6 +16,7 @@ import asyncio
 import functools
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -132,6 +133,7 @@ async def main(n: int) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # killed (timeout, kill): clean up as on Ctrl-C
     if os.geteuid() != 0:
         raise SystemExit("bench/runtime_steps: needs root (real containers)")
     asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 20))

@@ -189,4 +189,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # killed (timeout, kill): clean up as on Ctrl-C
     asyncio.run(main())

@@ -55,7 +55,7 @@ def test_pod_yaml_runs_real_containers(cluster: UpCluster) -> None:
     wide = cluster.kubectl("get", "pods", "-o", "wide").stdout
     row = next(line for line in wide.splitlines() if line.startswith("hello "))
     assert "Running" in row and cluster.node in row and "10.244." in row, wide
-    assert "hello from kubelite" in cluster.kubectl("logs", "hello").stdout
+    wait_for(lambda: "hello from kubelite" in cluster.kubectl("logs", "hello").stdout, 30, "hello's log line")
     assert cluster.kubectl("exec", "hello", "--", "cat", "/etc/hostname").stdout.strip() == "hello"
     ps = cluster.kubectl("exec", "hello", "--", "ps").stdout
     assert "sleep 3600" in ps.splitlines()[1], ps               # PID 1 of its own PID namespace

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.kubelet.conftest import Env, container, pod_manifest
+from tests.e2e.kubelet.conftest import Env, container, pod_manifest, wait_for
 
 KUBECTL = os.environ.get("KUBELITE_KUBECTL", shutil.which("kubectl") or "/usr/bin/kubectl")
 pytestmark = [pytest.mark.e2e, pytest.mark.compat]
@@ -45,7 +45,10 @@ async def test_logs_previous_follow_and_exec(kenv: Env, cli: str) -> None:
     await kenv.client.create("pods", pod, "default")
     await kenv.wait_status("chatty", lambda s: s["containerStatuses"][0]["restartCount"] == 1 and
                            "running" in s["containerStatuses"][0]["state"], 30, "restarted once, running")
-    r = await kubectl(kenv, "logs", "chatty")
+    async def logged() -> object:            # "running" is reported before the shell's echo has run
+        r = await kubectl(kenv, "logs", "chatty")
+        return r if r.returncode != 0 or r.stdout else None
+    r = await wait_for(logged, 15, "chatty's second run to log")
     assert r.returncode == 0 and r.stdout == b"run-0\n", r.stderr
     r = await kubectl(kenv, "logs", "chatty", "--previous")
     assert r.returncode == 0 and r.stdout == b"run-0\n", r.stderr

@@ -35,4 +35,4 @@ async def test_http_probe_on_pod_ip_and_two_nodes_reach_each_other(kenv: Env) ->
     s2 = await kenv.wait_status("fetch", lambda s: s.get("phase") == "Running", 30, "Running")
     assert s2["podIP"] != ip
     from tests.e2e.kubelet.test_pods import _logs
-    assert "hello-from-a" in await _logs(kenv, b, "fetch", "")
+    assert "hello-from-a" in await _logs(kenv, b, "fetch", "", want="hello-from-a")

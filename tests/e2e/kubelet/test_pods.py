@@ -157,12 +157,14 @@ async def test_configmap_secret_env_volumes_and_downward_api(kenv: Env) -> None:
                                          "data": {"PASSWORD": base64.b64encode(b"s3cret").decode(),
                                                   "password": base64.b64encode(b"file-secret").decode()}}, "default")
     await kenv.wait_status("cfgpod", lambda s: s.get("phase") == "Running", 30, "Running")
-    log = await _logs(kenv, node, "cfgpod", "")
+    log = await _logs(kenv, node, "cfgpod", "", want='app="demo"')
     assert f"hello s3cret cfgpod {node.name} 32" in log
     assert "hellofile-secretapp=\"demo\"" in log.replace("\n", "")
 
 
-async def _logs(kenv: Env, node, pod: str, query: str) -> str:  # type: ignore[no-untyped-def]
+async def _logs(kenv: Env, node, pod: str, query: str, want: str = "") -> str:  # type: ignore[no-untyped-def]
+    """Container c's log through the kubelet, once it is not empty and holds ``want`` (a container keeps
+    writing after it shows Running)."""
     import aiohttp
     n = await kenv.client.get("nodes", node.name)
     port = n["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
@@ -170,8 +172,9 @@ async def _logs(kenv: Env, node, pod: str, query: str) -> str:  # type: ignore[n
     async def fetch() -> str:
         async with aiohttp.ClientSession() as s:
             async with s.get(f"http://127.0.0.1:{port}/containerLogs/default/{pod}/c?{query}") as r:
-                return await r.text() if r.status == 200 else ""
-    return await wait_for(fetch, 10, "logs")
+                text = await r.text() if r.status == 200 else ""
+                return text if want in text else ""
+    return await wait_for(fetch, 10, f"logs of {pod} holding {want!r}")
 
 
 async def test_logs_previous_and_kill9_restart_readopts(kenv: Env) -> None:

@@ -186,8 +186,8 @@ def test_image_demos(cluster: Cluster, path_env: dict[str, str], applied: list[s
     applied.append(str(COURSE / "10-image-layering.yaml"))
     assert "the big file is gone" in out
     assert re.search(r"D\s+/?big\.bin", out) or "big.bin" in out, out
-    logs = cluster.kubectl("logs", "layering-demo").stdout
-    assert "No such file" in logs or "can't access" in logs, logs
+    wait_for(lambda: any(w in cluster.kubectl("logs", "layering-demo").stdout for w in ("No such file", "can't access")),
+             30, "layering-demo's ls to report /big.bin missing")   # Ready comes before the shell's first line
     layers = inspect(cluster, "layering-demo")["containers"][0]["rootfs"]["layers"]
     top = Path(layers[0]["lowerdir"]) / "big.bin"
     st = os.lstat(top)
