@@ -32,22 +32,26 @@ async def test_unschedulable_pod_gets_event_and_condition_then_fits_when_a_node_
     processes.start("scheduler", "scheduler", "--port", "-1", "--leader-elect", "false")
     processes.start("hollow", "hollow", "--nodes", "3", "--cpu", "1", "--name-prefix", "small-")
     async with Client.from_url(apiserver_url) as client:
+        async def small_nodes() -> bool:
+            return len((await client.list("nodes"))["items"]) == 3
+        await wait_for(small_nodes, 30, "3 hollow nodes registered")
         await client.create(PODS, pod("huge", cpu="2"), namespace="default")
         want = ("0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: "
                 "3 No preemption victims found for incoming pod.")
 
+        # (a scheduler whose informer is a moment behind says 0/2 first, then retries on the node's add)
         async def condition() -> dict | None:
             p = await client.get(PODS, "huge", namespace="default")
             return next((c for c in (p.get("status") or {}).get("conditions") or ()
-                         if c["type"] == "PodScheduled" and c["status"] == "False"), None)
-        cond = await wait_for(condition, 30, "PodScheduled=False")
-        assert (cond["reason"], cond["message"]) == ("Unschedulable", want)
+                         if c["type"] == "PodScheduled" and c["status"] == "False" and c["message"] == want), None)
+        cond = await wait_for(condition, 30, "PodScheduled=False for 0/3 nodes")
+        assert cond["reason"] == "Unschedulable"
 
         async def event() -> list:
             evs = (await client.list("events", namespace="default"))["items"]
-            return [e for e in evs if e.get("reason") == "FailedScheduling"]
-        evs = await wait_for(event, 30, "FailedScheduling event")
-        assert evs[0]["message"] == want and evs[0]["type"] == "Warning"
+            return [e for e in evs if e.get("reason") == "FailedScheduling" and e["message"] == want]
+        evs = await wait_for(event, 30, "FailedScheduling event for 0/3 nodes")
+        assert evs[0]["type"] == "Warning"
         assert evs[0]["involvedObject"]["name"] == "huge"
         # a bigger node arrives: the node-add event moves the pod out of the unschedulable queue
         processes.start("hollow-big", "hollow", "--nodes", "1", "--cpu", "4", "--name-prefix", "big-")
