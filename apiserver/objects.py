@@ -4,7 +4,7 @@ What kube-apiserver's ``genericregistry.Store`` does, for every resource: keys
 ``<prefix>/<resource>/<namespace>/<name>``, resourceVersion = mod_revision, uid/creationTimestamp/
 generation on create, optimistic concurrency (409 on a stale resourceVersion), metadata that
 writers cannot change, status/spec separation of subresources (through the per-kind strategy),
-graceful deletion, finalizers and the GC's deletion finalizers, namespace existence checks.
+graceful deletion (decided in ``apiserver.deletion``), finalizers, namespace existence checks.
 Every write is one conditional storage transaction, so a failed request leaves nothing behind.
 """
 
@@ -14,10 +14,10 @@ import copy
 import logging
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
+from apiserver.deletion import DeleteOptions, plan_delete, spec_finalizers
 from apiserver.listing import encode, list_objects
 from apiserver.registry.strategy import strategy_for
 from apiserver.storage import (KeyExistsError, KeyNotFoundError, KeyValue, RevisionMismatchError,
@@ -27,7 +27,7 @@ from kubelite.api import codec, errors
 from kubelite.api import patch as patch_lib
 from kubelite.api.errors import StatusCause
 from kubelite.api.meta import new_uid
-from kubelite.api.resources import NAMESPACES, PODS, ResourceInfo
+from kubelite.api.resources import NAMESPACES, ResourceInfo
 from kubelite.api.selectors import FieldSelector, LabelSelector
 
 logger = logging.getLogger(__name__)
@@ -35,20 +35,9 @@ logger = logging.getLogger(__name__)
 GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
-ORPHAN = "orphan"
-FOREGROUND = "foregroundDeletion"
 MAX_RETRIES = 20
 
 Mutator = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteOptions:
-    grace_period_seconds: int | None = None
-    propagation_policy: str | None = None
-    precondition_uid: str | None = None
-    precondition_rv: str | None = None
-    dry_run: bool = False
 
 
 _clock: tuple[int, str] = (0, "")
@@ -323,7 +312,7 @@ class Objects:
         if dry_run:
             return new
         key = self.key(info, namespace, name)
-        if new_meta.get("deletionTimestamp") and not new_meta.get("finalizers") and not _spec_finalizers(info, new) \
+        if new_meta.get("deletionTimestamp") and not new_meta.get("finalizers") and not spec_finalizers(info, new) \
                 and not new_meta.get("deletionGracePeriodSeconds"):
             rev = await self.store.delete(key, revision)
             new_meta["resourceVersion"] = str(rev)
@@ -344,75 +333,21 @@ class Objects:
         for _ in range(MAX_RETRIES):
             kv = await self._get_kv(info, namespace, name)
             obj = decode(kv.value, kv.mod_revision)
-            meta = obj["metadata"]
-            if options.precondition_uid and options.precondition_uid != meta.get("uid"):
-                raise errors.conflict(info.resource, name, info.group,
-                                      f"Precondition failed: UID in precondition: {options.precondition_uid}, "
-                                      f"UID in object meta: {meta.get('uid')}")
-            if options.precondition_rv and options.precondition_rv != meta.get("resourceVersion"):
-                raise errors.conflict(info.resource, name, info.group,
-                                      f"Precondition failed: ResourceVersion in precondition: {options.precondition_rv}, "
-                                      f"ResourceVersion in object meta: {meta.get('resourceVersion')}")
-            grace = self._grace_period(info, obj, options)
-            new = copy.deepcopy(obj)
-            new_meta = new["metadata"]
-            finalizers = list(new_meta.get("finalizers") or [])
-            if not meta.get("deletionTimestamp"):
-                policy = options.propagation_policy
-                if policy == "Orphan" and ORPHAN not in finalizers:
-                    finalizers.append(ORPHAN)
-                elif policy == "Foreground" and FOREGROUND not in finalizers:
-                    finalizers.append(FOREGROUND)
-            if finalizers:
-                new_meta["finalizers"] = finalizers
-            if info is NAMESPACES:
-                new.setdefault("spec", {})["finalizers"] = list((obj.get("spec") or {}).get("finalizers") or ["kubernetes"])
-                new.setdefault("status", {})["phase"] = "Terminating"
-            pending = bool(finalizers) or grace > 0 or bool(_spec_finalizers(info, new))
-            if pending:
-                if meta.get("deletionTimestamp"):
-                    current = int(meta.get("deletionGracePeriodSeconds") or 0)
-                    if grace >= current and new == obj:
-                        return obj, False
-                    if grace < current:
-                        new_meta["deletionTimestamp"] = _now(grace)
-                        new_meta["deletionGracePeriodSeconds"] = grace
-                else:
-                    new_meta["deletionTimestamp"] = _now(grace)
-                    new_meta["deletionGracePeriodSeconds"] = grace
-                if not finalizers and not _spec_finalizers(info, new) and grace == 0:
-                    pending = False
-                else:
-                    if options.dry_run:
-                        return new, False
-                    try:
-                        rev = await self.store.update(key, encode(new), kv.mod_revision)
-                    except RevisionMismatchError:
-                        continue
-                    new_meta["resourceVersion"] = str(rev)
-                    return new, False
+            action, new = plan_delete(info, name, obj, options, _now)
+            if action == "keep":
+                return obj, False
             if options.dry_run:
-                return obj, True
+                return new, action == "remove"
             try:
-                rev = await self.store.delete(key, kv.mod_revision)
+                if action == "mark":
+                    rev = await self.store.update(key, encode(new), kv.mod_revision)
+                else:
+                    rev = await self.store.delete(key, kv.mod_revision)
             except (RevisionMismatchError, KeyNotFoundError):
                 continue
-            meta["resourceVersion"] = str(rev)
-            return obj, True
+            new["metadata"]["resourceVersion"] = str(rev)
+            return new, action == "remove"
         raise errors.conflict(info.resource, name, info.group, "too many concurrent writers")
-
-    @staticmethod
-    def _grace_period(info: ResourceInfo, obj: dict[str, Any], options: DeleteOptions) -> int:
-        if info is not PODS:
-            return 0
-        spec = obj.get("spec") or {}
-        status = obj.get("status") or {}
-        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
-            return 0
-        if options.grace_period_seconds is not None:
-            return max(0, int(options.grace_period_seconds))
-        value = spec.get("terminationGracePeriodSeconds")
-        return int(value) if isinstance(value, int) and value >= 0 else 30
 
 
 class _decoding:
@@ -462,12 +397,6 @@ def _track_managers(old: dict[str, Any] | None, new: dict[str, Any], manager: st
     User-Agent prefix, as Kubernetes does; an empty manager is not tracked)."""
     if manager:
         patch_lib.update_managed_fields(old, new, manager, "Update", subresource)
-
-
-def _spec_finalizers(info: ResourceInfo, obj: dict[str, Any]) -> list[str]:
-    if info is not NAMESPACES:
-        return []
-    return list((obj.get("spec") or {}).get("finalizers") or [])
 
 
 __all__ = ["Objects", "DeleteOptions", "SYSTEM_NAMESPACES", "UnavailableError"]
