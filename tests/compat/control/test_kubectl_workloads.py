@@ -28,8 +28,16 @@ spec:
 
 def kubectl(kubeconfig: str, *args: str, check: bool = True) -> str:
     r = subprocess.run([KUBECTL, "--kubeconfig", kubeconfig, *args], capture_output=True, text=True, timeout=90)
-    if check:
-        assert r.returncode == 0, f"kubectl {' '.join(args)}: {r.stdout}{r.stderr}"
+    if check and r.returncode != 0:
+        state = ""
+        if args[:2] == ("rollout", "status"):   # what the controllers left, for a rollout that never finished
+            state = "\n" + subprocess.run(
+                [KUBECTL, "--kubeconfig", kubeconfig, "get", "deploy,rs,pods", "-o", "wide", "--show-labels"],
+                capture_output=True, text=True, timeout=30).stdout + subprocess.run(
+                [KUBECTL, "--kubeconfig", kubeconfig, "get", "deploy,rs,pods", "-o",
+                 "jsonpath={range .items[*]}{.kind}/{.metadata.name} rv={.metadata.resourceVersion} "
+                 "status={.status}{'\\n'}{end}"], capture_output=True, text=True, timeout=30).stdout
+        raise AssertionError(f"kubectl {' '.join(args)}: {r.stdout}{r.stderr}{state}")
     return r.stdout
 
 
