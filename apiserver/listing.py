@@ -71,8 +71,13 @@ async def list_objects(objects: Objects, info: ResourceInfo, namespace: str | No
         revision, start = decode_continue(continue_, prefix)
     name = fields.exact("metadata.name")
     if name is not None and (namespace or not info.namespaced) and not continue_:
-        kv = await objects.store.get(objects.key(info, namespace, name))
-        rev = await objects.store.current_revision()
+        # one read for the object and the list's resourceVersion: a get then a separate current_revision
+        # could answer the object as it was before a write and the revision after it, so a watch from
+        # that resourceVersion would never see the write (kubectl rollout status waited forever on it)
+        key = objects.key(info, namespace, name)
+        page = await objects.store.list(key, limit=1)
+        rev = page.revision
+        kv = next((kv for kv in page.kvs if kv.key == key), None)
         if kv is not None:
             obj = decode(kv.value, kv.mod_revision)
             if match(obj):
