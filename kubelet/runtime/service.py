@@ -270,7 +270,14 @@ class Runtime:
                 self.fs.ensure()
                 sock, made = await asyncio.to_thread(write_and_create)
                 try:
-                    await self.fs.answer(sock, "create")
+                    try:
+                        await self.fs.answer(sock, "create")
+                    except ConnectionResetError:
+                        # our request waited in the backlog of a spare that was retiring and closed without
+                        # reading it (a seqpacket peer resets only with unread data): nothing was done, so
+                        # it goes once more, to the current spare
+                        sock = await asyncio.to_thread(self.fs.send, req)
+                        await self.fs.answer(sock, "create")
                 except BaseException:
                     await asyncio.to_thread(self._undo_create, cid, cg)
                     raise
