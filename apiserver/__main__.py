@@ -13,6 +13,7 @@ from aiohttp import web
 
 from apiserver.app import make_app
 from apiserver.handlers.common import Settings
+from apiserver.http1 import LeanServer
 from kubelite.api import schema
 
 logger = logging.getLogger("apiserver")
@@ -31,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--workers", type=int, default=1,
                    help="apiserver processes sharing the port (SO_REUSEPORT; needs a fixed --port)")
     p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--lean-http", action=argparse.BooleanOptionalAction, default=True,
+                   help="serve the REST verbs on the lean HTTP/1.1 protocol (apiserver.http1; default on)")
     p.add_argument("-v", "--v", dest="verbosity", type=int, default=0, help="log verbosity (0 info, 4+ debug)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbosity >= 4 else logging.INFO,
@@ -42,7 +45,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     return Settings(etcd_servers=[s.strip() for s in a.etcd_servers.split(",") if s.strip()],
                     etcd_prefix=a.etcd_prefix.rstrip("/") or "/registry", bind_address=a.bind_address, port=a.port,
                     bookmark_interval=a.watch_bookmark_interval, compaction_interval=a.compaction_interval,
-                    watch_window=a.watch_cache_window, workers=a.workers, reuse_port=a.reuse_port)
+                    watch_window=a.watch_cache_window, workers=a.workers, reuse_port=a.reuse_port,
+                    lean_http=a.lean_http)
 
 
 def _settle_heap() -> None:
@@ -61,18 +65,29 @@ async def serve(settings: Settings) -> None:
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
     _settle_heap()
-    site = web.TCPSite(runner, settings.bind_address, settings.port, reuse_address=True,
-                       reuse_port=settings.reuse_port or None)
-    await site.start()
-    logger.info("serving on %s", ", ".join(str(a) for a in runner.addresses))
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    lean: LeanServer | None = None
+    if settings.lean_http:
+        assert runner.server is not None
+        lean = LeanServer(app, runner.server)
+        server = await loop.create_server(lean, settings.bind_address, settings.port, reuse_address=True,
+                                          reuse_port=settings.reuse_port or None, backlog=128)
+        logger.info("serving on %s", ", ".join(str(s.getsockname()) for s in server.sockets))
+    else:
+        site = web.TCPSite(runner, settings.bind_address, settings.port, reuse_address=True,
+                           reuse_port=settings.reuse_port or None)
+        await site.start()
+        logger.info("serving on %s", ", ".join(str(a) for a in runner.addresses))
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
         logger.info("stopping")
     finally:
+        if lean is not None:
+            server.close()
+            await lean.shutdown(settings.shutdown_timeout)
         await runner.cleanup()
 
 

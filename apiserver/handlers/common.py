@@ -47,6 +47,7 @@ class Settings:
     shutdown_timeout: float = 5.0
     workers: int = 1
     reuse_port: bool = False
+    lean_http: bool = True
 
 
 @dataclass

@@ -74,43 +74,46 @@ def _method_not_allowed(method: str, target: Target) -> errors.MethodNotAllowed:
                                    details={})
 
 
-async def dispatch(request: web.Request, group: str, version: str, tail: str) -> web.StreamResponse:
+def route(method: str, target: Target, watch_query: bool) -> Handler | None:
+    """The handler serving ``method`` on ``target`` (``watch_query``: ``?watch=true``), or None (404/405)."""
     from apiserver.handlers import create, delete, get, patch, subresources, update, watch
 
-    target = parse(group, version, tail)
-    method = request.method
     sub = target.subresource
-    handler: Handler | None = None
     if target.watch_path:
-        handler = watch.handle_watch if method == "GET" and sub is None else None
-    elif method == "GET":
+        return watch.handle_watch if method == "GET" and sub is None else None
+    if method == "GET":
         if target.name is None:
-            handler = watch.handle_watch if request.query.get("watch") in ("true", "1") else get.handle_list
-        elif sub in (None, "status"):
-            handler = get.handle_get
-        elif sub == "scale":
-            handler = subresources.get_scale
-    elif method == "POST":
-        if target.name is None:
-            handler = create.handle_create
-        elif sub == "binding":
-            handler = subresources.create_binding
-        elif sub == "eviction":
-            handler = subresources.create_eviction
-    elif method == "PUT" and target.name is not None:
-        if sub in (None, "status", "finalize"):
-            handler = update.handle_update
-        elif sub == "scale":
-            handler = subresources.update_scale
-    elif method == "PATCH" and target.name is not None:
+            return watch.handle_watch if watch_query else get.handle_list
         if sub in (None, "status"):
-            handler = patch.handle_patch
-        elif sub == "scale":
-            handler = subresources.patch_scale
-    elif method == "DELETE" and sub is None:
-        handler = delete.handle_delete if target.name is not None else delete.handle_delete_collection
+            return get.handle_get
+        return subresources.get_scale if sub == "scale" else None
+    if method == "POST":
+        if target.name is None:
+            return create.handle_create
+        return {"binding": subresources.create_binding, "eviction": subresources.create_eviction}.get(sub or "")
+    if method == "PUT" and target.name is not None:
+        if sub in (None, "status", "finalize"):
+            return update.handle_update
+        return subresources.update_scale if sub == "scale" else None
+    if method == "PATCH" and target.name is not None:
+        if sub in (None, "status"):
+            return patch.handle_patch
+        return subresources.patch_scale if sub == "scale" else None
+    if method == "DELETE" and sub is None:
+        return delete.handle_delete if target.name is not None else delete.handle_delete_collection
+    return None
+
+
+def is_watch(request: web.Request) -> bool:
+    return request.query.get("watch") in ("true", "1")
+
+
+async def dispatch(request: web.Request, group: str, version: str, tail: str) -> web.StreamResponse:
+    target = parse(group, version, tail)
+    handler = route(request.method, target, is_watch(request))
     if handler is None:
+        sub = target.subresource
         if sub is not None and sub not in ("status", "scale", "binding", "eviction", "finalize"):
             raise errors.NotFound(f"the server could not find the requested resource ({sub} is not served)", details={})
-        raise _method_not_allowed(method, target)
+        raise _method_not_allowed(request.method, target)
     return await handler(request, target)
