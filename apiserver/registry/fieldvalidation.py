@@ -14,6 +14,7 @@ from typing import Any
 
 from kubelite.api import schema
 from kubelite.api.errors import BadRequest
+from kubelite.api.jsonmemo import JsonMemo
 from kubelite.api.resources import ResourceInfo
 
 MODES = ("Strict", "Warn", "Ignore")
@@ -359,11 +360,26 @@ def _clean(value: Any, node: schema.Schema | None) -> int:
         if unknown or (accepted is not None and sub is not None and type(sub) not in accepted):
             return -1
         if isinstance(sub, (dict, list)):
-            n = _clean(sub, child)
+            n = _clean_spec(sub, child) if key == "spec" and isinstance(sub, dict) else _clean(sub, child)
             if n < 0:
                 return -1
             total += n
     return total
+
+
+_SPECS: JsonMemo[int] = JsonMemo()
+
+
+def _clean_spec(spec: dict[str, Any], node: schema.Schema | None) -> int:
+    """:func:`_clean` of a ``spec``, memoized by its JSON (a controller's objects share one spec)."""
+    key = _SPECS.key(spec)
+    if key is None:
+        return _clean(spec, node)
+    found = _SPECS.get(id(node), key)
+    if found is None:
+        found = _clean(spec, node)
+        _SPECS.put(id(node), key, found)
+    return found
 
 
 def _surely_clean(obj: Any, root: schema.Schema | None, raw: bytes | str | None) -> bool:

@@ -18,6 +18,7 @@ from apiserver.registry import apps, core, pods
 from apiserver.registry.canonical import canonicalize_quantities
 from apiserver.registry import validation as v
 from kubelite.api.errors import StatusCause
+from kubelite.api.jsonmemo import JsonMemo
 from kubelite.api.resources import ResourceInfo
 
 Obj = dict[str, Any]
@@ -131,8 +132,20 @@ def _pod_update_hook(new: Obj, old: Obj) -> None:
                 ns[key] = os_[key]
 
 
+_POD_SPEC_CAUSES: JsonMemo[list[StatusCause]] = JsonMemo()
+
+
 def _pod_check(obj: Obj) -> list[StatusCause]:
-    return pods.validate_pod_spec("spec", obj.get("spec"))
+    """:func:`pods.validate_pod_spec`, memoized by the spec's JSON (a controller's pods share one spec)."""
+    spec = obj.get("spec")
+    key = _POD_SPEC_CAUSES.key(spec) if isinstance(spec, dict) else None
+    if key is None:
+        return pods.validate_pod_spec("spec", spec)
+    found = _POD_SPEC_CAUSES.get(None, key)
+    if found is None:
+        found = pods.validate_pod_spec("spec", spec)
+        _POD_SPEC_CAUSES.put(None, key, found)
+    return [StatusCause(**c) for c in found]      # copies: callers may extend or change them
 
 
 def _pod_check_update(new: Obj, old: Obj) -> list[StatusCause]:

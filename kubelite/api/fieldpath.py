@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from kubelite.api import schema
+from kubelite.api.jsonmemo import JsonMemo
 
 Path = tuple[str, ...]
 SKIP_META = {"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
@@ -127,7 +128,7 @@ def _tree(obj: dict[str, Any], node: schema.Schema | None, out: dict[str, Any]) 
         if not value:
             out[fkey] = {}
         elif isinstance(value, dict):
-            out[fkey] = _tree(value, sub, {}) if descend else {}
+            out[fkey] = (_spec_tree(value, sub) if key == "spec" else _tree(value, sub, {})) if descend else {}
         elif isinstance(value, list):
             if keys and all(isinstance(e, dict) for e in value):
                 out[fkey] = {_item_key(e, keys): _tree(e, item, {".": {}}) for e in value}
@@ -138,6 +139,23 @@ def _tree(obj: dict[str, Any], node: schema.Schema | None, out: dict[str, Any]) 
         else:
             out[fkey] = {}
     return out
+
+
+_SPEC_TREES: JsonMemo[bytes] = JsonMemo()
+
+
+def _spec_tree(spec: dict[str, Any], node: schema.Schema | None) -> dict[str, Any]:
+    """:func:`_tree` of a ``spec``, memoized by its JSON (a controller's objects share one spec); a
+    fresh copy each time."""
+    key = _SPEC_TREES.key(spec)
+    if key is None:
+        return _tree(spec, node, {})
+    found = _SPEC_TREES.get(id(node), key)
+    if found is None:
+        tree = _tree(spec, node, {})
+        _SPEC_TREES.put(id(node), key, orjson.dumps(tree))
+        return tree
+    return orjson.loads(found)  # type: ignore[no-any-return]
 
 
 def fields_tree(obj: Any, node: schema.Schema | None, top: bool = True) -> dict[str, Any]:
