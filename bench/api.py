@@ -1,6 +1,7 @@
 """Benchmark of the apiserver against raw etcd, on one etcd in one run (issue 2's figures).
 
     /work/venv/bin/python bench/api.py [--pods 10000] [--seq 1000] [--conc 4000] [--watchers 100] [--api-workers 1]
+                                       [--api-arg=--no-lean-http] [--distinct-specs]
 
 Measures, through the apiserver (HTTP, JSON, strategies, validation, watch cache): pod create
 sequential and with 64 in flight, get with ``--pods`` pods stored, list of all of them, and
@@ -77,13 +78,20 @@ def ms(v: float) -> str:
     return f"{v * 1000:7.2f}"
 
 
+# --distinct-specs: every pod gets a spec of its own (env B = its name), as hand-written pods have;
+# by default they share one spec, as the pods of one ReplicaSet do (the apiserver memoizes the walks
+# over a spec it has seen: kubelite.api.jsonmemo)
+DISTINCT_SPECS = False
+
+
 def pod(name: str) -> dict[str, Any]:
     """A pod of about 1 KiB of JSON, like the raw 1 KiB values."""
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": {"app": "bench", "tier": "web", "idx": name[-4:]},
                          "annotations": {"bench/pad": "x" * 300}},
             "spec": {"containers": [{"name": "main", "image": "busybox:1.36", "command": ["sleep", "3600"],
-                                     "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+                                     "env": [{"name": "A", "value": "1"},
+                                             {"name": "B", "value": name if DISTINCT_SPECS else "2"}],
                                      "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}],
                      "restartPolicy": "Always", "terminationGracePeriodSeconds": 5}}
 
@@ -350,7 +358,13 @@ async def main() -> None:
     ap.add_argument("--watchers", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of puts and creates (median rate)")
     ap.add_argument("--api-workers", type=int, default=1, help="apiserver --workers (processes sharing the port)")
+    ap.add_argument("--api-arg", action="append", default=[],
+                    help="one more apiserver argument, e.g. --api-arg=--no-lean-http (repeatable)")
+    ap.add_argument("--distinct-specs", action="store_true",
+                    help="give every pod a spec of its own (default: one spec, as a ReplicaSet's pods)")
     a = ap.parse_args()
+    global DISTINCT_SPECS
+    DISTINCT_SPECS = a.distinct_specs
     load0 = os.getloadavg()[0]
     cores = os.cpu_count() or 1
     with cluster.etcd_server() as etcd:
@@ -358,7 +372,7 @@ async def main() -> None:
               f"{CONC} in flight for concurrent runs; {cores} cores shared by all processes")
         assert etcd.proc is not None
         with cluster.apiserver(etcd.url, prefix="/bench-registry",
-                               extra_args=["--workers", str(a.api_workers)]) as server:
+                               extra_args=["--workers", str(a.api_workers), *a.api_arg]) as server:
             assert server.proc is not None
             pids = {"apiserver": server.proc.pid, "etcd": etcd.proc.pid}
             w = await run_interleaved(etcd.url, server.url, a.seq, a.conc, pids, a.rounds)
@@ -374,7 +388,8 @@ async def main() -> None:
     row(f"put {CONC} concurrent (h2grpc)", *w["h2put_conc"])
     row("get one key (aetcd)", *w["raw_get"])
     row(f"range {a.conc} keys (aetcd)", *w["range"])
-    print(f"\napiserver (HTTP/JSON; --workers {a.api_workers}), run interleaved with the raw puts above "
+    print(f"\napiserver (HTTP/JSON; --workers {a.api_workers}{''.join(' ' + x for x in a.api_arg)}; "
+          f"{'a spec per pod' if a.distinct_specs else 'one spec for all pods'}), run interleaved with the raw puts above "
           f"(rates: median of {a.rounds} rounds):")
     row("pod create sequential (lean client)", *w["lean_seq"])
     row("pod create sequential (aiohttp client)", *w["aio_seq"])
