@@ -19,6 +19,7 @@ from apiserver.registry import fieldvalidation
 from apiserver.storage import Store
 from apiserver.watchcache import WatchCache
 from kubelite.api import codec, errors, protobuf
+from kubelite.api.resources import UnknownResource, for_kind
 
 logger = logging.getLogger(__name__)
 
@@ -222,8 +223,6 @@ def validate_fields(request: web.Request, info: Any, obj: dict[str, Any],
 
 def check_kind(info: Any, obj: dict[str, Any]) -> None:
     """A body's apiVersion/kind must be the endpoint's (missing ones are filled in later)."""
-    from kubelite.api.resources import UnknownResource, for_kind
-
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
     if not api_version and not kind:
         return

@@ -8,7 +8,7 @@ Unknown resources and subresources are 404, verbs a resource does not offer are 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
@@ -74,10 +74,23 @@ def _method_not_allowed(method: str, target: Target) -> errors.MethodNotAllowed:
                                    details={})
 
 
+_HANDLERS: dict[str, Any] = {}
+
+
+def _handler_modules() -> dict[str, Any]:
+    """The handler modules (imported on first use: they import this module)."""
+    if not _HANDLERS:
+        from apiserver.handlers import create, delete, get, patch, subresources, update, watch
+        _HANDLERS.update(create=create, delete=delete, get=get, patch=patch, subresources=subresources,
+                         update=update, watch=watch)
+    return _HANDLERS
+
+
 def route(method: str, target: Target, watch_query: bool) -> Handler | None:
     """The handler serving ``method`` on ``target`` (``watch_query``: ``?watch=true``), or None (404/405)."""
-    from apiserver.handlers import create, delete, get, patch, subresources, update, watch
-
+    h = _HANDLERS or _handler_modules()
+    create, delete, get, patch = h["create"], h["delete"], h["get"], h["patch"]
+    subresources, update, watch = h["subresources"], h["update"], h["watch"]
     sub = target.subresource
     if target.watch_path:
         return watch.handle_watch if method == "GET" and sub is None else None
