@@ -113,9 +113,10 @@ class LeanServer:
         self._date = ""
         self._date_at = 0
         self._sweeper: asyncio.TimerHandle | None = None
+        self.stopping = False
 
     def __call__(self) -> LeanProtocol:
-        if self._sweeper is None:
+        if self._sweeper is None and not self.stopping:
             self._sweeper = asyncio.get_running_loop().call_later(IDLE_TIMEOUT / 3, self._sweep)
         return LeanProtocol(self)
 
@@ -134,10 +135,10 @@ class LeanServer:
 
     async def shutdown(self, timeout: float) -> None:
         """Close idle connections, let requests in flight finish (up to ``timeout``), then close the rest."""
+        self.stopping = True
         if self._sweeper is not None:
             self._sweeper.cancel()
         for conn in list(self.connections):
-            conn.closing = True
             if conn.task is None:
                 conn.close()
         busy = [c.task for c in self.connections if c.task is not None]
@@ -172,8 +173,9 @@ class LeanProtocol(asyncio.Protocol):
         self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.server.connections.discard(self)
         self.transport = None           # a request in flight finishes (as aiohttp's); its answer is dropped
+        if self.task is None:           # (else shutdown still waits for it; _serve lets go of it)
+            self.server.connections.discard(self)
 
     def eof_received(self) -> bool:
         self.closing = True
@@ -191,7 +193,8 @@ class LeanProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
             self.transport = None
-        self.server.connections.discard(self)
+        if self.task is None:
+            self.server.connections.discard(self)
 
     def _next(self) -> None:
         """Start the next complete request in the buffer, or hand the connection to aiohttp."""
@@ -271,11 +274,13 @@ class LeanProtocol(asyncio.Protocol):
         finally:
             self.task = None
             self.last_active = time.monotonic()
-        if self.paused and self.transport is not None:
+        if self.transport is None or self.server.stopping:
+            self.close()
+            return
+        if self.paused:
             self.paused = False
             self.transport.resume_reading()
-        if self.transport is not None:
-            self._next()
+        self._next()
 
     def _encode(self, response: web.StreamResponse) -> bytes:
         body = cast(web.Response, response).body if isinstance(response, web.Response) else None

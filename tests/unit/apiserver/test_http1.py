@@ -240,3 +240,19 @@ async def test_shutdown_closes_idle_connections(servers: Servers) -> None:
         assert await asyncio.wait_for(conn.reader.read(), 5) == b""
     finally:
         conn.close()
+
+
+async def test_a_client_gone_mid_request_leaves_nothing_behind(servers: Servers) -> None:
+    conn = await Conn.open(servers.lean_port)
+    await conn.send(encode("POST", "/api/v1/namespaces/default/pods", POD))
+    conn.close()
+    other = await Conn.open(servers.lean_port)
+    try:
+        deadline = asyncio.get_running_loop().time() + 5
+        while (await other.request("GET", "/api/v1/namespaces/default/pods/p"))[0] != 200:
+            assert asyncio.get_running_loop().time() < deadline, "the create never landed"
+        while len(servers.lean.connections) > 1:              # the gone client's protocol let go
+            assert asyncio.get_running_loop().time() < deadline, "the gone connection is still held"
+            await asyncio.sleep(0.01)
+    finally:
+        other.close()
