@@ -17,7 +17,6 @@ from typing import Any, Callable, Protocol
 from apiserver.registry import apps, core, pods
 from apiserver.registry.canonical import canonicalize_quantities
 from apiserver.registry import validation as v
-from kubelite.api import codec
 from kubelite.api.errors import StatusCause
 from kubelite.api.jsonmemo import JsonMemo
 from kubelite.api.resources import ResourceInfo
@@ -133,24 +132,6 @@ def _pod_update_hook(new: Obj, old: Obj) -> None:
                 ns[key] = os_[key]
 
 
-_POD_DEFAULTED: JsonMemo[bytes] = JsonMemo()
-
-
-def _pod_defaults(obj: Obj) -> None:
-    """:func:`pods.default_pod` (a function of the spec alone), memoized by the spec's JSON."""
-    spec = obj.get("spec")
-    key = _POD_DEFAULTED.key(spec) if isinstance(spec, dict) else None
-    if key is None:
-        pods.default_pod(obj)
-        return
-    found = _POD_DEFAULTED.get(None, key)
-    if found is not None:
-        obj["spec"] = codec.loads(found)
-        return
-    pods.default_pod(obj)                              # raises for an unknown priorityClassName: not kept
-    _POD_DEFAULTED.put(None, key, codec.dumps(obj["spec"]))
-
-
 _POD_SPEC_CAUSES: JsonMemo[list[StatusCause]] = JsonMemo()
 
 
@@ -180,7 +161,7 @@ def _configmap_update(new: Obj, old: Obj) -> list[StatusCause]:
 
 
 _STRATEGIES: dict[tuple[str, str], KindStrategy] = {
-    ("", "pods"): KindStrategy(True, defaults=_pod_defaults, check=_pod_check, check_update=_pod_check_update,
+    ("", "pods"): KindStrategy(True, defaults=pods.default_pod, check=_pod_check, check_update=_pod_check_update,
                                update_hook=_pod_update_hook, status_subresource=True, initial_status=_pod_status),
     ("", "nodes"): KindStrategy(False, defaults=core.default_node, check=core.validate_node,
                                 check_update=core.validate_node_update, status_subresource=True,
