@@ -21,7 +21,7 @@ import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from apiserver import object_metrics, prometheus_sd
@@ -50,32 +50,18 @@ class ApiserverMetrics:
         self.duration = Histogram("apiserver_request_duration_seconds", "Response latency distribution in seconds "
                                   "for each verb, dry run value, group, version, resource, subresource, scope and "
                                   "component.", _LABELS, buckets=REQUEST_BUCKETS, registry=r)
-        self.inflight = Gauge("apiserver_current_inflight_requests", "Maximal number of currently used inflight "
-                              "request limit of this apiserver per request kind in last second.", ["request_kind"],
-                              registry=r)
-        self.longrunning = Gauge("apiserver_longrunning_requests", "Gauge of all active long-running apiserver "
-                                 "requests broken out by verb, group, version, resource, scope and component.",
-                                 ["verb", "group", "version", "resource", "subresource", "scope", "component"],
-                                 registry=r)
+        # the two gauges of requests in flight are plain counts, read at scrape time (_StateCollector):
+        # a prometheus-client Gauge takes a lock on each inc and dec, twice per request
+        self.inflight: dict[tuple[str, ...], int] = {("readOnly",): 0, ("mutating",): 0}
+        self.longrunning: dict[tuple[str, ...], int] = {}
         self.etcd_duration = Histogram("etcd_request_duration_seconds", "Etcd request latency in seconds for each "
                                        "operation and object type.", ["operation", "type"], buckets=ETCD_BUCKETS,
                                        registry=r)
         self.etcd_requests = Counter("etcd_requests", "Etcd request counts for each operation and object type.",
                                      ["operation", "type"], registry=r)
-        for kind in ("readOnly", "mutating"):
-            self.inflight.labels(kind).set(0)
         self.app: web.Application | None = None     # whose ApiState the scrape-time collector reads
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self.series: dict[tuple[str, ...], _Series] = {}    # see middleware()
         r.register(_StateCollector(self))  # type: ignore[arg-type]
-
-
-    def child(self, metric: Any, labels: tuple[str, ...]) -> Any:
-        """``metric.labels(*labels)``, cached (prometheus-client's lookup is the costly part per request)."""
-        key = (id(metric), labels)
-        got = self._children.get(key)
-        if got is None:
-            got = self._children[key] = metric.labels(*labels)
-        return got
 
 
 METRICS = web.AppKey("kubelite_api_metrics", ApiserverMetrics)
@@ -97,6 +83,17 @@ class _StateCollector:
                 watchers.add_metric([info.group, info.version, info.kind], len(rc.watchers))
                 objects.add_metric([info.qualified], len(rc.objects))
         yield watchers
+        inflight = GaugeMetricFamily("apiserver_current_inflight_requests", "Maximal number of currently used "
+                                     "inflight request limit of this apiserver per request kind in last second.",
+                                     labels=["request_kind"])
+        longrunning = GaugeMetricFamily("apiserver_longrunning_requests", "Gauge of all active long-running "
+                                        "apiserver requests broken out by verb, group, version, resource, scope and "
+                                        "component.", labels=["verb", "group", "version", "resource", "subresource",
+                                                              "scope", "component"])
+        for family, counts in ((inflight, self.m.inflight), (longrunning, self.m.longrunning)):
+            for labels, count in list(counts.items()):
+                family.add_metric(list(labels), count)
+            yield family
         yield objects
 
 
@@ -141,18 +138,49 @@ def _classify(method: str, path: str, watch_query: bool, dry_run: bool) -> tuple
                   t.subresource or "", scope, "apiserver"]
 
 
+class _Series:
+    """The metric children one kind of request (one set of label values) touches, looked up once."""
+
+    __slots__ = ("m", "key", "long_running", "gauge", "gauge_key", "duration", "by_code")
+
+    def __init__(self, m: ApiserverMetrics, verb: str, labels: tuple[str, ...], method: str) -> None:
+        self.m, self.key = m, labels
+        self.long_running = verb in ("WATCH", "CONNECT")
+        kind = "readOnly" if method == "GET" else "mutating"
+        self.gauge = m.longrunning if self.long_running else m.inflight       # counts by label values
+        self.gauge_key = (labels[0], *labels[2:]) if self.long_running else (kind,)
+        self.gauge.setdefault(self.gauge_key, 0)
+        self.duration = None if self.long_running else m.duration.labels(*labels)
+        self.by_code: dict[int, Any] = {}
+
+    def requests(self, code: int) -> Any:
+        found = self.by_code.get(code)
+        if found is None:
+            found = self.by_code[code] = self.m.requests.labels(*self.key, str(code))
+        return found
+
+
+def _series(m: ApiserverMetrics, request: web.Request) -> _Series | None:
+    what = classify(request)
+    if what is None:
+        return None
+    verb, labels = what
+    key = (request.method, *labels)
+    found = m.series.get(key)
+    if found is None:
+        found = m.series[key] = _Series(m, verb, tuple(labels), request.method)
+    return found
+
+
 @web.middleware
 async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                      ) -> web.StreamResponse:
     m = request.app.get(METRICS)
-    what = classify(request) if m is not None else None
-    if m is None or what is None:
+    series = _series(m, request) if m is not None else None
+    if series is None:
         return await handler(request)
-    verb, labels = what
-    long_running = verb in ("WATCH", "CONNECT")
-    kind = "readOnly" if request.method == "GET" else "mutating"
-    gauge = m.child(m.longrunning, tuple(labels[:1] + labels[2:])) if long_running else m.child(m.inflight, (kind,))
-    gauge.inc()
+    gauge, gauge_key = series.gauge, series.gauge_key
+    gauge[gauge_key] += 1
     start = time.perf_counter()
     code = 500
     try:
@@ -166,11 +194,10 @@ async def middleware(request: web.Request, handler: Callable[[web.Request], Awai
         code = e.status_code
         raise
     finally:
-        gauge.dec()
-        key = tuple(labels)
-        m.child(m.requests, (*key, str(code))).inc()
-        if not long_running:
-            m.child(m.duration, key).observe(time.perf_counter() - start)
+        gauge[gauge_key] -= 1
+        series.requests(code).inc()
+        if series.duration is not None:
+            series.duration.observe(time.perf_counter() - start)
 
 
 class InstrumentedStore:
@@ -180,16 +207,21 @@ class InstrumentedStore:
         self.inner = inner
         self.metrics = metrics
         self.prefix = prefix.rstrip("/") + "/"
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def _type(self, key: str) -> str:
         rest = key[len(self.prefix):] if key.startswith(self.prefix) else key.lstrip("/")
         return rest.split("/", 1)[0] or "unknown"
 
     def _observe(self, op: str, key: str, start: float) -> None:
-        m = self.metrics
+        elapsed = time.perf_counter() - start
         labels = (op, self._type(key))
-        m.child(m.etcd_duration, labels).observe(time.perf_counter() - start)
-        m.child(m.etcd_requests, labels).inc()
+        children = self._children.get(labels)
+        if children is None:
+            m = self.metrics
+            children = self._children[labels] = (m.etcd_duration.labels(*labels), m.etcd_requests.labels(*labels))
+        children[0].observe(elapsed)
+        children[1].inc()
 
     async def get(self, key: str) -> KeyValue | None:
         start = time.perf_counter()

@@ -91,6 +91,7 @@ class Objects:
         self.store = store
         self.prefix = prefix.rstrip("/")
         self.cache = cache
+        self.namespace_deleted_at = 0     # revision of this server's latest namespace DELETE (see check_namespace)
 
     # --- keys and reads ------------------------------------------------------------------------
 
@@ -129,9 +130,13 @@ class Objects:
     # --- namespaces ------------------------------------------------------------------------------
 
     async def check_namespace(self, namespace: str) -> None:
-        """404 if the namespace does not exist, 403 if it is terminating (Kubernetes' wording)."""
+        """404 if the namespace does not exist, 403 if it is terminating (Kubernetes' wording).
+
+        Told from the watch cache once it has seen this server's latest namespace DELETE (a create
+        right after it must see the namespace Terminating or gone), else from etcd."""
         key = self.key(NAMESPACES, None, namespace)
-        cached = self.cache.for_resource(NAMESPACES).objects.get(key)
+        namespaces = self.cache.for_resource(NAMESPACES)
+        cached = namespaces.objects.get(key) if namespaces.rv >= self.namespace_deleted_at else None
         if cached is not None and b'"deletionTimestamp"' not in cached and b'"Terminating"' not in cached:
             return                      # the common case, told from the cached JSON without decoding it
         obj = codec.loads(cached) if cached is not None else None
@@ -346,6 +351,8 @@ class Objects:
             except (RevisionMismatchError, KeyNotFoundError):
                 continue
             new["metadata"]["resourceVersion"] = str(rev)
+            if info is NAMESPACES:
+                self.namespace_deleted_at = max(self.namespace_deleted_at, rev)
             return new, action == "remove"
         raise errors.conflict(info.resource, name, info.group, "too many concurrent writers")
 
