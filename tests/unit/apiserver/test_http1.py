@@ -256,3 +256,19 @@ async def test_a_client_gone_mid_request_leaves_nothing_behind(servers: Servers)
             await asyncio.sleep(0.01)
     finally:
         other.close()
+
+
+async def test_idle_keep_alive_connections_are_closed(servers: Servers) -> None:
+    idle, busy = await Conn.open(servers.lean_port), await Conn.open(servers.lean_port)
+    try:
+        assert (await idle.request("GET", "/api/v1/namespaces/default/pods/nope"))[0] == 404
+        assert (await busy.request("GET", "/api/v1/namespaces/default/pods/nope"))[0] == 404
+        for conn in servers.lean.connections:
+            conn.last_active -= 1000                            # as if idle for longer than IDLE_TIMEOUT
+        assert (await busy.request("GET", "/api/v1/namespaces/default/pods/nope"))[0] == 404
+        servers.lean._sweep()
+        assert await asyncio.wait_for(idle.reader.read(), 5) == b""
+        assert (await busy.request("GET", "/api/v1/namespaces/default/pods/nope"))[0] == 404
+    finally:
+        idle.close()
+        busy.close()
