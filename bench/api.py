@@ -9,7 +9,9 @@ watch delivery to ``--watchers`` watchers; beside raw etcd put/range of 1 KiB va
 two clients: aetcd 1.0.0 (grpc.aio; the issue's baseline) and the apiserver's own etcd client
 (``apiserver.storage.h2grpc``, a lean gRPC/HTTP2 client on the asyncio loop). Raw puts and pod
 creates are interleaved (sequential: raw aetcd, raw h2grpc, lean, aiohttp; then the same with 64 in
-flight) so that each ratio compares runs under the same machine load.
+flight, plus a raw aetcd create-if-absent txn) so that each ratio compares runs under the same
+machine load. The txn is what etcd itself does for a create (a put on a ``version == 0`` compare):
+etcd 3.4 spends about twice a put's CPU on it, which the CPU arithmetic at the end takes into account.
 
 Two HTTP clients drive the creates: a lean keep-alive HTTP/1.1 client (:class:`kubelite.client.fastwriter.Http1Connection`:
 one asyncio Protocol per connection, requests encoded before the clock starts, Content-Length
