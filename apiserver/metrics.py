@@ -21,10 +21,11 @@ import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from apiserver import object_metrics, prometheus_sd
+from apiserver.metric_values import CounterFamily, HistogramFamily
 from apiserver.handlers.common import STATE
 from apiserver.handlers.dispatch import parse
 from apiserver.storage import KeyValue, ListResult, Store, WatchEvent
@@ -44,21 +45,22 @@ class ApiserverMetrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.requests = Counter("apiserver_request", "Counter of apiserver requests broken out for each verb, "
-                                "dry run value, group, version, resource, scope, component, and HTTP response code.",
-                                [*_LABELS, "code"], registry=r)
-        self.duration = Histogram("apiserver_request_duration_seconds", "Response latency distribution in seconds "
-                                  "for each verb, dry run value, group, version, resource, subresource, scope and "
-                                  "component.", _LABELS, buckets=REQUEST_BUCKETS, registry=r)
-        # the two gauges of requests in flight are plain counts, read at scrape time (_StateCollector):
-        # a prometheus-client Gauge takes a lock on each inc and dec, twice per request
+        # per-request metrics are lock-free (apiserver.metric_values; the gauges of requests in flight:
+        # plain counts read at scrape time by _StateCollector): updated from the event loop only
+        self.requests = CounterFamily("apiserver_request", "Counter of apiserver requests broken out for each "
+                                      "verb, dry run value, group, version, resource, scope, component, and HTTP "
+                                      "response code.", [*_LABELS, "code"])
+        self.duration = HistogramFamily("apiserver_request_duration_seconds", "Response latency distribution in "
+                                        "seconds for each verb, dry run value, group, version, resource, "
+                                        "subresource, scope and component.", _LABELS, REQUEST_BUCKETS)
         self.inflight: dict[tuple[str, ...], int] = {("readOnly",): 0, ("mutating",): 0}
         self.longrunning: dict[tuple[str, ...], int] = {}
-        self.etcd_duration = Histogram("etcd_request_duration_seconds", "Etcd request latency in seconds for each "
-                                       "operation and object type.", ["operation", "type"], buckets=ETCD_BUCKETS,
-                                       registry=r)
-        self.etcd_requests = Counter("etcd_requests", "Etcd request counts for each operation and object type.",
-                                     ["operation", "type"], registry=r)
+        self.etcd_duration = HistogramFamily("etcd_request_duration_seconds", "Etcd request latency in seconds for "
+                                             "each operation and object type.", ["operation", "type"], ETCD_BUCKETS)
+        self.etcd_requests = CounterFamily("etcd_requests", "Etcd request counts for each operation and object type.",
+                                           ["operation", "type"])
+        for family in (self.requests, self.duration, self.etcd_duration, self.etcd_requests):
+            r.register(family)  # type: ignore[arg-type]
         self.app: web.Application | None = None     # whose ApiState the scrape-time collector reads
         self.series: dict[tuple[str, ...], _Series] = {}    # see middleware()
         r.register(_StateCollector(self))  # type: ignore[arg-type]
