@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from kubelite.api import schema
-from kubelite.api.jsonmemo import JsonMemo
+from kubelite.api.jsonmemo import JsonMemo, compact
 
 Path = tuple[str, ...]
 SKIP_META = {"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
@@ -153,7 +153,7 @@ def _spec_tree(spec: dict[str, Any], node: schema.Schema | None) -> dict[str, An
     found = _SPEC_TREES.get(id(node), key)
     if found is None:
         tree = _tree(spec, node, {})
-        _SPEC_TREES.put(id(node), key, orjson.dumps(tree))
+        _SPEC_TREES.put(id(node), key, compact(orjson.dumps(tree)))
         return tree
     return orjson.loads(found)  # type: ignore[no-any-return]
 

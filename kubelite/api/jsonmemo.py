@@ -41,4 +41,10 @@ class JsonMemo(Generic[T]):
         entries = self.entries
         if len(entries) >= self.size:
             del entries[next(iter(entries))]
-        entries[(scope, key)] = answer
+        entries[(scope, compact(key))] = answer
+
+
+def compact(data: bytes) -> bytes:
+    """``data`` in an allocation of its own size: orjson's output keeps a buffer of at least 4 KiB
+    behind even a short value, which a long-lived entry would hold (and churn) for nothing."""
+    return bytes(memoryview(data))
