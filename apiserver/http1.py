@@ -38,6 +38,7 @@ from kubelite.api import errors
 logger = logging.getLogger(__name__)
 
 MAX_HEAD = 16 * 1024                # a longer head goes to aiohttp (which answers 431/400)
+COPY_LIMIT = 64 * 1024              # a larger body is written beside its head, not copied behind it
 IDLE_TIMEOUT = 75.0                 # seconds an idle keep-alive connection is kept (aiohttp's default)
 LEAN_METHODS = frozenset(("GET", "POST", "PUT", "PATCH", "DELETE"))
 _EMPTY_QUERY: MultiDictProxy[str] = MultiDictProxy(MultiDict())
@@ -270,7 +271,11 @@ class LeanProtocol(asyncio.Protocol):
                 response = status_response(errors.InternalError(
                     "an error on the server has prevented the request from succeeding"))
             if self.transport is not None:
-                self.transport.write(self._encode(response))
+                head, body = self._encode(response)
+                if len(body) > COPY_LIMIT:         # a list: no copy of megabytes to prepend the head
+                    self.transport.writelines((head, body))
+                else:
+                    self.transport.write(head + body)
         finally:
             self.task = None
             self.last_active = time.monotonic()
@@ -282,7 +287,8 @@ class LeanProtocol(asyncio.Protocol):
             self.transport.resume_reading()
         self._next()
 
-    def _encode(self, response: web.StreamResponse) -> bytes:
+    def _encode(self, response: web.StreamResponse) -> tuple[bytes, bytes]:
+        """The response's head and body."""
         body = cast(web.Response, response).body if isinstance(response, web.Response) else None
         if not isinstance(body, bytes) and body is not None:
             logger.error("a REST handler answered a %s body; this server writes bytes only", type(body).__name__)
@@ -293,7 +299,7 @@ class LeanProtocol(asyncio.Protocol):
             if name != "Content-Length":
                 head.append(f"{name}: {value}\r\n")
         head.append(f"Content-Length: {len(body)}\r\nDate: {self.server.date()}\r\nServer: {SERVER_SOFTWARE}\r\n\r\n")
-        return "".join(head).encode("latin-1") + body
+        return "".join(head).encode("latin-1"), body
 
     def _hand_over(self) -> None:
         """From here on this connection is aiohttp's: its protocol gets the transport and the bytes

@@ -272,3 +272,17 @@ async def test_idle_keep_alive_connections_are_closed(servers: Servers) -> None:
     finally:
         idle.close()
         busy.close()
+
+
+async def test_a_large_list_arrives_whole(servers: Servers) -> None:
+    conn = await Conn.open(servers.lean_port)
+    try:
+        for i in range(40):
+            cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}"}, "data": {"k": "v" * 3000}}
+            assert (await conn.request("POST", "/api/v1/namespaces/default/configmaps", cm))[0] == 201
+        status, headers, body = await conn.request("GET", "/api/v1/namespaces/default/configmaps")
+        assert status == 200 and len(body) > 64 * 1024 and dict(headers)["Content-Length"] == str(len(body))
+        assert len(json.loads(body)["items"]) == 40
+        assert (await conn.request("GET", "/api/v1/namespaces/default/configmaps/c0"))[0] == 200
+    finally:
+        conn.close()
