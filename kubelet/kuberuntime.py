@@ -24,7 +24,8 @@ from kubelet.handlers import run_handler
 from kubelet.images import ImageError, ImageManager, pull_policy
 from kubelet.logs import tail_text
 from kubelet.planner import Backoff, PodActions, RuntimePod, backoff_key, compute_pod_actions
-from kubelet.volumes import TMPFS_ANNOTATION, container_mounts, pod_dir, remove_pod_dir, setup_volumes
+from kubelet.poddirs import remove as remove_pod_dir, termination_file
+from kubelet.volumes import TMPFS_ANNOTATION, container_mounts, setup_volumes
 
 logger = logging.getLogger(__name__)
 DEFAULT_GRACE = 30
@@ -256,8 +257,7 @@ class RuntimeManager:
         src = Sources(sources.configmaps, sources.secrets, pod_ip=ip,
                       host_ip=sources.host_ip, node_allocatable=sources.node_allocatable)
         uid = (pod.get("metadata") or {}).get("uid", "")
-        term_dir = pod_dir(self.root_dir, uid) / "containers" / name
-        term_file = term_dir / f"{attempt}-{time.time_ns() % 10**9}"
+        term_file = await asyncio.to_thread(termination_file, self.root_dir, uid, name, attempt)
         try:
             mounts = container_mounts(c, volumes, pod)
             cfg = container_config(pod, c, image_ref=image_id, attempt=attempt, node_name=self.node_name,
@@ -267,7 +267,6 @@ class RuntimeManager:
             result.errors[name] = ("CreateContainerConfigError", str(exc))
             result.events.append(("Warning", "Failed", f"Error: {exc}"))
             return
-        await asyncio.to_thread(_touch, term_file)
         sandbox_cfg = sandbox_config(pod, self.node_name, str(self.log_dir), sb.metadata.attempt)
         if previous is not None:
             self.backoff.next(backoff_key(pod, c), now)
@@ -342,12 +341,6 @@ class RuntimeManager:
         await asyncio.to_thread(remove_pod_dir, self.root_dir, rp.uid)
         self.backoff.forget(rp.uid + "/")
         self.images.forget(rp.uid)
-
-
-def _touch(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o666)
-    path.chmod(0o666)
 
 
 def termination_message(c: ContainerStatus) -> str:

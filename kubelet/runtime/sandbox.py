@@ -187,7 +187,7 @@ def _finish(d: str, cfg: cri.PodSandboxConfig, meta: dict[str, Any]) -> None:
     """``hosts`` (it holds the pod's IP) and the record that makes the sandbox exist for listings."""
     with open(os.path.join(d, "hosts"), "w") as f:
         f.write(hosts_content(cfg, meta["ip"]))
-    state.write_json(os.path.join(d, "meta.json"), meta)
+    state.write_json(os.path.join(d, "meta.json"), meta, recycle=True)
 
 
 def _pod_cgroup(path: str, resources: dict[str, Any]) -> bool:
@@ -216,7 +216,7 @@ async def stop(fs: ForkServerClient, meta: dict[str, Any], net: network.NodeNetw
         await asyncio.to_thread(net.teardown_pod, meta["id"])
     await _release(fs, meta)
     meta["state"] = cri.PodSandboxState.NOTREADY.value
-    state.write_json(os.path.join(meta["dir"], "meta.json"), meta)
+    state.write_json(os.path.join(meta["dir"], "meta.json"), meta, recycle=True)
 
 
 async def remove(fs: ForkServerClient, meta: dict[str, Any], net: network.NodeNetwork | None) -> None:

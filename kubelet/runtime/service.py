@@ -372,6 +372,7 @@ class Runtime:
     def _remove_files(self, cid: str, cdir: str) -> None:
         self.snapshots.remove(cid)
         shutil.rmtree(cdir, True)
+        self.snapshots.purge_trash()      # (its directories go to the next container)
 
     def _delete_and_remove_files(self, cid: str, cdir: str) -> None:
         ops.delete(self.oci_root, cid, True)

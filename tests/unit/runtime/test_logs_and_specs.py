@@ -196,3 +196,30 @@ def test_scratch_root_on_tmpfs_and_released_when_empty(tmp_path: Path) -> None:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     assert snapshots.scratch_root(Path("/dev/shm") / "x") == Path("/dev/shm") / "x"  # a root on a tmpfs is its own
+
+
+def test_snapshot_directories_are_emptied_and_reused(tmp_path: Path) -> None:
+    layer = tmp_path / "l1"
+    layer.mkdir()
+    sn = Snapshotter(tmp_path / "snaps", keep=1)
+    sn.prepare("c1", [layer])
+    fs, ino = sn.upper("c1"), sn.upper("c1").stat().st_ino
+    (fs / "etc").mkdir()
+    (fs / "etc" / "written").write_text("x")
+    (tmp_path / "snaps" / "c1" / "work" / "work").mkdir()
+    os.chmod(fs, 0o700)
+    sn.prepare("c2", [layer])
+    inodes = {ino, sn.upper("c2").stat().st_ino}
+    sn.remove("c1")
+    sn.remove("c2")
+    assert sn.purge_trash() == 2 and sn.list() == [] and len(os.listdir(sn.free)) == 1   # one kept, one deleted
+    [m] = sn.prepare("c3", [layer])
+    assert f"upperdir={sn.upper('c3')}" in m.options
+    assert os.listdir(sn.upper("c3")) == [] and os.listdir(tmp_path / "snaps" / "c3" / "work") == []
+    assert sn.upper("c3").stat().st_mode & 0o777 == 0o777 & ~snapshots._umask()
+    assert sn.list() == ["c3"] and os.listdir(sn.free) == [] and sn.upper("c3").stat().st_ino in inodes
+    with pytest.raises(SnapshotError):
+        sn.prepare("c3", [layer])
+    sn.remove("c3")
+    sn.close()
+    assert sorted(os.listdir(tmp_path / "snaps")) == [".trash"] and os.listdir(sn.trash) == []
