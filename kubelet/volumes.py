@@ -24,7 +24,7 @@ from typing import Any, Mapping
 from kubelet.cri import Mount
 from kubelet.envvars import (ContainerConfigError, Sources, configmap_data, field_ref_value,
                              resource_field_ref_value, secret_data)
-from kubelet.poddirs import make as make_pod_dir, pod_dir
+from kubelet.poddirs import pod_dir, pod_dirs
 from kubelet.qos import parse_quantity
 
 TMPFS_ANNOTATION = "kubelite.io/tmpfs-dirs"
@@ -181,7 +181,7 @@ def setup_volumes(root: Path, pod: Mapping[str, Any], sources: Sources) -> tuple
     paths: dict[str, Path] = {}
     tmpfs: list[str] = []
     if (pod.get("spec") or {}).get("volumes"):
-        make_pod_dir(root, uid)
+        pod_dirs(root).make(uid)
     for vol in (pod.get("spec") or {}).get("volumes") or []:
         name = vol.get("name", "")
         if "hostPath" in vol:

@@ -78,3 +78,15 @@ class DirPool:
 
     def purge(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def process_umask() -> int:
+    """The process' umask, read without changing it (os.umask would, for every thread at once)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubelet.runtime import linux
+from kubelet.runtime.dirpool import process_umask
 
 logger = logging.getLogger(__name__)
 KEEP = 64                      # emptied snapshot directories kept for reuse
@@ -107,7 +108,7 @@ class Snapshotter:
         self.root.mkdir(parents=True, exist_ok=True)
         self.trash.mkdir(exist_ok=True)
         self.volatile = linux.mount_fstype(self.root) != TMPFS  # a tmpfs has nothing to sync at unmount
-        self._dir_mode = 0o777 & ~_umask()                      # what mkdir gives a fresh upper dir
+        self._dir_mode = 0o777 & ~process_umask()                      # what mkdir gives a fresh upper dir
 
     def _mounts(self, parents: list[Path], upper: Path | None, work: Path | None) -> list[Mount]:
         if not parents:
@@ -245,15 +246,3 @@ class Snapshotter:
         self.keep = 0
         self.purge_trash()
         shutil.rmtree(self.free, ignore_errors=True)
-
-
-def _umask() -> int:
-    """The process' umask, read without changing it (os.umask would, for every thread at once)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kubelet import cri
+from kubelet.runtime.dirpool import process_umask
 from kubelet.runtime import linux, oci, podspec
 from kubelet.runtime.ociruntime import crilog, init
 from kubelet.runtime import snapshots
@@ -216,7 +217,7 @@ def test_snapshot_directories_are_emptied_and_reused(tmp_path: Path) -> None:
     [m] = sn.prepare("c3", [layer])
     assert f"upperdir={sn.upper('c3')}" in m.options
     assert os.listdir(sn.upper("c3")) == [] and os.listdir(tmp_path / "snaps" / "c3" / "work") == []
-    assert sn.upper("c3").stat().st_mode & 0o777 == 0o777 & ~snapshots._umask()
+    assert sn.upper("c3").stat().st_mode & 0o777 == 0o777 & ~process_umask()
     assert sn.list() == ["c3"] and os.listdir(sn.free) == [] and sn.upper("c3").stat().st_ino in inodes
     with pytest.raises(SnapshotError):
         sn.prepare("c3", [layer])
