@@ -279,6 +279,7 @@ class RuntimeManager:
         try:
             cid = await self.runtime.create_container(sb.id, cfg, sandbox_cfg)
         except CriError as exc:
+            logger.warning("%s: creating container %s failed: %s", pod_key(pod), name, exc)
             result.errors[name] = ("CreateContainerError", str(exc))
             result.events.append(("Warning", "Failed", f"Error: {exc}"))
             return

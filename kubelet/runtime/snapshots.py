@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,7 @@ class Snapshotter:
         self.trash.mkdir(exist_ok=True)
         self.volatile = linux.mount_fstype(self.root) != TMPFS  # a tmpfs has nothing to sync at unmount
         self._dir_mode = 0o777 & ~process_umask()                      # what mkdir gives a fresh upper dir
+        self._purging = threading.Lock()   # one emptier at a time: two on one entry once left a dir without fs/
 
     def _mounts(self, parents: list[Path], upper: Path | None, work: Path | None) -> list[Mount]:
         if not parents:
@@ -184,14 +186,15 @@ class Snapshotter:
         """Empty what ``remove`` left in the trash, keeping up to ``keep`` snapshot directories in the free
         pool, deleting the rest (blocking: run off the event loop); returns the entries handled."""
         n = 0
-        try:
-            entries = list(os.scandir(self.trash))
-        except FileNotFoundError:
-            return 0
-        for e in entries:
-            if not self._recycle(e.path):
-                shutil.rmtree(e.path, ignore_errors=True)
-            n += 1
+        with self._purging:
+            try:
+                entries = list(os.scandir(self.trash))
+            except FileNotFoundError:
+                return 0
+            for e in entries:
+                if not self._recycle(e.path):
+                    shutil.rmtree(e.path, ignore_errors=True)
+                n += 1
         return n
 
     def _take(self, d: Path) -> bool:
@@ -207,7 +210,10 @@ class Snapshotter:
                 continue
             except OSError:
                 return False
-            return True
+            if os.path.isdir(d / "fs") and os.path.isdir(d / "work"):
+                return True
+            shutil.rmtree(d, ignore_errors=True)   # (not one of ours: made afresh below)
+            return False
         return False
 
     def _recycle(self, path: str) -> bool:

@@ -224,3 +224,27 @@ def test_snapshot_directories_are_emptied_and_reused(tmp_path: Path) -> None:
     sn.remove("c3")
     sn.close()
     assert sorted(os.listdir(tmp_path / "snaps")) == [".trash"] and os.listdir(sn.trash) == []
+
+
+def test_snapshots_recycled_from_several_threads_keep_their_directories(tmp_path: Path) -> None:
+    """Two removals emptying the trash at once once left a free snapshot without fs/ (its mount failed)."""
+    import threading
+    layer = tmp_path / "l1"
+    layer.mkdir()
+    sn = Snapshotter(tmp_path / "snaps")
+    for round_ in range(5):
+        keys = [f"c{round_}-{i}" for i in range(8)]
+        for k in keys:
+            sn.prepare(k, [layer])
+            for j in range(20):
+                (sn.upper(k) / f"f{j}").write_text("x")
+        for k in keys:
+            sn.remove(k)
+        threads = [threading.Thread(target=sn.purge_trash) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for name in os.listdir(sn.free):
+            assert sorted(os.listdir(sn.free / name)) == ["fs", "work"]
+            assert os.listdir(sn.free / name / "fs") == []
