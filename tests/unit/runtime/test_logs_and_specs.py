@@ -248,3 +248,17 @@ def test_snapshots_recycled_from_several_threads_keep_their_directories(tmp_path
         for name in os.listdir(sn.free):
             assert sorted(os.listdir(sn.free / name)) == ["fs", "work"]
             assert os.listdir(sn.free / name / "fs") == []
+
+
+def test_removed_snapshots_wait_in_the_trash_before_they_are_emptied(tmp_path: Path) -> None:
+    layer = tmp_path / "l1"
+    layer.mkdir()
+    sn = Snapshotter(tmp_path / "snaps")
+    sn.prepare("c1", [layer])
+    sn.remove("c1")
+    assert sn.purge_trash(older_than=300) == 0 and len(os.listdir(sn.trash)) == 1
+    old = sn.trash / os.listdir(sn.trash)[0]
+    os.rename(old, sn.trash / ("1000." + old.name.split(".", 1)[1]))      # removed long ago
+    (sn.trash / "legacy-name").mkdir()                                     # (no time: purged)
+    assert sn.purge_trash(older_than=300) == 2 and os.listdir(sn.trash) == []
+    assert len(os.listdir(sn.free)) == 1
