@@ -54,7 +54,7 @@ def write_json(path: str, data: dict[str, Any], sync: bool = False, recycle: boo
     if recycle:
         try:
             os.link(path, f"{path}.spare")
-        except (FileNotFoundError, FileExistsError):
+        except OSError:                 # none yet, a spare already, or no hard links here: a new inode next time
             pass
     os.rename(tmp, path)
     if sync:
