@@ -64,6 +64,21 @@ def _make_client(kubeconfig: str | None) -> Any:
     return Client.from_kubeconfig(kubeconfig, user_agent=f"kubelet/{KUBELET_VERSION}")
 
 
+def _lean_writes(client: Any) -> Any:
+    """``client`` with the hot writes (pod status patches, Events: creates and patches) on kubelite's lean
+    HTTP/1.1 pool: through aiohttp each costs more of the kubelet's CPU than the status it writes."""
+    from kubelite.client import _rest
+    from kubelite.client.fastwriter import FastWriter
+
+    class LeanWriter(FastWriter):
+        async def patch(self, res: Any, name: str, body: Any, namespace: str | None = None,
+                        patch_type: Any = "merge", subresource: str | None = None, **kw: Any) -> Any:
+            return await self.send(_rest.patch(_rest.resolve(res), name, body, namespace, self.namespace,
+                                               patch_type=patch_type, subresource=subresource, **kw))
+
+    return LeanWriter(client)
+
+
 def _accepted(factory: Any, **kwargs: Any) -> dict[str, Any]:
     params = inspect.signature(factory).parameters
     if any(p.kind == p.VAR_KEYWORD for p in params.values()):
@@ -126,10 +141,12 @@ async def run(args: argparse.Namespace) -> int:
                           pod_cidr=pod_cidr, cluster_cidr=args.cluster_cidr, network=network)
     async with contextlib.AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(Runtime(**rt_kwargs))
-        recorder = _recorder(client, node)
+        writer = _lean_writes(client)
+        stack.push_async_callback(writer.close)
+        recorder = _recorder(writer, node)
         kubelet = Kubelet(KubeletConfig(node, root, host_ip=node_ip, crash_loop_base=args.crash_loop_base,
                                         crash_loop_cap=args.crash_loop_max, max_pods=args.max_pods),
-                          client, runtime, images, recorder)
+                          writer, runtime, images, recorder)
         kubelet.stop_pods_on_exit = stop_pods
         runner = await serve(kubelet, args.address, args.port, token)
         stack.push_async_callback(runner.cleanup)

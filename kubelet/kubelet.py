@@ -266,6 +266,7 @@ class Kubelet:
             now=time.time(), host_ip=self.host_ip, sync_errors=result.errors,
             ready=self.prober.ready(uid, running), started=self.prober.started(uid, running),
             termination_messages=self._messages))
+        self.pleg.observed(uid, rp)
         deleting = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
         done = deleting and not rp.running()
         self.status.set_pod_status(pod, status, delete=done)
@@ -312,6 +313,7 @@ class Kubelet:
         else:
             await self.rm.remove_pod(rp)
         self.prober.remove_pod(uid)
+        self.pleg.observed(uid, None)
         self.status.forget(uid)
         self.removed.pop(uid, None)
         self._cleaned.add(uid)

@@ -24,7 +24,8 @@ from kubelet.handlers import run_handler
 from kubelet.images import ImageError, ImageManager, pull_policy
 from kubelet.logs import tail_text
 from kubelet.planner import Backoff, PodActions, RuntimePod, backoff_key, compute_pod_actions
-from kubelet.volumes import TMPFS_ANNOTATION, container_mounts, pod_dir, remove_pod_dir, setup_volumes
+from kubelet.poddirs import PodDirs, pod_dirs
+from kubelet.volumes import TMPFS_ANNOTATION, container_mounts, setup_volumes
 
 logger = logging.getLogger(__name__)
 DEFAULT_GRACE = 30
@@ -78,6 +79,8 @@ class RuntimeManager:
         self.node_name = node_name
         self.root_dir = root_dir
         self.log_dir = log_dir
+        self.pod_dirs = pod_dirs(root_dir)        # recycled: see poddirs
+        self.log_dirs = PodDirs(log_dir)
         self.backoff = backoff or Backoff()
         self.clock = clock
         self.host_ip = "127.0.0.1"                                # for hostNetwork pods' hooks
@@ -213,7 +216,7 @@ class RuntimeManager:
         if actions.create_sandbox:
             annotations = {TMPFS_ANNOTATION: "[" + ",".join(tmpfs) + "]"} if tmpfs else {}
             cfg = sandbox_config(pod, self.node_name, str(self.log_dir), actions.attempt, annotations)
-            await asyncio.to_thread(Path(cfg.log_directory).mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(self.log_dirs.make, Path(cfg.log_directory).name)
             result.marks.setdefault("sandboxCall", time.time())
             try:
                 sandbox_id = await self.runtime.run_pod_sandbox(cfg, runtime_handler)
@@ -256,8 +259,8 @@ class RuntimeManager:
         src = Sources(sources.configmaps, sources.secrets, pod_ip=ip,
                       host_ip=sources.host_ip, node_allocatable=sources.node_allocatable)
         uid = (pod.get("metadata") or {}).get("uid", "")
-        term_dir = pod_dir(self.root_dir, uid) / "containers" / name
-        term_file = term_dir / f"{attempt}-{time.time_ns() % 10**9}"
+        term_name = f"{attempt}-{time.time_ns() % 10**9}"
+        term_file = self.pod_dirs.path(uid) / "containers" / name / term_name
         try:
             mounts = container_mounts(c, volumes, pod)
             cfg = container_config(pod, c, image_ref=image_id, attempt=attempt, node_name=self.node_name,
@@ -267,14 +270,16 @@ class RuntimeManager:
             result.errors[name] = ("CreateContainerConfigError", str(exc))
             result.events.append(("Warning", "Failed", f"Error: {exc}"))
             return
-        await asyncio.to_thread(_touch, term_file)
         sandbox_cfg = sandbox_config(pod, self.node_name, str(self.log_dir), sb.metadata.attempt)
+        await asyncio.to_thread(self._container_files, uid, name, term_name, Path(sandbox_cfg.log_directory).name,
+                                cfg.log_path)
         if previous is not None:
             self.backoff.next(backoff_key(pod, c), now)
         result.marks.setdefault("createCall", time.time())
         try:
             cid = await self.runtime.create_container(sb.id, cfg, sandbox_cfg)
         except CriError as exc:
+            logger.warning("%s: creating container %s failed: %s", pod_key(pod), name, exc)
             result.errors[name] = ("CreateContainerError", str(exc))
             result.events.append(("Warning", "Failed", f"Error: {exc}"))
             return
@@ -330,6 +335,19 @@ class RuntimeManager:
             if sb.state.value == "SANDBOX_READY":
                 await self.runtime.stop_pod_sandbox(sb.id)
 
+    def _container_files(self, uid: str, name: str, term_name: str, log_dir: str, log_path: str) -> None:
+        """The instance's termination-message file and its log file (empty, from spares: see poddirs)."""
+        self.pod_dirs.file(uid, name, term_name, 0o666)
+        if log_path:
+            container, _, filename = log_path.rpartition("/")
+            self.log_dirs.file(log_dir, container, filename)
+
+    def _remove_dirs(self, uid: str) -> None:
+        """A removed pod's directory and its logs (as Kubernetes' GC once the pod is gone)."""
+        self.pod_dirs.remove(uid)
+        for name in self.log_dirs.named_for(f"_{uid}"):
+            self.log_dirs.remove(name)
+
     async def remove_pod(self, rp: RuntimePod) -> None:
         """Remove everything of a pod that is gone from the API (containers, sandboxes, its directory)."""
         for c in rp.containers:
@@ -339,15 +357,9 @@ class RuntimeManager:
             await self.runtime.remove_pod_sandbox(sb.id)
         if self._sandbox_ids is not None:
             self._sandbox_ids.pop(rp.uid, None)
-        await asyncio.to_thread(remove_pod_dir, self.root_dir, rp.uid)
+        await asyncio.to_thread(self._remove_dirs, rp.uid)
         self.backoff.forget(rp.uid + "/")
         self.images.forget(rp.uid)
-
-
-def _touch(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o666)
-    path.chmod(0o666)
 
 
 def termination_message(c: ContainerStatus) -> str:

@@ -5,6 +5,11 @@ container's and sandbox's state with the previous listing, and wakes the pods wh
 Besides the relist it reads the runtime's ``events()`` stream (the shims' exit events) so exits are
 noticed at once; the relist repairs anything the stream missed. Its consumer is a non-blocking
 callback, so PLEG never blocks its producer.
+
+The runtime's other events (created, started, deleted) echo the kubelet's own calls, which the pod's sync
+saw: they wake nothing, and :meth:`GenericPLEG.observed` records the state each sync computed its status
+from, so the next relist wakes a pod only for what changed since (a burst of pod starts once woke every pod
+again per event and relisted the whole node per new sandbox).
 """
 
 from __future__ import annotations
@@ -12,12 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from prometheus_client import Histogram
 
 from kubelet.containerconfig import LABEL_POD_UID
 from kubelet.cri import CriError, RuntimeService
+
+if TYPE_CHECKING:
+    from kubelet.planner import RuntimePod
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +56,18 @@ class GenericPLEG:
 
     def relist_soon(self) -> None:
         self._kick.set()
+
+    def observed(self, uid: str, rp: "RuntimePod | None") -> None:
+        """What a sync of ``uid`` saw (None: the pod is gone from the runtime): the next relist compares with it."""
+        for key in [k for k, (u, _) in self._states.items() if u == uid]:
+            del self._states[key]
+        if rp is None:
+            return
+        for sb in rp.sandboxes:
+            self._sandbox_pod[sb.id] = uid
+            self._states["sb:" + sb.id] = (uid, sb.state.value)
+        for c in rp.containers:
+            self._states[c.id] = (uid, c.state.value)
 
     async def relist(self) -> set[str]:
         """One listing; returns (and wakes) the uids whose state changed."""
@@ -110,10 +130,11 @@ class GenericPLEG:
         while True:
             try:
                 async for ev in self.runtime.events():
+                    if ev.kind != "exited":
+                        continue         # the echo of a kubelet call its sync saw (see the module doc)
                     uid = self._sandbox_pod.get(ev.pod_sandbox_id)
                     if uid:
-                        self._states[ev.container_id] = (uid, "CONTAINER_EXITED" if ev.kind == "exited"
-                                                         else self._states.get(ev.container_id, ("", ""))[1])
+                        self._states[ev.container_id] = (uid, "CONTAINER_EXITED")
                         self.on_change(uid)
                     else:
                         self.relist_soon()

@@ -213,7 +213,8 @@ async def pods(request: web.Request) -> web.Response:
 
 async def debug_pods(request: web.Request) -> web.Response:
     """kubelite's own: per pod the wall-clock times seen/sandbox/started/running-written, and its containers
-    (id, pid, state), for benchmarks and debugging."""
+    (id, pid, state), for benchmarks and debugging; ``runtimeOnly``: uids the runtime still holds sandboxes or
+    containers of while no API pod has them (being torn down)."""
     kubelet = request.app[KUBELET]
     rps = await kubelet.rm.runtime_pods()
     out = []
@@ -227,7 +228,7 @@ async def debug_pods(request: web.Request) -> web.Response:
                        "attempt": c.metadata.attempt} for c in (rp.containers if rp else ())]
         out.append({"namespace": meta.get("namespace"), "name": meta.get("name"), "uid": uid, "times": times,
                     "containers": containers})
-    return web.json_response({"pods": out})
+    return web.json_response({"pods": out, "runtimeOnly": sorted(set(rps) - set(kubelet.pods))})
 
 
 async def metrics(request: web.Request) -> web.Response:

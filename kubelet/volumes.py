@@ -24,6 +24,7 @@ from typing import Any, Mapping
 from kubelet.cri import Mount
 from kubelet.envvars import (ContainerConfigError, Sources, configmap_data, field_ref_value,
                              resource_field_ref_value, secret_data)
+from kubelet.poddirs import pod_dir, pod_dirs
 from kubelet.qos import parse_quantity
 
 TMPFS_ANNOTATION = "kubelite.io/tmpfs-dirs"
@@ -32,10 +33,6 @@ _PROPAGATION = {"None": "private", "HostToContainer": "rslave", "Bidirectional":
 _PLUGIN = {"emptyDir": "kubernetes.io~empty-dir", "configMap": "kubernetes.io~configmap",
            "secret": "kubernetes.io~secret", "downwardAPI": "kubernetes.io~downward-api",
            "projected": "kubernetes.io~projected"}
-
-
-def pod_dir(root: Path, uid: str) -> Path:
-    return root / "pods" / uid
 
 
 def volume_dir(root: Path, uid: str, kind: str, name: str) -> Path:
@@ -183,6 +180,8 @@ def setup_volumes(root: Path, pod: Mapping[str, Any], sources: Sources) -> tuple
     uid = (pod.get("metadata") or {}).get("uid", "")
     paths: dict[str, Path] = {}
     tmpfs: list[str] = []
+    if (pod.get("spec") or {}).get("volumes"):
+        pod_dirs(root).make(uid)
     for vol in (pod.get("spec") or {}).get("volumes") or []:
         name = vol.get("name", "")
         if "hostPath" in vol:
@@ -243,7 +242,3 @@ def container_mounts(container: Mapping[str, Any], volumes: Mapping[str, Path], 
                             propagation=_PROPAGATION.get(vm.get("mountPropagation") or "None", "private")))
     return mounts
 
-
-def remove_pod_dir(root: Path, uid: str) -> None:
-    """Remove the pod's directory (volumes, termination-message files); hostPath data is never under it."""
-    shutil.rmtree(pod_dir(root, uid), ignore_errors=True)

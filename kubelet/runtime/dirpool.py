@@ -8,7 +8,7 @@ records and OCI state live on the tmpfs scratch root). Renaming a directory out 
 
 ``give`` renames first (atomic: the sandbox is gone from listings at once), then deletes the records
 that made it one (``meta.json``), so a crash in between leaves only a stale record in the pool, which
-``take`` deletes again. A full pool, or any error, falls back to ``rmtree``. ``purge`` empties it
+``take`` deletes again (a record's inode is kept as its ``.spare``, see ``state.write_json``). A full pool, or any error, falls back to ``rmtree``. ``purge`` empties it
 (the runtime's exit, ``kubelite down``). Only plain directories are given: their mounts are gone first.
 Blocking file I/O: call from a worker thread.
 """
@@ -66,9 +66,27 @@ class DirPool:
         shutil.rmtree(d, ignore_errors=True)
 
     def _drop_records(self, d: str) -> None:
+        """The records go (the directory is no sandbox any more), their inodes stay as the next records'
+        spares (``state.write_json(recycle=True)``)."""
         for name in self.records:
+            path = os.path.join(d, name)
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(d, name))
+                if os.path.exists(f"{path}.spare"):
+                    os.unlink(path)
+                else:
+                    os.rename(path, f"{path}.spare")
 
     def purge(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def process_umask() -> int:
+    """The process' umask, read without changing it (os.umask would, for every thread at once)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022

@@ -187,7 +187,7 @@ def _finish(d: str, cfg: cri.PodSandboxConfig, meta: dict[str, Any]) -> None:
     """``hosts`` (it holds the pod's IP) and the record that makes the sandbox exist for listings."""
     with open(os.path.join(d, "hosts"), "w") as f:
         f.write(hosts_content(cfg, meta["ip"]))
-    state.write_json(os.path.join(d, "meta.json"), meta)
+    _write(meta)
 
 
 def _pod_cgroup(path: str, resources: dict[str, Any]) -> bool:
@@ -216,7 +216,7 @@ async def stop(fs: ForkServerClient, meta: dict[str, Any], net: network.NodeNetw
         await asyncio.to_thread(net.teardown_pod, meta["id"])
     await _release(fs, meta)
     meta["state"] = cri.PodSandboxState.NOTREADY.value
-    state.write_json(os.path.join(meta["dir"], "meta.json"), meta)
+    _write(meta)
 
 
 async def remove(fs: ForkServerClient, meta: dict[str, Any], net: network.NodeNetwork | None) -> None:
@@ -244,8 +244,34 @@ def status(meta: dict[str, Any]) -> cri.PodSandboxStatus:
         netns_path=meta["ns"].get("network"), pid=meta.get("pid"))
 
 
+_loaded: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}   # meta.json path → (its stat, its record)
+
+
 def load(root: str, sid: str) -> dict[str, Any] | None:
-    return state.read_json(os.path.join(root, "sandboxes", sid, "meta.json"))
+    """The sandbox's record (a copy: top-level keys may be changed), read again only when meta.json changed
+    (every status and listing asks: the kubelet's syncs, PLEG's relist each second)."""
+    path = os.path.join(root, "sandboxes", sid, "meta.json")
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        _loaded.pop(path, None)
+        return None
+    key = (st.st_ino, st.st_mtime_ns, st.st_size)
+    hit = _loaded.get(path)
+    if hit is None or hit[0] != key:
+        meta = state.read_json(path)
+        if meta is None:
+            return None
+        if len(_loaded) >= 4096:
+            _loaded.clear()
+        hit = _loaded[path] = (key, meta)
+    return dict(hit[1])
+
+
+def _write(meta: dict[str, Any]) -> None:
+    path = os.path.join(meta["dir"], "meta.json")
+    _loaded.pop(path, None)                      # (read again: our own writes never depend on the stat)
+    state.write_json(path, meta, recycle=True)
 
 
 def list_ids(root: str) -> list[str]:

@@ -38,7 +38,7 @@ from kubelet.runtime.network import NodeNetwork
 from kubelet.runtime.ociruntime.client import ForkServerClient, ForkServerError
 from kubelet.runtime.ociruntime.shim import HANDLER_ANNOTATION
 from kubelet.runtime.records import Records
-from kubelet.runtime.snapshots import Snapshotter, release_scratch, scratch_root
+from kubelet.runtime.snapshots import PURGE_AFTER, Snapshotter, release_scratch, scratch_root
 
 logger = logging.getLogger(__name__)
 
@@ -372,6 +372,7 @@ class Runtime:
     def _remove_files(self, cid: str, cdir: str) -> None:
         self.snapshots.remove(cid)
         shutil.rmtree(cdir, True)
+        self.snapshots.purge_trash(PURGE_AFTER)      # (those removed a while ago: to the next containers)
 
     def _delete_and_remove_files(self, cid: str, cdir: str) -> None:
         ops.delete(self.oci_root, cid, True)

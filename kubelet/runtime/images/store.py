@@ -76,6 +76,10 @@ class ImageStore:
         self.root = Path(root)
         self.blobs = BlobStore(self.root)
         self.layers_dir = self.root / "layers" / "sha256"
+        # lookups (every container create resolves its image) read no file the store did not change: blobs are
+        # content-addressed, and index.json is replaced (a new inode) on every change
+        self._blob_bytes: dict[str, bytes] = {}
+        self._index: tuple[tuple[int, int, int], dict[str, Any]] | None = None
         self._init_layout()
 
     def _init_layout(self) -> None:
@@ -136,7 +140,25 @@ class ImageStore:
         return self.layers_dir / diff_id.split(":", 1)[1]
 
     def load_json(self, digest: str) -> dict[str, Any]:
-        return json.loads(self.blobs.read(digest))
+        raw = self._blob_bytes.get(digest)
+        if raw is None:
+            raw = self.blobs.read(digest)
+            if len(self._blob_bytes) >= 256:
+                self._blob_bytes.clear()
+            self._blob_bytes[digest] = raw
+        return json.loads(raw)
+
+    def _current_index(self) -> dict[str, Any]:
+        """``read_index`` for lookups (not to be changed): parsed again only when index.json was replaced."""
+        try:
+            st = os.stat(self.root / "index.json")
+        except FileNotFoundError:
+            return self.read_index()
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._index
+        if cached is None or cached[0] != key:
+            cached = self._index = (key, self.read_index())
+        return cached[1]
 
     def _image(self, manifest_digest: str, entries: list[dict[str, Any]]) -> StoredImage:
         manifest = self.load_json(manifest_digest)
@@ -165,7 +187,7 @@ class ImageStore:
 
     def _grouped(self) -> dict[str, list[dict[str, Any]]]:
         groups: dict[str, list[dict[str, Any]]] = {}
-        for e in self.read_index().get("manifests", []):
+        for e in self._current_index().get("manifests", []):
             if e.get("mediaType", oci.OCI_MANIFEST) in oci.MANIFEST_TYPES:
                 groups.setdefault(e["digest"], []).append(e)
         return groups

@@ -6,6 +6,11 @@ round-robin allocation, and ``lock``, taken with ``flock`` around every change. 
 one host never hand out one address twice, a restarted kubelet finds its allocations where it left
 them, and an address is reused only after it was released (and after the others were tried).
 The network address, the gateway (first host address) and the broadcast address are never given out.
+
+A released address' file is emptied, not deleted, and the next allocation of an address without a file
+renames an empty one to it: on a journal-less ext4 every new inode makes the allocator step over the
+block group's recently deleted inodes (~0.5-1 ms per file once pods have come and gone), so a node that
+starts and stops pods makes and deletes no IPAM inode after its first pods. An empty file is a free address.
 """
 
 from __future__ import annotations
@@ -71,22 +76,34 @@ class Ipam:
         finally:
             os.close(fd)   # releases the lock
 
-    def _owner_of_file(self, ip: str) -> str | None:
+    def _read(self, name: str) -> str:
+        """The owner recorded in file ``name`` ("" when it is empty or missing: the address is free)."""
         try:
-            return (self.dir / ip).read_text().strip()
+            fd = os.open(os.path.join(self.dir, name), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            return None
+            return ""
+        try:
+            return os.read(fd, 4096).decode(errors="replace").strip()
+        finally:
+            os.close(fd)
 
-    def allocations(self) -> dict[str, str]:
-        """ip → owner of every current allocation."""
-        out = {}
+    def _scan(self) -> tuple[dict[str, str], list[str]]:
+        """(ip → owner of every current allocation, the empty files of released addresses)."""
+        owners: dict[str, str] = {}
+        empty: list[str] = []
         for entry in os.scandir(self.dir):
             if entry.name in (LAST_FILE, LOCK_FILE) or entry.name.startswith("."):
                 continue
-            owner = self._owner_of_file(entry.name)
-            if owner is not None:
-                out[entry.name] = owner
-        return out
+            owner = self._read(entry.name)
+            if owner:
+                owners[entry.name] = owner
+            else:
+                empty.append(entry.name)
+        return owners, empty
+
+    def allocations(self) -> dict[str, str]:
+        """ip → owner of every current allocation."""
+        return self._scan()[0]
 
     def lookup(self, owner: str) -> str | None:
         """The address held by ``owner``, if any."""
@@ -104,30 +121,51 @@ class Ipam:
         if not owner or "\n" in owner:
             raise IpamError(f"invalid IPAM owner {owner!r}")
         with self._locked():
-            held = self.lookup(owner)
-            if held:
-                return held
+            owners, empty = self._scan()
+            for ip, o in owners.items():
+                if o == owner:
+                    return ip
             hosts = int(self.net.num_addresses)
             first = int(self.net.network_address) + 2            # .0 network, .1 gateway
             last = int(self.net.broadcast_address) - 1
             try:
-                prev = int(ipaddress.ip_address((self.dir / LAST_FILE).read_text().strip()))
+                with open(os.path.join(self.dir, LAST_FILE)) as f:
+                    prev = int(ipaddress.ip_address(f.read().strip()))
             except (FileNotFoundError, ValueError):
                 prev = first - 1
             start = prev + 1 if first <= prev + 1 <= last else first
             count = last - first + 1
+            spare = self._addresses(empty)
             for i in range(max(0, count)):
-                cand = first + (start - first + i) % count
-                ip = str(ipaddress.ip_address(cand))
-                try:
-                    fd = os.open(self.dir / ip, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-                except FileExistsError:
+                ip = str(ipaddress.ip_address(first + (start - first + i) % count))
+                if ip in owners:
                     continue
-                with os.fdopen(fd, "w") as f:   # no fsync: a host crash ends every pod it could account for
-                    f.write(owner + "\n")
+                path = os.path.join(self.dir, ip)
+                if ip in spare:
+                    spare.remove(ip)
+                elif spare:                          # no file yet: a released address' inode becomes it
+                    os.rename(os.path.join(self.dir, spare.pop()), path)
+                # (every change is made under the lock: the scan above saw every owner)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                try:                                 # no fsync: a host crash ends every pod it could account for
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, (owner + "\n").encode(), 0)
+                finally:
+                    os.close(fd)
                 self._write_last(ip)
                 return ip
             raise IpamError(f"no free address left in {self.cidr} ({hosts} addresses, {count} usable)")
+
+    def _addresses(self, names: list[str]) -> list[str]:
+        """Those of ``names`` that are addresses of this CIDR (an empty file is only reused if it is one)."""
+        out = []
+        for n in names:
+            try:
+                if ipaddress.ip_address(n) in self.net:
+                    out.append(n)
+            except ValueError:
+                pass
+        return out
 
     def _write_last(self, ip: str) -> None:
         """Record the round-robin position, in place (a hint only: a torn write just restarts the round,
@@ -144,18 +182,23 @@ class Ipam:
         with self._locked():
             ip = self.lookup(owner)
             if ip is not None:
-                try:
-                    (self.dir / ip).unlink()
-                except FileNotFoundError:
-                    pass
+                self._empty(ip)
             return ip
 
     def release_ip(self, ip: str) -> None:
         with self._locked():
-            try:
-                (self.dir / str(ipaddress.ip_address(ip))).unlink()
-            except FileNotFoundError:
-                pass
+            self._empty(str(ipaddress.ip_address(ip)))
+
+    def _empty(self, ip: str) -> None:
+        """Mark ``ip`` free, keeping its file's inode for a later allocation (see the module doc)."""
+        try:
+            fd = os.open(os.path.join(self.dir, ip), os.O_WRONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)
 
     def remove_all(self) -> None:
         """Delete this CIDR's whole store (node removed / tests' teardown)."""

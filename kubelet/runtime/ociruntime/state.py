@@ -40,14 +40,22 @@ def container_dir(root: str, cid: str) -> str:
     return os.path.join(root, cid)
 
 
-def write_json(path: str, data: dict[str, Any], sync: bool = False) -> None:
-    """Atomically replace ``path`` (tmp + rename; with ``sync`` also fsync file and dir)."""
+def write_json(path: str, data: dict[str, Any], sync: bool = False, recycle: bool = False) -> None:
+    """Atomically replace ``path`` (tmp + rename; with ``sync`` also fsync file and dir). ``recycle``: the
+    record replaced is kept as ``<path>.spare`` and is the next write's tmp file, so rewriting a record
+    makes and deletes no inode (each new one costs ~0.5-1 ms on a busy journal-less ext4; see dirpool)."""
     tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
+    fd = _open_tmp(tmp, f"{path}.spare" if recycle else "")
+    with open(fd, "w", closefd=True) as f:
         f.write(json.dumps(data))  # (one write: json.dump writes chunk by chunk)
         if sync:
             f.flush()
             os.fsync(f.fileno())
+    if recycle:
+        try:
+            os.link(path, f"{path}.spare")
+        except OSError:                 # none yet, a spare already, or no hard links here: a new inode next time
+            pass
     os.rename(tmp, path)
     if sync:
         fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
@@ -55,6 +63,22 @@ def write_json(path: str, data: dict[str, Any], sync: bool = False) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _open_tmp(tmp: str, spare: str) -> int:
+    """``tmp`` opened empty for writing: the ``spare`` file's inode when there is one."""
+    if spare:
+        try:
+            os.rename(spare, tmp)
+        except FileNotFoundError:
+            pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    if spare and os.fstat(fd).st_nlink > 1:  # a crash between link and rename: the spare is the record itself
+        os.close(fd)
+        os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    os.ftruncate(fd, 0)
+    return fd
 
 
 def read_json(path: str) -> dict[str, Any] | None:

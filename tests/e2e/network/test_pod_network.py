@@ -95,7 +95,9 @@ def test_teardown_leaves_nothing_and_is_idempotent(lab: Lab) -> None:
     node.teardown_pod(sid)
     with Netlink() as nl:
         assert nl.link(pn.host_veth) is None
-    assert node.pod_ip(sid) is None and not (node.ipam.dir / pn.ip).exists()
+    ip_file = node.ipam.dir / pn.ip               # released: gone, or emptied (its inode kept for the next pod)
+    assert node.pod_ip(sid) is None and pn.ip not in node.ipam.allocations()
+    assert not ip_file.exists() or ip_file.read_text() == ""
     assert "eth0" not in run_in(ns, "ip", "link").stdout
     assert not ping(pn.ip)
 

@@ -51,6 +51,15 @@ def _our_links(root: Path, e: "Env") -> set[str]:
     return {f"ipam:{o}" for o in owners} | {network.host_veth_name(o) for o in owners} & _links()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _shared_bridge_removed() -> Iterator[None]:
+    """Each test's node leaves the shared bridge (another node may be on it); at the end it goes when nobody
+    uses it any more (no pod veth, no node's gateway address: kubelite down's rule)."""
+    yield
+    from kubelite.cli.kubelet_cleanup import _remove_bridge_if_unused
+    _remove_bridge_if_unused()
+
+
 @pytest.fixture(scope="session")
 def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     r = tmp_path_factory.mktemp("busybox") / "rootfs"

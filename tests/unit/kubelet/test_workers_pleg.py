@@ -98,3 +98,35 @@ async def test_pleg_relist_and_events_wake_changed_pods() -> None:
         except asyncio.CancelledError:
             pass
     assert "u2" not in woken and foreign
+
+
+async def test_pleg_wakes_a_pod_only_for_what_its_sync_did_not_see() -> None:
+    from kubelet.planner import RuntimePod
+    rt = FakeRuntime()
+    woken: list[str] = []
+    pod = {"metadata": {"name": "p", "namespace": "default", "uid": "u1"}}
+    labels = pod_labels(pod, "n1")
+    cfg = PodSandboxConfig(PodSandboxMetadata("p", "default", "u1"), "p", "/tmp", "x", labels=labels)
+    pleg = GenericPLEG(rt, woken.append, owns=lambda l: l.get("kubelite.io/node") == "n1", period=0.02)
+    task = asyncio.create_task(pleg.run())
+    try:
+        sid = await rt.run_pod_sandbox(cfg)
+        cid = await rt.create_container(sid, ContainerConfig(ContainerMetadata("c"), "img", labels=dict(labels)), cfg)
+        await rt.start_container(cid)                         # its "started" event: the sync's own doing
+        pleg.observed("u1", RuntimePod.of("u1", [await rt.pod_sandbox_status(sid)], await rt.list_containers(sid)))
+        await asyncio.sleep(0.1)                              # relists meanwhile
+        assert woken == []
+        rt.exit(cid, 1)                                       # what the sync did not see
+        async with asyncio.timeout(1):
+            while "u1" not in woken:
+                await asyncio.sleep(0.001)
+        pleg.observed("u1", None)                             # removed: nothing of it is expected any more
+        woken.clear()
+        await pleg.relist()
+        assert woken == ["u1"]                                # (the runtime still has it: a change)
+    finally:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass

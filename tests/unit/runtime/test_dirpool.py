@@ -48,3 +48,34 @@ def test_a_stale_record_left_by_a_crash_is_dropped_on_take(tmp_path: Path) -> No
     _state_dir(tmp_path / "free" / "crashed")                      # renamed, record not yet deleted
     assert pool.take(str(tmp_path / "new"))
     assert not (tmp_path / "new" / "meta.json").exists() and (tmp_path / "new" / "bundle").is_dir()
+
+
+def test_records_rewritten_and_recycled_make_no_new_inode(tmp_path: Path) -> None:
+    from kubelet.runtime.ociruntime.state import read_json, write_json
+    d = tmp_path / "sandboxes" / "a"
+    d.mkdir(parents=True)
+    rec = str(d / "meta.json")
+    write_json(rec, {"n": 1}, recycle=True)
+    write_json(rec, {"n": 2}, recycle=True)          # the first record's inode becomes the spare
+    inodes = {(d / "meta.json").stat().st_ino, (d / "meta.json.spare").stat().st_ino}
+    write_json(rec, {"n": 3}, recycle=True)
+    assert read_json(rec) == {"n": 3} and not (d / "meta.json.tmp").exists()
+    assert {(d / "meta.json").stat().st_ino, (d / "meta.json.spare").stat().st_ino} == inodes
+    pool = DirPool(str(tmp_path / "free"))
+    pool.give(str(d))
+    assert pool.take(str(tmp_path / "sandboxes" / "b"))
+    new = tmp_path / "sandboxes" / "b"
+    assert not (new / "meta.json").exists()
+    write_json(str(new / "meta.json"), {"n": 4}, recycle=True)
+    assert read_json(str(new / "meta.json")) == {"n": 4} and (new / "meta.json").stat().st_ino in inodes
+
+
+def test_a_spare_that_is_still_the_record_is_not_truncated(tmp_path: Path) -> None:
+    """A crash between keeping the old record as the spare and the rename: spare and record are one file."""
+    import os
+    from kubelet.runtime.ociruntime.state import read_json, write_json
+    rec = str(tmp_path / "meta.json")
+    write_json(rec, {"n": 1}, recycle=True)
+    os.link(rec, rec + ".spare")
+    write_json(rec, {"n": 2}, recycle=True)
+    assert read_json(rec) == {"n": 2} and read_json(rec + ".spare") == {"n": 1}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kubelet import cri
+from kubelet.runtime.dirpool import process_umask
 from kubelet.runtime import linux, oci, podspec
 from kubelet.runtime.ociruntime import crilog, init
 from kubelet.runtime import snapshots
@@ -196,3 +197,68 @@ def test_scratch_root_on_tmpfs_and_released_when_empty(tmp_path: Path) -> None:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     assert snapshots.scratch_root(Path("/dev/shm") / "x") == Path("/dev/shm") / "x"  # a root on a tmpfs is its own
+
+
+def test_snapshot_directories_are_emptied_and_reused(tmp_path: Path) -> None:
+    layer = tmp_path / "l1"
+    layer.mkdir()
+    sn = Snapshotter(tmp_path / "snaps", keep=1)
+    sn.prepare("c1", [layer])
+    fs, ino = sn.upper("c1"), sn.upper("c1").stat().st_ino
+    (fs / "etc").mkdir()
+    (fs / "etc" / "written").write_text("x")
+    (tmp_path / "snaps" / "c1" / "work" / "work").mkdir()
+    os.chmod(fs, 0o700)
+    sn.prepare("c2", [layer])
+    inodes = {ino, sn.upper("c2").stat().st_ino}
+    sn.remove("c1")
+    sn.remove("c2")
+    assert sn.purge_trash() == 2 and sn.list() == [] and len(os.listdir(sn.free)) == 1   # one kept, one deleted
+    [m] = sn.prepare("c3", [layer])
+    assert f"upperdir={sn.upper('c3')}" in m.options
+    assert os.listdir(sn.upper("c3")) == [] and os.listdir(tmp_path / "snaps" / "c3" / "work") == []
+    assert sn.upper("c3").stat().st_mode & 0o777 == 0o777 & ~process_umask()
+    assert sn.list() == ["c3"] and os.listdir(sn.free) == [] and sn.upper("c3").stat().st_ino in inodes
+    with pytest.raises(SnapshotError):
+        sn.prepare("c3", [layer])
+    sn.remove("c3")
+    sn.close()
+    assert sorted(os.listdir(tmp_path / "snaps")) == [".trash"] and os.listdir(sn.trash) == []
+
+
+def test_snapshots_recycled_from_several_threads_keep_their_directories(tmp_path: Path) -> None:
+    """Two removals emptying the trash at once once left a free snapshot without fs/ (its mount failed)."""
+    import threading
+    layer = tmp_path / "l1"
+    layer.mkdir()
+    sn = Snapshotter(tmp_path / "snaps")
+    for round_ in range(5):
+        keys = [f"c{round_}-{i}" for i in range(8)]
+        for k in keys:
+            sn.prepare(k, [layer])
+            for j in range(20):
+                (sn.upper(k) / f"f{j}").write_text("x")
+        for k in keys:
+            sn.remove(k)
+        threads = [threading.Thread(target=sn.purge_trash) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for name in os.listdir(sn.free):
+            assert sorted(os.listdir(sn.free / name)) == ["fs", "work"]
+            assert os.listdir(sn.free / name / "fs") == []
+
+
+def test_removed_snapshots_wait_in_the_trash_before_they_are_emptied(tmp_path: Path) -> None:
+    layer = tmp_path / "l1"
+    layer.mkdir()
+    sn = Snapshotter(tmp_path / "snaps")
+    sn.prepare("c1", [layer])
+    sn.remove("c1")
+    assert sn.purge_trash(older_than=300) == 0 and len(os.listdir(sn.trash)) == 1
+    old = sn.trash / os.listdir(sn.trash)[0]
+    os.rename(old, sn.trash / ("1000." + old.name.split(".", 1)[1]))      # removed long ago
+    (sn.trash / "legacy-name").mkdir()                                     # (no time: purged)
+    assert sn.purge_trash(older_than=300) == 2 and os.listdir(sn.trash) == []
+    assert len(os.listdir(sn.free)) == 1
