@@ -130,7 +130,7 @@ def parse_label_selector(text: str | None) -> LabelSelector:
         if m:
             values = tuple(sorted({_check_value(v.strip()) for v in m.group(3).split(",")}))
             if m.group(3).strip() == "":
-                raise SelectorError(f"unable to parse requirement: for 'in', 'notin' operators, values set can't be empty")
+                raise SelectorError("unable to parse requirement: for 'in', 'notin' operators, values set can't be empty")
             reqs.append(Requirement(_check_key(m.group(1)), m.group(2), values))
             continue
         for sym, op in (("==", "="), ("!=", "!="), ("=", "="), (">", "gt"), ("<", "lt")):
@@ -138,7 +138,7 @@ def parse_label_selector(text: str | None) -> LabelSelector:
                 key, _, value = part.partition(sym)
                 value = value.strip()
                 if op in ("gt", "lt") and not value.lstrip("-").isdigit():
-                    raise SelectorError(f"unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer")
+                    raise SelectorError("unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer")
                 reqs.append(Requirement(_check_key(key.strip()), op, (_check_value(value),)))
                 break
         else:

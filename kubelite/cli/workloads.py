@@ -158,7 +158,7 @@ def _history(argv: list[str]) -> int:
     if args.revision:
         rs = next((r for r in sets if _rev(r) == args.revision), None)
         if rs is None:
-            raise common.CliError(f"unable to find the specified revision")
+            raise common.CliError("unable to find the specified revision")
         import yaml
         template = copy.deepcopy(rs["spec"]["template"])
         print(f"deployment.apps/{name} with revision #{args.revision}")
@@ -222,7 +222,7 @@ def _restart(argv: list[str]) -> int:
     c = common.client(args)
     name, ns, d = _deployment(c, args, args.words, "rollout restart")
     if (d.get("spec") or {}).get("paused"):
-        raise common.CliError(f"can't restart paused deployment (run rollout resume first)")
+        raise common.CliError("can't restart paused deployment (run rollout resume first)")
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     c.patch(DEPLOYMENTS, name, {"spec": {"template": {"metadata": {"annotations": {
         "kubectl.kubernetes.io/restartedAt": stamp}}}}}, ns, patch_type="strategic")

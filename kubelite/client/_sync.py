@@ -208,8 +208,8 @@ class SyncClient:
                     raise ServiceUnavailable(f"lost the connection to {self._host}:{self._port}: {exc}") from None
             except TimeoutError:
                 self.close()
-                raise ServiceUnavailable(f"Unable to connect to the server: net/http: request canceled "
-                                         f"(Client.Timeout exceeded while awaiting headers)") from None
+                raise ServiceUnavailable("Unable to connect to the server: net/http: request canceled "
+                                         "(Client.Timeout exceeded while awaiting headers)") from None
             except OSError as exc:
                 self.close()
                 raise ServiceUnavailable(f"Unable to connect to the server: {exc.strerror or exc}") from None
