@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Callable, Protocol
@@ -74,6 +75,23 @@ def read_pids(path: Path) -> list[int]:
     except CgroupError:
         return []
     return [int(x) for x in text.split()]
+
+
+def sigkill(pids: list[int]) -> None:
+    """SIGKILL each of ``pids``; one that is gone already is skipped."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def wait_empty(path: str, pids: Callable[[], list[int]], deadline: float) -> None:
+    """Wait until ``pids()`` (the processes of cgroup ``path``) is empty, or raise CgroupBusyError at ``deadline``."""
+    while left := pids():
+        if time.monotonic() >= deadline:
+            raise CgroupBusyError(f"cgroup {path}: processes {left} survived SIGKILL")
+        time.sleep(0.002)
 
 
 def mkdir(path: Path) -> bool:

@@ -10,7 +10,6 @@ only (deny-all needs a cgroup without children). Kill on destroy: freeze, SIGKIL
 from __future__ import annotations
 
 import os
-import signal
 import time
 from pathlib import Path
 
@@ -206,11 +205,7 @@ class V1Manager:
             except CgroupError:
                 frozen = False
         try:
-            for pid in self.pids(path):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            cgfs.sigkill(self.pids(path))
         finally:
             if frozen and fz is not None:
                 for sub in cgfs.subdirs_bottom_up(fz):
@@ -218,10 +213,7 @@ class V1Manager:
                         cgfs.write(sub / "freezer.state", "THAWED")
                     except CgroupError:
                         pass
-        while self.pids(path):
-            if time.monotonic() >= deadline:
-                raise CgroupBusyError(f"cgroup {path}: processes {self.pids(path)} survived SIGKILL")
-            time.sleep(0.002)
+        cgfs.wait_empty(path, lambda: self.pids(path), deadline)
 
     # ---------------------------------------------------------------------------------- stats
     def stats(self, path: str) -> CgroupStats:

@@ -15,7 +15,6 @@ directory, and a fake (non-cgroupfs) tree is cleaned up with its files on destro
 from __future__ import annotations
 
 import os
-import signal
 import time
 from pathlib import Path
 
@@ -169,17 +168,10 @@ class V2Manager:
         else:
             cgfs.write(d / "cgroup.freeze", 1)
             try:
-                for pid in self.pids(path):
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+                cgfs.sigkill(self.pids(path))
             finally:
                 cgfs.write(d / "cgroup.freeze", 0)
-        while self.pids(path):
-            if time.monotonic() >= deadline:
-                raise CgroupBusyError(f"cgroup {path}: processes {self.pids(path)} survived the kill")
-            time.sleep(0.002)
+        cgfs.wait_empty(path, lambda: self.pids(path), deadline)
 
     # ---------------------------------------------------------------------------------- stats
     def stats(self, path: str) -> CgroupStats:
