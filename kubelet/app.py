@@ -67,16 +67,9 @@ def _make_client(kubeconfig: str | None) -> Any:
 def _lean_writes(client: Any) -> Any:
     """``client`` with the hot writes (pod status patches, Events: creates and patches) on kubelite's lean
     HTTP/1.1 pool: through aiohttp each costs more of the kubelet's CPU than the status it writes."""
-    from kubelite.client import _rest
     from kubelite.client.fastwriter import FastWriter
 
-    class LeanWriter(FastWriter):
-        async def patch(self, res: Any, name: str, body: Any, namespace: str | None = None,
-                        patch_type: Any = "merge", subresource: str | None = None, **kw: Any) -> Any:
-            return await self.send(_rest.patch(_rest.resolve(res), name, body, namespace, self.namespace,
-                                               patch_type=patch_type, subresource=subresource, **kw))
-
-    return LeanWriter(client)
+    return FastWriter(client)
 
 
 def _accepted(factory: Any, **kwargs: Any) -> dict[str, Any]:

@@ -157,8 +157,8 @@ class Http1Connection(asyncio.Protocol):
 
 
 class FastWriter:
-    """Wraps a :class:`~kubelite.client.Client`: ``create`` and ``create_subresource`` go through the
-    lean pool; every other attribute is the client's."""
+    """Wraps a :class:`~kubelite.client.Client`: ``create``, ``create_subresource`` and ``patch`` go through
+    the lean pool; every other attribute is the client's."""
 
     def __init__(self, client: Any, timeout: float | None = None) -> None:
         self._client = client
@@ -243,6 +243,11 @@ class FastWriter:
     async def create_subresource(self, res: Resource, name: str, sub: str, body: dict[str, Any],
                                  namespace: str | None = None) -> Any:
         return await self.send(_rest.create_subresource(resolve(res), name, sub, body, namespace, self.namespace))
+
+    async def patch(self, res: Resource, name: str, body: Any, namespace: str | None = None,
+                    patch_type: Any = "merge", subresource: str | None = None, **kw: Any) -> Any:
+        return await self.send(_rest.patch(resolve(res), name, body, namespace, self.namespace,
+                                           patch_type=patch_type, subresource=subresource, **kw))
 
     async def close(self) -> None:
         """Close the pooled connections (the wrapped client is closed by its owner)."""

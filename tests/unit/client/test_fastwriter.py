@@ -1,4 +1,4 @@
-"""FastWriter: the scheduler's lean POST transport answers and fails exactly as the regular client."""
+"""FastWriter: the scheduler's and kubelet's lean write transport answers and fails exactly as the regular client."""
 
 from __future__ import annotations
 
@@ -41,6 +41,15 @@ async def test_binds_and_creates_over_reused_connections(fake: FakeApiServer) ->
                 await writer.create(EVENTS, ev, namespace="default")
             with pytest.raises(ApiError) as slow_err:
                 await client.create(EVENTS, ev, namespace="default")
+            assert type(fast_err.value) is type(slow_err.value) and str(fast_err.value) == str(slow_err.value)
+            # a patch (the kubelet's pod status) is the regular client's, result and errors alike
+            patched = await writer.patch(PODS, "p1", {"metadata": {"labels": {"a": "b"}}}, "default")
+            assert patched["metadata"]["labels"] == {"a": "b"}
+            assert (await client.get(PODS, "p1", "default"))["metadata"]["labels"] == {"a": "b"}
+            with pytest.raises(ApiError) as fast_err:
+                await writer.patch(PODS, "nope", {"metadata": {"labels": {"a": "b"}}}, "default")
+            with pytest.raises(ApiError) as slow_err:
+                await client.patch(PODS, "nope", {"metadata": {"labels": {"a": "b"}}}, "default")
             assert type(fast_err.value) is type(slow_err.value) and str(fast_err.value) == str(slow_err.value)
             # every other verb is the wrapped client's
             assert (await writer.get(PODS, "p1", "default"))["metadata"]["name"] == "p1"
